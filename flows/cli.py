@@ -1,0 +1,210 @@
+"""The `syncreel` command line: run a campaign, validate a brief, and look at runs.
+
+Prefect is imported only by the commands that run flows, so `validate`, `runs`, `status` and `show`
+answer in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from schemas.brief import Brief, BriefError, load_brief
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="syncreel: synchronized AI video + sound ads.")
+console = Console()
+err_console = Console(stderr=True)
+
+VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "succeeded": "green", "needs_review": "yellow",
+                 "failed": "red", "running": "cyan", "pending": "dim"}
+
+
+def _styled(value: str) -> str:
+    return f"[{VERDICT_STYLE.get(value, 'white')}]{value}[/]"
+
+
+def _load(brief_path: Path) -> Brief:
+    try:
+        return load_brief(brief_path)
+    except BriefError as exc:
+        err_console.print(f"[red]{exc.source}[/]: {len(exc.issues)} problem{'s' * (len(exc.issues) != 1)}")
+        for issue in exc.issues:
+            err_console.print(f"  [bold]{issue.loc}[/]: {issue.message}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _stage_totals(brief: Brief) -> dict[str, int]:
+    scenes = len(brief.scenes) * len(brief.languages)
+    variants = len(brief.platforms) * len(brief.languages)
+    return {"ingest": len(brief.references), "generate": scenes, "qa_master": scenes,
+            "assemble": len(brief.languages), "render": variants, "qa_deliverable": variants, "publish": 1}
+
+
+@app.command()
+def validate(brief: Annotated[Path, typer.Argument(help="Brief file (.yaml, .yml, .json).")]) -> None:
+    """Check a brief and list every problem with its field path."""
+    loaded = _load(brief)
+    console.print(f"[green]ok[/] {brief}: campaign {loaded.campaign_id!r}, {len(loaded.scenes)} scenes "
+                  f"({loaded.duration_s:g} s), languages {', '.join(loaded.languages)}, "
+                  f"platforms {', '.join(loaded.platforms)}, {len(loaded.references)} references")
+
+
+@app.command()
+def run(
+    brief: Annotated[Path, typer.Argument(help="Brief file (.yaml, .yml, .json).")],
+    out: Annotated[Path, typer.Option(help="Where deliverables are copied: OUT/<campaign>/<lang>/*.mp4.")] = Path("out"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+) -> None:
+    """Produce a campaign: generate, QA, assemble, render every platform variant, publish."""
+    loaded = _load(brief)
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    from flows.campaign import produce_campaign
+    from tasks.progress import listening
+    from tasks.publish import export_deliverables
+    from tasks.runtime import get_runtime
+
+    totals = _stage_totals(loaded)
+    columns = (TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=err_console, disable=as_json) as progress:
+        bars = {stage: progress.add_task(stage, total=total, note="") for stage, total in totals.items()}
+        cached: Counter[str] = Counter()
+
+        def on_event(event: Any) -> None:
+            bar = bars.get(event.stage)
+            if event.status in ("done", "cached") and bar is not None:
+                cached[event.stage] += event.status == "cached"
+                progress.update(bar, advance=1, note=f"{event.item}" + (f" ({cached[event.stage]} cached)"
+                                                                          if cached[event.stage] else ""))
+            elif event.status == "started" and bar is not None:
+                progress.update(bar, note=f"{event.item}…")
+            elif event.status == "failed":
+                progress.console.print(f"[red]{event.stage} {event.item}[/]: {event.detail}", highlight=False)
+
+        try:
+            with listening(on_event):
+                summary = produce_campaign(loaded)
+        except Exception as exc:
+            err_console.print(f"[red]run failed[/]: {type(exc).__name__}: {exc}", highlight=False)
+            raise typer.Exit(1) from None
+    files = export_deliverables(get_runtime(), summary, out)
+    if as_json:
+        typer.echo(json.dumps({**summary.model_dump(mode="json"), "exported": [str(f) for f in files]}, indent=2))
+        return
+    table = Table(title=f"{summary.campaign_id} — run {summary.run_id}: {summary.status}")
+    for column in ("language", "platform", "size", "seconds", "LUFS", "MB", "QA", "file"):
+        table.add_column(column)
+    verdicts = {report.subject: report for report in summary.qa}
+    for deliverable, path in zip(summary.deliverables, files, strict=False):
+        report = verdicts[f"deliverable:{deliverable.language}:{deliverable.platform}"]
+        table.add_row(deliverable.language, deliverable.platform, f"{deliverable.width}x{deliverable.height}",
+                      f"{deliverable.duration_s:.2f}",
+                      "" if deliverable.loudness_lufs is None else f"{deliverable.loudness_lufs:.1f}",
+                      f"{deliverable.size_bytes / 1e6:.2f}", _styled(report.verdict), str(path))
+    console.print(table)
+    scene_reports = [r for r in summary.qa if r.subject.startswith("master:")]
+    console.print(f"scenes: {summary.generated} generated, {summary.reused} reused; "
+                  f"master QA: {sum(r.verdict != 'fail' for r in scene_reports)}/{len(scene_reports)} passed; "
+                  f"manifest: {summary.manifest_uri}; {summary.seconds:.1f} s")
+    for report in summary.qa:
+        for check in report.checks:
+            if check.verdict != "pass":
+                console.print(f"  {_styled(check.verdict)} {report.subject} {check.check}: {check.message}",
+                              highlight=False)
+    if summary.status != "succeeded":
+        raise typer.Exit(3)
+
+
+def _store_session():
+    from store import runs
+    from tasks.runtime import get_runtime
+
+    return runs, get_runtime().session()
+
+
+@app.command(name="runs")
+def list_runs(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
+    """List recent campaign runs."""
+    runs, session = _store_session()
+    with session:
+        rows = runs.list_runs(session, limit=limit)
+        table = Table(title="campaign runs")
+        for column in ("run", "campaign", "status", "attempts", "created", "finished"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(row.id, row.campaign_id, _styled(str(row.status)), str(row.attempts),
+                          f"{row.created_at:%Y-%m-%d %H:%M:%S}",
+                          f"{row.finished_at:%Y-%m-%d %H:%M:%S}" if row.finished_at else "")
+    console.print(table)
+
+
+@app.command()
+def status(run_id: Annotated[str | None, typer.Argument(help="Run id or unique prefix; default: newest.")] = None) -> None:
+    """One run's status: scene jobs and deliverables at a glance."""
+    detail = _detail(run_id)
+    run = detail["run"]
+    console.print(f"run {run['id']} ({run['campaign_id']}): {_styled(run['status'])}, attempt {run['attempts']}"
+                  + (f"; error: {run['error']}" if run.get("error") else ""), highlight=False)
+    scenes = Counter(job["status"] for job in detail["scene_jobs"])
+    console.print("scene jobs: " + ", ".join(f"{n} {_styled(s)}" for s, n in sorted(scenes.items())))
+    qa = Counter(row["verdict"] for row in detail["qa_results"])
+    console.print(f"deliverables: {len(detail['deliverables'])}; QA checks: "
+                  + ", ".join(f"{n} {_styled(v)}" for v, n in sorted(qa.items())))
+
+
+@app.command()
+def show(
+    run_id: Annotated[str | None, typer.Argument(help="Run id or unique prefix; default: newest.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Everything as JSON.")] = False,
+) -> None:
+    """Everything about a run: scene jobs, generations, deliverables, QA results."""
+    detail = _detail(run_id)
+    if as_json:
+        typer.echo(json.dumps(detail, indent=2, default=str))
+        return
+    status(detail["run"]["id"])
+    jobs = Table(title="scene jobs")
+    for column in ("scene", "language", "status", "attempts", "backend", "seed", "seconds"):
+        jobs.add_column(column)
+    generations = {g["id"]: g for g in detail["generations"]}
+    for job in detail["scene_jobs"]:
+        gen = generations.get(job.get("generation_id")) or {}
+        jobs.add_row(job["scene_id"], job["language"], _styled(job["status"]), str(job["attempts"]),
+                     str(gen.get("backend", "")), str(gen.get("seed", "")),
+                     f"{gen['seconds']:.1f}" if gen.get("seconds") else "")
+    console.print(jobs)
+    deliverables = Table(title="deliverables")
+    for column in ("language", "platform", "uri"):
+        deliverables.add_column(column)
+    for row in detail["deliverables"]:
+        deliverables.add_row(row["language"], row["platform"], row["uri"])
+    console.print(deliverables)
+    qa = Table(title="QA results")
+    for column in ("subject", "check", "verdict", "message"):
+        qa.add_column(column)
+    for row in detail["qa_results"]:
+        qa.add_row(row["subject"], row["check"], _styled(row["verdict"]), row["message"])
+    console.print(qa)
+
+
+def _detail(run_id: str | None) -> dict[str, Any]:
+    runs, session = _store_session()
+    with session:
+        try:
+            return runs.run_detail(session, run_id)
+        except LookupError as exc:
+            err_console.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from None
+
+
+def main() -> None:
+    app()

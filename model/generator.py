@@ -1,0 +1,134 @@
+"""The `Generator` interface: one scene request in, one synchronized clip (frames + waveform) out.
+
+Every backend (`builtin`, later `ltx2`) implements it. The flow never sees tensors: a task turns the
+`MasterClip` into an MP4 in the asset store (``media.encode.write_master``) and passes the URI on.
+Plain dataclasses and numpy only, so `model/` stays free of Prefect and pydantic.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ReferenceInput:
+    """A normalized reference handed to a backend: a local file plus what it is for."""
+
+    id: str
+    kind: str  # "image" | "video" | "audio"
+    role: str  # "character" | "motion" | "music" | "voice" | "style" | "product" | "background"
+    path: Path
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything a backend needs for one scene in one language."""
+
+    scene_id: str
+    language: str
+    prompt: str
+    duration_s: float
+    width: int
+    height: int
+    fps: float
+    sample_rate: int
+    seed: int
+    dialogue: tuple[tuple[str, str], ...] = ()  # (speaker, text in this language)
+    sound_cues: tuple[tuple[float, str], ...] = ()  # (time in seconds, description)
+    references: tuple[ReferenceInput, ...] = ()
+    negative_prompt: str = ""
+    steps: int = 8
+    video_guidance: float = 3.0
+    audio_guidance: float = 3.0
+    sync_guidance: float = 0.0
+
+    @property
+    def num_frames(self) -> int:
+        return max(1, round(self.duration_s * self.fps))
+
+    @property
+    def num_samples(self) -> int:
+        return max(1, round(self.duration_s * self.sample_rate))
+
+
+@dataclass
+class MasterClip:
+    """A generated clip: picture and sound of the same duration, plus provenance.
+
+    frames: (T, H, W, 3) uint8 RGB. audio: (C, N) float32 in [-1, 1].
+    """
+
+    frames: np.ndarray
+    audio: np.ndarray
+    fps: float
+    sample_rate: int
+    backend: str
+    model_version: str
+    seed: int
+    parameters: dict[str, object] = field(default_factory=dict)
+    # Roles of references the backend could not use; the run record names them instead of dropping them.
+    unused_reference_roles: tuple[str, ...] = ()
+    # Sound-event times (s) the backend placed, for the sound-effect sync check.
+    event_times_s: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
+            raise ValueError(f"frames must be (T, H, W, 3) uint8, got {self.frames.shape} {self.frames.dtype}")
+        if self.audio.ndim != 2 or self.audio.dtype != np.float32:
+            raise ValueError(f"audio must be (C, N) float32, got {self.audio.shape} {self.audio.dtype}")
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames.shape[0] / self.fps
+
+
+class Generator(abc.ABC):
+    """A generation backend. Instances are created once per worker process and reused."""
+
+    name: str
+
+    @property
+    @abc.abstractmethod
+    def model_version(self) -> str:
+        """Identifies the weights and code: part of every generation's cache key."""
+
+    @property
+    def supported_roles(self) -> frozenset[str]:
+        """Reference roles this backend consumes; the rest are reported as unused."""
+        return frozenset()
+
+    @abc.abstractmethod
+    def generate(self, request: GenerationRequest) -> MasterClip:
+        """Generate one clip. Deterministic for a given request (seed included) on the same device."""
+
+
+_BACKENDS: dict[str, type[Generator]] = {}
+_INSTANCES: dict[str, Generator] = {}
+
+
+def register_backend(cls: type[Generator]) -> type[Generator]:
+    _BACKENDS[cls.name] = cls
+    return cls
+
+
+def available_backends() -> list[str]:
+    _import_builtin_backends()
+    return sorted(_BACKENDS)
+
+
+def get_generator(name: str) -> Generator:
+    """The process-wide instance of a backend (weights load once per worker)."""
+    _import_builtin_backends()
+    if name not in _BACKENDS:
+        raise ValueError(f"unknown generation backend {name!r}; available: {', '.join(sorted(_BACKENDS))}")
+    if name not in _INSTANCES:
+        _INSTANCES[name] = _BACKENDS[name]()
+    return _INSTANCES[name]
+
+
+def _import_builtin_backends() -> None:
+    from model import builtin  # noqa: F401  (registers "builtin")

@@ -1,0 +1,460 @@
+"""The campaign brief: what a producer writes (YAML or JSON), validated before any GPU time is spent.
+
+Field rules live on the models; rules that span fields (ids resolve, every dialogue line covers every
+language, per-request reference limits, durations within every target platform's limits) live in
+`cross_field_issues`, which runs over the raw document too, so one pass reports *every* mistake:
+`load_brief` raises a `BriefError` listing each problem with its field path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from schemas.platforms import PlatformSpec, resolve_platforms
+
+# As the leading joint audio-video models state them, per generation request.
+MAX_IMAGE_REFERENCES = 9
+MAX_CLIP_REFERENCES = 3  # video and audio references together
+
+ReferenceKind = Literal["image", "video", "audio"]
+ROLES_BY_KIND: dict[str, tuple[str, ...]] = {
+    "image": ("character", "style", "product", "background", "first_frame"),
+    "video": ("motion", "style"),
+    "audio": ("music", "voice", "sfx"),
+}
+_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+_LANGUAGE = r"^[a-z]{2,3}(-[A-Z][A-Za-z]{1,3})?$"
+_PATTERN_HELP = {
+    _ID: "ids use lowercase letters, digits, '-' and '_', start with a letter or digit, at most 63 characters",
+    _LANGUAGE: "a language code such as en, es or pt-BR",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Brand(_Model):
+    name: str = Field(min_length=1, max_length=120)
+    colours: list[str] = Field(default_factory=list, max_length=8, description="Hex colours, #RRGGBB.")
+    tone: str = Field("", max_length=300, description="Voice and mood, fed to every prompt.")
+
+    @field_validator("colours")
+    @classmethod
+    def _hex(cls, colours: list[str]) -> list[str]:
+        bad = [c for c in colours if not _is_hex_colour(c)]
+        if bad:
+            raise ValueError(f"colours must be #RRGGBB hex, got {', '.join(map(repr, bad))}")
+        return colours
+
+
+class Reference(_Model):
+    id: str = Field(pattern=_ID)
+    kind: ReferenceKind
+    role: Literal["character", "style", "product", "background", "first_frame", "motion", "music", "voice", "sfx"]
+    uri: str = Field(
+        min_length=1,
+        description="A path (relative to the brief's folder), file://, or s3://bucket/key.",
+    )
+    description: str = Field("", max_length=500)
+
+
+class DialogueLine(_Model):
+    speaker: str = Field(min_length=1, max_length=60)
+    text: dict[str, str] = Field(min_length=1, description="Line per language code, e.g. {en: ..., es: ...}.")
+    start_s: float | None = Field(None, ge=0, description="When the line starts within the scene.")
+
+
+class SoundCue(_Model):
+    at_s: float = Field(ge=0, description="Seconds from the start of the scene.")
+    description: str = Field(min_length=1, max_length=200)
+
+
+class Scene(_Model):
+    id: str = Field(pattern=_ID)
+    prompt: str = Field(min_length=3, max_length=2000)
+    duration_s: float = Field(gt=0.5, le=20.0, description="Seconds; the built-in model's window is 20 s.")
+    dialogue: list[DialogueLine] = Field(default_factory=list, max_length=20)
+    sound_cues: list[SoundCue] = Field(default_factory=list, max_length=50)
+    references: list[str] = Field(default_factory=list, description="Ids of brief references this scene uses.")
+    seed: int | None = Field(None, ge=0, lt=2**31, description="Fixes generation; default derives from the ids.")
+
+
+class Music(_Model):
+    reference: str | None = Field(None, description="Id of an audio reference with role music.")
+    description: str = Field("", max_length=300)
+
+
+class MasterFormat(_Model):
+    """The size the generator renders; every platform variant is reframed from it."""
+
+    width: int = Field(640, ge=64, le=3840, multiple_of=2)
+    height: int = Field(360, ge=64, le=3840, multiple_of=2)
+    fps: float = Field(24.0, gt=0, le=60)
+    sample_rate: int = Field(48_000, ge=16_000, le=96_000)
+
+
+class GenerationSettings(_Model):
+    steps: int = Field(8, ge=1, le=200)
+    video_guidance: float = Field(3.0, ge=0, le=20)
+    audio_guidance: float = Field(3.0, ge=0, le=20)
+    sync_guidance: float = Field(0.0, ge=0, le=20)
+    negative_prompt: str = Field("", max_length=1000)
+
+
+class QAThresholds(_Model):
+    # ITU-R BT.1359: detectable at about 45 ms (audio early) and 125 ms (audio late).
+    max_audio_early_ms: float = Field(45.0, ge=0, le=1000)
+    max_audio_late_ms: float = Field(125.0, ge=0, le=1000)
+    min_lipsync_confidence: float = Field(1.0, ge=0)
+    loudness_tolerance_lu: float = Field(2.0, gt=0, le=10)
+    max_regenerations: int = Field(2, ge=0, le=10, description="New seeds tried before human review.")
+
+
+class Brief(_Model):
+    campaign_id: str = Field(pattern=_ID)
+    title: str = Field("", max_length=200)
+    brand: Brand
+    languages: list[Annotated[str, Field(pattern=_LANGUAGE)]] = Field(min_length=1, max_length=12)
+    platforms: list[str] = Field(min_length=1, description="Names from the platform registry or overrides.")
+    platform_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per platform: fields that replace the registry's (or a whole new platform by a new name).",
+    )
+    master: MasterFormat = MasterFormat()
+    references: list[Reference] = Field(default_factory=list, max_length=50)
+    scenes: list[Scene] = Field(min_length=1, max_length=30)
+    music: Music | None = None
+    generation: GenerationSettings = GenerationSettings()
+    qa: QAThresholds = QAThresholds()
+    base_uri: str | None = Field(
+        None, description="Where relative reference paths resolve; load_brief sets it to the brief's folder."
+    )
+
+    @model_validator(mode="after")
+    def _cross_fields(self) -> Brief:
+        issues = cross_field_issues(self.model_dump(mode="json"))
+        if issues:
+            raise ValueError("; ".join(f"{issue.loc}: {issue.message}" for issue in issues))
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        return sum(scene.duration_s for scene in self.scenes)
+
+    def platform_specs(self) -> dict[str, PlatformSpec]:
+        registry = resolve_platforms(self.platform_overrides)
+        return {name: registry[name] for name in self.platforms}
+
+    def reference(self, ref_id: str) -> Reference:
+        return next(ref for ref in self.references if ref.id == ref_id)
+
+    def content_hash(self) -> str:
+        """Identity of what gets produced: the brief minus where it was loaded from."""
+        body = self.model_dump(mode="json", exclude={"base_uri"})
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+class BriefIssue(_Model):
+    loc: str
+    message: str
+
+
+class BriefError(ValueError):
+    """A brief that cannot be produced, with every problem found."""
+
+    def __init__(self, source: str, issues: list[BriefIssue]):
+        self.source = source
+        self.issues = issues
+        lines = [f"{source}: {len(issues)} problem{'s' * (len(issues) != 1)}"]
+        lines += [f"  {issue.loc}: {issue.message}" for issue in issues]
+        super().__init__("\n".join(lines))
+
+
+def load_brief(path: str | Path) -> Brief:
+    """Read and validate a brief file (.yaml, .yml or .json); relative references resolve next to it."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BriefError(source, [BriefIssue(loc="(file)", message=f"cannot read: {exc}")]) from exc
+    data = parse_document(text, source, as_json=path.suffix.lower() == ".json")
+    if isinstance(data, dict) and "base_uri" not in data:
+        data["base_uri"] = str(path.resolve().parent)
+    return validate_brief(data, source)
+
+
+def parse_document(text: str, source: str, *, as_json: bool = False) -> Any:
+    try:
+        return json.loads(text) if as_json else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(document)"
+        if isinstance(exc, json.JSONDecodeError):
+            where = f"line {exc.lineno}, column {exc.colno}"
+        raise BriefError(
+            source,
+            [
+                BriefIssue(
+                    loc=where,
+                    message=f"not valid {'JSON' if as_json else 'YAML'}: {getattr(exc, 'problem', None) or exc}",
+                )
+            ],
+        ) from exc
+
+
+def validate_brief(data: Any, source: str = "<brief>") -> Brief:
+    """Validate a parsed document, reporting field errors and cross-field errors together."""
+    if not isinstance(data, dict):
+        raise BriefError(
+            source,
+            [BriefIssue(loc="(document)", message=f"a brief is a mapping of fields, got {type(data).__name__}")],
+        )
+    issues = cross_field_issues(data)
+    try:
+        brief = Brief.model_validate(data)
+    except ValidationError as exc:
+        field_issues = [_from_pydantic(err) for err in exc.errors() if err["loc"]]
+        raise BriefError(source, _unique(field_issues + issues)) from None
+    if issues:
+        raise BriefError(source, issues)
+    return brief
+
+
+def _from_pydantic(err: Any) -> BriefIssue:
+    loc = _format_loc(err["loc"])
+    message = err["msg"].removeprefix("Value error, ")
+    pattern = (err.get("ctx") or {}).get("pattern")
+    if pattern in _PATTERN_HELP:
+        message = _PATTERN_HELP[pattern]
+    if err["type"] == "extra_forbidden":
+        message = "unknown field (check the spelling; see the README's brief reference)"
+    elif err["type"] != "missing" and not isinstance(err.get("input"), dict | list):
+        message = f"{message} (got {err.get('input')!r})"
+    return BriefIssue(loc=loc, message=message)
+
+
+def _format_loc(parts: Iterable[Any]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(document)"
+
+
+def _unique(issues: list[BriefIssue]) -> list[BriefIssue]:
+    seen: dict[tuple[str, str], BriefIssue] = {}
+    for issue in issues:
+        seen.setdefault((issue.loc, issue.message), issue)
+    return list(seen.values())
+
+
+def _is_hex_colour(value: str) -> bool:
+    return len(value) == 7 and value[0] == "#" and all(c in "0123456789abcdefABCDEF" for c in value[1:])
+
+
+def _items(value: Any) -> list[tuple[int, dict[str, Any]]]:
+    """(index, entry) for the well-formed entries of a list; malformed ones are pydantic's to report."""
+    return [(i, v) for i, v in enumerate(value) if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _duplicates(ids: list[tuple[int, Any]], path: str) -> list[BriefIssue]:
+    first: dict[Any, int] = {}
+    issues = []
+    for index, value in ids:
+        if value in first:
+            issues.append(
+                BriefIssue(
+                    loc=f"{path}[{index}].id",
+                    message=f"duplicate id {value!r} (first used at {path}[{first[value]}])",
+                )
+            )
+        else:
+            first[value] = index
+    return issues
+
+
+def cross_field_issues(data: dict[str, Any]) -> list[BriefIssue]:
+    """Every rule that spans fields, checked on a raw (possibly partly invalid) document."""
+    issues: list[BriefIssue] = []
+    references = _items(data.get("references"))
+    scenes = _items(data.get("scenes"))
+    languages = (
+        [lang for lang in data.get("languages") or [] if isinstance(lang, str)]
+        if isinstance(data.get("languages"), list)
+        else []
+    )
+
+    issues += _duplicates([(i, r.get("id")) for i, r in references if "id" in r], "references")
+    issues += _duplicates([(i, s.get("id")) for i, s in scenes if "id" in s], "scenes")
+    for index, lang in enumerate(languages):
+        if languages.index(lang) != index:
+            issues.append(BriefIssue(loc=f"languages[{index}]", message=f"{lang!r} is listed twice"))
+
+    kinds = {r.get("id"): r.get("kind") for _, r in references}
+    roles = {r.get("id"): r.get("role") for _, r in references}
+    for index, ref in references:
+        allowed = ROLES_BY_KIND.get(ref.get("kind"))
+        if allowed and ref.get("role") not in allowed:
+            issues.append(
+                BriefIssue(
+                    loc=f"references[{index}].role",
+                    message=f"role {ref.get('role')!r} does not fit an {ref.get('kind')} reference;"
+                    f" accepted: {', '.join(allowed)}",
+                )
+            )
+
+    for s_index, scene in scenes:
+        issues += _scene_issues(f"scenes[{s_index}]", scene, kinds, languages)
+
+    music = data.get("music")
+    if isinstance(music, dict) and music.get("reference") is not None:
+        ref_id = music["reference"]
+        if ref_id not in kinds:
+            issues.append(
+                BriefIssue(
+                    loc="music.reference",
+                    message=f"unknown reference {ref_id!r}; defined: {', '.join(map(str, kinds)) or 'none'}",
+                )
+            )
+        elif kinds[ref_id] != "audio" or roles[ref_id] != "music":
+            issues.append(
+                BriefIssue(
+                    loc="music.reference",
+                    message=f"{ref_id!r} is a {kinds[ref_id]} {roles[ref_id]} reference; "
+                    "music must be an audio reference with role music",
+                )
+            )
+
+    issues += _platform_issues(data, scenes)
+    return issues
+
+
+def _scene_issues(path: str, scene: dict[str, Any], kinds: dict[Any, Any], languages: list[str]) -> list[BriefIssue]:
+    issues: list[BriefIssue] = []
+    used = scene.get("references") if isinstance(scene.get("references"), list) else []
+    for r_index, ref_id in enumerate(used):
+        if ref_id not in kinds:
+            issues.append(
+                BriefIssue(
+                    loc=f"{path}.references[{r_index}]",
+                    message=f"unknown reference {ref_id!r}; defined: {', '.join(map(str, kinds)) or 'none'}",
+                )
+            )
+        elif used.index(ref_id) != r_index:
+            issues.append(BriefIssue(loc=f"{path}.references[{r_index}]", message=f"{ref_id!r} is listed twice"))
+    images = sum(1 for ref_id in set(used) if kinds.get(ref_id) == "image")
+    clips = sum(1 for ref_id in set(used) if kinds.get(ref_id) in ("video", "audio"))
+    if images > MAX_IMAGE_REFERENCES:
+        issues.append(
+            BriefIssue(
+                loc=f"{path}.references",
+                message=f"{images} image references; one generation request accepts at most {MAX_IMAGE_REFERENCES}",
+            )
+        )
+    if clips > MAX_CLIP_REFERENCES:
+        issues.append(
+            BriefIssue(
+                loc=f"{path}.references",
+                message=f"{clips} video/audio references; one generation request accepts at most {MAX_CLIP_REFERENCES}",
+            )
+        )
+
+    duration = scene.get("duration_s")
+    for c_index, cue in _items(scene.get("sound_cues")):
+        at = cue.get("at_s")
+        if isinstance(duration, int | float) and isinstance(at, int | float) and at >= duration:
+            issues.append(
+                BriefIssue(
+                    loc=f"{path}.sound_cues[{c_index}].at_s",
+                    message=f"{at} s is past the scene's end; accepted: 0 to < {duration} s",
+                )
+            )
+    for d_index, line in _items(scene.get("dialogue")):
+        text = line.get("text")
+        if isinstance(text, dict):
+            missing = [lang for lang in languages if not str(text.get(lang) or "").strip()]
+            extra = [lang for lang in text if lang not in languages]
+            if missing:
+                issues.append(
+                    BriefIssue(
+                        loc=f"{path}.dialogue[{d_index}].text",
+                        message=f"no text for language(s) {', '.join(missing)}; every line "
+                        f"needs each of the brief's languages ({', '.join(languages)})",
+                    )
+                )
+            if extra:
+                issues.append(
+                    BriefIssue(
+                        loc=f"{path}.dialogue[{d_index}].text",
+                        message=f"language(s) {', '.join(map(str, extra))} are not in the "
+                        f"brief's languages ({', '.join(languages)})",
+                    )
+                )
+        start = line.get("start_s")
+        if isinstance(duration, int | float) and isinstance(start, int | float) and start >= duration:
+            issues.append(
+                BriefIssue(
+                    loc=f"{path}.dialogue[{d_index}].start_s",
+                    message=f"{start} s is past the scene's end ({duration} s)",
+                )
+            )
+    return issues
+
+
+def _platform_issues(data: dict[str, Any], scenes: list[tuple[int, dict[str, Any]]]) -> list[BriefIssue]:
+    issues: list[BriefIssue] = []
+    overrides = data.get("platform_overrides") if isinstance(data.get("platform_overrides"), dict) else {}
+    known = resolve_platforms()
+    for name, fields in overrides.items():
+        if not isinstance(fields, dict):
+            continue
+        try:
+            known.update(resolve_platforms({name: fields}))
+        except ValidationError as exc:
+            issues += [
+                BriefIssue(
+                    loc=f"platform_overrides.{name}.{_format_loc(err['loc'])}",
+                    message=_from_pydantic(err).message,
+                )
+                for err in exc.errors()
+            ]
+    names = data.get("platforms") if isinstance(data.get("platforms"), list) else []
+    total = sum(s["duration_s"] for _, s in scenes if isinstance(s.get("duration_s"), int | float))
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            issues.append(BriefIssue(loc=f"platforms[{index}]", message=f"{name!r} is listed twice"))
+            continue
+        if name not in known:
+            if name not in overrides:
+                issues.append(
+                    BriefIssue(
+                        loc=f"platforms[{index}]",
+                        message=f"unknown platform {name!r}; accepted:"
+                        f" {', '.join(sorted(known))} or a name defined in platform_overrides",
+                    )
+                )
+            continue
+        max_s, min_s = known[name].max_duration_s, known[name].min_duration_s
+        if total and total > max_s:
+            issues.append(
+                BriefIssue(
+                    loc=f"platforms[{index}]",
+                    message=f"the scenes add up to {total:g} s; {name} accepts at most {max_s:g} s",
+                )
+            )
+        if total and total < min_s:
+            issues.append(
+                BriefIssue(
+                    loc=f"platforms[{index}]",
+                    message=f"the scenes add up to {total:g} s; {name} needs at least {min_s:g} s",
+                )
+            )
+    return issues

@@ -1,0 +1,166 @@
+"""The platform registry: every deliverable spec in one place, as data.
+
+Each entry says what a file must be to pass the platform's upload checks first time. Safe zones and
+limits change often, so they live here and nowhere else; a brief may add or override entries
+(``Brief.platform_overrides``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fractions import Fraction
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class SafeZone(BaseModel):
+    """Margins (fractions of the frame) that an app's UI covers; captions and key text stay inside."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    top: float = Field(0.05, ge=0, lt=0.5)
+    bottom: float = Field(0.05, ge=0, lt=0.5)
+    left: float = Field(0.05, ge=0, lt=0.5)
+    right: float = Field(0.05, ge=0, lt=0.5)
+
+
+class PlatformSpec(BaseModel):
+    """What one platform accepts. Frame sizes are even (H.264 4:2:0 needs it)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,39}$")
+    label: str
+    width: int = Field(ge=16, le=7680)
+    height: int = Field(ge=16, le=7680)
+    fps: float = Field(30.0, gt=0, le=120)
+    video_codec: str = "h264"
+    h264_profile: str = Field("high", pattern=r"^(baseline|main|high)$")
+    h264_level: str = "4.2"
+    pix_fmt: str = "yuv420p"
+    crf: int = Field(20, ge=0, le=51)
+    maxrate_kbps: int = Field(12_000, ge=100)
+    bufsize_kbps: int = Field(24_000, ge=100)
+    gop_seconds: float = Field(2.0, gt=0, le=10)
+    audio_codec: str = "aac"
+    audio_rate: int = Field(48_000, ge=8_000, le=96_000)
+    audio_bitrate_kbps: int = Field(192, ge=32, le=512)
+    audio_channels: int = Field(2, ge=1, le=2)
+    loudness_lufs: float = Field(-14.0, ge=-40, le=-5)
+    true_peak_dbtp: float = Field(-1.0, ge=-10, le=0)
+    min_duration_s: float = Field(1.0, ge=0)
+    max_duration_s: float = Field(60.0, gt=0)
+    max_file_mb: float = Field(500.0, gt=0)
+    safe_zone: SafeZone = SafeZone()
+    faststart: bool = True
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError(f"must be even for 4:2:0 H.264, got {value}")
+        return value
+
+    @property
+    def aspect(self) -> Fraction:
+        return Fraction(self.width, self.height)
+
+    @property
+    def aspect_label(self) -> str:
+        ratio = self.aspect
+        return f"{ratio.numerator}:{ratio.denominator}"
+
+
+def _spec(**fields: object) -> PlatformSpec:
+    return PlatformSpec.model_validate(fields)
+
+
+_VERTICAL_SAFE = SafeZone(top=0.14, bottom=0.30, left=0.06, right=0.16)
+
+PLATFORMS: dict[str, PlatformSpec] = {
+    spec.name: spec
+    for spec in (
+        _spec(
+            name="tiktok",
+            label="TikTok in-feed 9:16",
+            width=1080,
+            height=1920,
+            max_duration_s=60,
+            max_file_mb=500,
+            safe_zone=_VERTICAL_SAFE,
+        ),
+        _spec(
+            name="instagram_reels",
+            label="Instagram Reels 9:16",
+            width=1080,
+            height=1920,
+            max_duration_s=90,
+            max_file_mb=4000,
+            safe_zone=_VERTICAL_SAFE,
+        ),
+        _spec(
+            name="youtube_shorts",
+            label="YouTube Shorts 9:16",
+            width=1080,
+            height=1920,
+            max_duration_s=60,
+            max_file_mb=2000,
+            safe_zone=SafeZone(top=0.10, bottom=0.25, left=0.06, right=0.14),
+        ),
+        _spec(
+            name="instagram_feed",
+            label="Instagram feed 4:5",
+            width=1080,
+            height=1350,
+            max_duration_s=60,
+            max_file_mb=4000,
+            safe_zone=SafeZone(top=0.06, bottom=0.10),
+        ),
+        _spec(
+            name="facebook_feed",
+            label="Facebook feed 4:5",
+            width=1080,
+            height=1350,
+            max_duration_s=240,
+            max_file_mb=4000,
+            safe_zone=SafeZone(top=0.06, bottom=0.12),
+        ),
+        _spec(name="square", label="Square 1:1", width=1080, height=1080, max_duration_s=60, max_file_mb=4000),
+        _spec(
+            name="youtube",
+            label="YouTube 16:9",
+            width=1920,
+            height=1080,
+            max_duration_s=600,
+            max_file_mb=10_000,
+            crf=18,
+            maxrate_kbps=16_000,
+            bufsize_kbps=32_000,
+            safe_zone=SafeZone(top=0.05, bottom=0.12),
+        ),
+        _spec(
+            name="web",
+            label="Web 16:9",
+            width=1920,
+            height=1080,
+            max_duration_s=300,
+            max_file_mb=1000,
+            loudness_lufs=-16.0,
+        ),
+    )
+}
+
+
+def resolve_platforms(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, PlatformSpec]:
+    """The registry with a brief's overrides applied.
+
+    An override of a registered platform changes only the fields it names (``{tiktok: {max_duration_s: 30}}``);
+    an override with a new name defines a platform and needs at least width and height. Raises pydantic's
+    ValidationError when a merged spec is invalid.
+    """
+    merged = dict(PLATFORMS)
+    for name, fields in (overrides or {}).items():
+        base = PLATFORMS[name].model_dump() if name in PLATFORMS else {"label": name}
+        merged[name] = PlatformSpec.model_validate({**base, **fields, "name": name})
+    return merged
