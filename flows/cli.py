@@ -23,8 +23,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="syncreel: sy
 console = Console()
 err_console = Console(stderr=True)
 
-VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "succeeded": "green", "needs_review": "yellow",
-                 "failed": "red", "running": "cyan", "pending": "dim"}
+VERDICT_STYLE = {
+    "pass": "green",
+    "warn": "yellow",
+    "fail": "red",
+    "succeeded": "green",
+    "needs_review": "yellow",
+    "failed": "red",
+    "running": "cyan",
+    "pending": "dim",
+}
 
 
 def _styled(value: str) -> str:
@@ -44,23 +52,34 @@ def _load(brief_path: Path) -> Brief:
 def _stage_totals(brief: Brief) -> dict[str, int]:
     scenes = len(brief.scenes) * len(brief.languages)
     variants = len(brief.platforms) * len(brief.languages)
-    return {"ingest": len(brief.references), "generate": scenes, "qa_master": scenes,
-            "assemble": len(brief.languages), "render": variants, "qa_deliverable": variants, "publish": 1}
+    return {
+        "ingest": len(brief.references),
+        "generate": scenes,
+        "qa_master": scenes,
+        "assemble": len(brief.languages),
+        "render": variants,
+        "qa_deliverable": variants,
+        "publish": 1,
+    }
 
 
 @app.command()
 def validate(brief: Annotated[Path, typer.Argument(help="Brief file (.yaml, .yml, .json).")]) -> None:
     """Check a brief and list every problem with its field path."""
     loaded = _load(brief)
-    console.print(f"[green]ok[/] {brief}: campaign {loaded.campaign_id!r}, {len(loaded.scenes)} scenes "
-                  f"({loaded.duration_s:g} s), languages {', '.join(loaded.languages)}, "
-                  f"platforms {', '.join(loaded.platforms)}, {len(loaded.references)} references")
+    console.print(
+        f"[green]ok[/] {brief}: campaign {loaded.campaign_id!r}, {len(loaded.scenes)} scenes "
+        f"({loaded.duration_s:g} s), languages {', '.join(loaded.languages)}, "
+        f"platforms {', '.join(loaded.platforms)}, {len(loaded.references)} references"
+    )
 
 
 @app.command()
 def run(
     brief: Annotated[Path, typer.Argument(help="Brief file (.yaml, .yml, .json).")],
-    out: Annotated[Path, typer.Option(help="Where deliverables are copied: OUT/<campaign>/<lang>/*.mp4.")] = Path("out"),
+    out: Annotated[Path, typer.Option(help="Where deliverables are copied: OUT/<campaign>/<lang>/*.mp4.")] = Path(
+        "out"
+    ),
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
     """Produce a campaign: generate, QA, assemble, render every platform variant, publish."""
@@ -73,8 +92,13 @@ def run(
     from tasks.runtime import get_runtime
 
     totals = _stage_totals(loaded)
-    columns = (TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description:<16}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err_console, disable=as_json) as progress:
         bars = {stage: progress.add_task(stage, total=total, note="") for stage, total in totals.items()}
         cached: Counter[str] = Counter()
@@ -83,8 +107,11 @@ def run(
             bar = bars.get(event.stage)
             if event.status in ("done", "cached") and bar is not None:
                 cached[event.stage] += event.status == "cached"
-                progress.update(bar, advance=1, note=f"{event.item}" + (f" ({cached[event.stage]} cached)"
-                                                                          if cached[event.stage] else ""))
+                progress.update(
+                    bar,
+                    advance=1,
+                    note=f"{event.item}" + (f" ({cached[event.stage]} cached)" if cached[event.stage] else ""),
+                )
             elif event.status == "started" and bar is not None:
                 progress.update(bar, note=f"{event.item}…")
             elif event.status == "failed":
@@ -106,20 +133,29 @@ def run(
     verdicts = {report.subject: report for report in summary.qa}
     for deliverable, path in zip(summary.deliverables, files, strict=False):
         report = verdicts[f"deliverable:{deliverable.language}:{deliverable.platform}"]
-        table.add_row(deliverable.language, deliverable.platform, f"{deliverable.width}x{deliverable.height}",
-                      f"{deliverable.duration_s:.2f}",
-                      "" if deliverable.loudness_lufs is None else f"{deliverable.loudness_lufs:.1f}",
-                      f"{deliverable.size_bytes / 1e6:.2f}", _styled(report.verdict), str(path))
+        table.add_row(
+            deliverable.language,
+            deliverable.platform,
+            f"{deliverable.width}x{deliverable.height}",
+            f"{deliverable.duration_s:.2f}",
+            "" if deliverable.loudness_lufs is None else f"{deliverable.loudness_lufs:.1f}",
+            f"{deliverable.size_bytes / 1e6:.2f}",
+            _styled(report.verdict),
+            str(path),
+        )
     console.print(table)
     scene_reports = [r for r in summary.qa if r.subject.startswith("master:")]
-    console.print(f"scenes: {summary.generated} generated, {summary.reused} reused; "
-                  f"master QA: {sum(r.verdict != 'fail' for r in scene_reports)}/{len(scene_reports)} passed; "
-                  f"manifest: {summary.manifest_uri}; {summary.seconds:.1f} s")
+    console.print(
+        f"scenes: {summary.generated} generated, {summary.reused} reused; "
+        f"master QA: {sum(r.verdict != 'fail' for r in scene_reports)}/{len(scene_reports)} passed; "
+        f"manifest: {summary.manifest_uri}; {summary.seconds:.1f} s"
+    )
     for report in summary.qa:
         for check in report.checks:
             if check.verdict != "pass":
-                console.print(f"  {_styled(check.verdict)} {report.subject} {check.check}: {check.message}",
-                              highlight=False)
+                console.print(
+                    f"  {_styled(check.verdict)} {report.subject} {check.check}: {check.message}", highlight=False
+                )
     if summary.status != "succeeded":
         raise typer.Exit(3)
 
@@ -141,24 +177,36 @@ def list_runs(limit: Annotated[int, typer.Option(help="How many, newest first.")
         for column in ("run", "campaign", "status", "attempts", "created", "finished"):
             table.add_column(column)
         for row in rows:
-            table.add_row(row.id, row.campaign_id, _styled(str(row.status)), str(row.attempts),
-                          f"{row.created_at:%Y-%m-%d %H:%M:%S}",
-                          f"{row.finished_at:%Y-%m-%d %H:%M:%S}" if row.finished_at else "")
+            table.add_row(
+                row.id,
+                row.campaign_id,
+                _styled(str(row.status)),
+                str(row.attempts),
+                f"{row.created_at:%Y-%m-%d %H:%M:%S}",
+                f"{row.finished_at:%Y-%m-%d %H:%M:%S}" if row.finished_at else "",
+            )
     console.print(table)
 
 
 @app.command()
-def status(run_id: Annotated[str | None, typer.Argument(help="Run id or unique prefix; default: newest.")] = None) -> None:
+def status(
+    run_id: Annotated[str | None, typer.Argument(help="Run id or unique prefix; default: newest.")] = None,
+) -> None:
     """One run's status: scene jobs and deliverables at a glance."""
     detail = _detail(run_id)
     run = detail["run"]
-    console.print(f"run {run['id']} ({run['campaign_id']}): {_styled(run['status'])}, attempt {run['attempts']}"
-                  + (f"; error: {run['error']}" if run.get("error") else ""), highlight=False)
+    console.print(
+        f"run {run['id']} ({run['campaign_id']}): {_styled(run['status'])}, attempt {run['attempts']}"
+        + (f"; error: {run['error']}" if run.get("error") else ""),
+        highlight=False,
+    )
     scenes = Counter(job["status"] for job in detail["scene_jobs"])
     console.print("scene jobs: " + ", ".join(f"{n} {_styled(s)}" for s, n in sorted(scenes.items())))
     qa = Counter(row["verdict"] for row in detail["qa_results"])
-    console.print(f"deliverables: {len(detail['deliverables'])}; QA checks: "
-                  + ", ".join(f"{n} {_styled(v)}" for v, n in sorted(qa.items())))
+    console.print(
+        f"deliverables: {len(detail['deliverables'])}; QA checks: "
+        + ", ".join(f"{n} {_styled(v)}" for v, n in sorted(qa.items()))
+    )
 
 
 @app.command()
@@ -178,9 +226,15 @@ def show(
     generations = {g["id"]: g for g in detail["generations"]}
     for job in detail["scene_jobs"]:
         gen = generations.get(job.get("generation_id")) or {}
-        jobs.add_row(job["scene_id"], job["language"], _styled(job["status"]), str(job["attempts"]),
-                     str(gen.get("backend", "")), str(gen.get("seed", "")),
-                     f"{gen['seconds']:.1f}" if gen.get("seconds") else "")
+        jobs.add_row(
+            job["scene_id"],
+            job["language"],
+            _styled(job["status"]),
+            str(job["attempts"]),
+            str(gen.get("backend", "")),
+            str(gen.get("seed", "")),
+            f"{gen['seconds']:.1f}" if gen.get("seconds") else "",
+        )
     console.print(jobs)
     deliverables = Table(title="deliverables")
     for column in ("language", "platform", "uri"):

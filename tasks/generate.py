@@ -32,8 +32,9 @@ def scene_seed(brief: Brief, scene: Scene, language: str, attempt: int) -> int:
     return (base + attempt * _SEED_STRIDE) % 2**31
 
 
-def build_request(rt: Runtime, plan: CampaignPlan, scene: Scene, language: str,
-                  references: list[IngestedReference], attempt: int) -> GenerationRequest:
+def build_request(
+    rt: Runtime, plan: CampaignPlan, scene: Scene, language: str, references: list[IngestedReference], attempt: int
+) -> GenerationRequest:
     brief = plan.brief
     brand = brief.brand
     prompt = f"{scene.prompt} Brand: {brand.name}."
@@ -52,8 +53,9 @@ def build_request(rt: Runtime, plan: CampaignPlan, scene: Scene, language: str,
         seed=scene_seed(brief, scene, language, attempt),
         dialogue=tuple((line.speaker, line.text[language]) for line in scene.dialogue),
         sound_cues=tuple((cue.at_s, cue.description) for cue in scene.sound_cues),
-        references=tuple(ReferenceInput(id=ref.id, kind=ref.kind, role=ref.role, path=rt.store.fetch(ref.uri))
-                         for ref in used),
+        references=tuple(
+            ReferenceInput(id=ref.id, kind=ref.kind, role=ref.role, path=rt.store.fetch(ref.uri)) for ref in used
+        ),
         negative_prompt=brief.generation.negative_prompt,
         steps=brief.generation.steps,
         video_guidance=brief.generation.video_guidance,
@@ -70,18 +72,29 @@ def _request_identity(request: GenerationRequest, references: list[IngestedRefer
     return fields
 
 
-@task(name="generate_scene", tags=["gpu"], cache_policy=NO_CACHE, timeout_seconds=3600,
-      task_run_name="generate-{scene_id}-{language}-a{attempt}")
-def generate_scene(plan: CampaignPlan, scene_id: str, language: str,
-                   references: list[IngestedReference], attempt: int = 0) -> MasterRecord:
+@task(
+    name="generate_scene",
+    tags=["gpu"],
+    cache_policy=NO_CACHE,
+    timeout_seconds=3600,
+    task_run_name="generate-{scene_id}-{language}-a{attempt}",
+)
+def generate_scene(
+    plan: CampaignPlan, scene_id: str, language: str, references: list[IngestedReference], attempt: int = 0
+) -> MasterRecord:
     rt = get_runtime()
     item = f"{scene_id}/{language}"
     emit("generate", item, "started", f"attempt {attempt}")
     scene = next(s for s in plan.brief.scenes if s.id == scene_id)
     generator = get_generator(rt.settings.backend)
     request = build_request(rt, plan, scene, language, references, attempt)
-    key = cache_key("generate", _request_identity(request, references), generator.name, generator.model_version,
-                    code_fingerprint(media.encode))
+    key = cache_key(
+        "generate",
+        _request_identity(request, references),
+        generator.name,
+        generator.model_version,
+        code_fingerprint(media.encode),
+    )
     with rt.session() as session:
         runs.heartbeat(session, plan.run_id, owner_id())
         job_id = runs.ensure_scene_job(session, plan.run_id, scene_id, language).id
@@ -90,12 +103,25 @@ def generate_scene(plan: CampaignPlan, scene_id: str, language: str,
         with rt.session() as session:
             runs.set_scene_status(session, job_id, SceneStatus.generating)
             generation = runs.start_generation(
-                session, cache_key=key, run_id=plan.run_id, scene_id=scene_id, language=language,
-                backend=generator.name, model_version=generator.model_version, seed=request.seed,
-                parameters={"steps": request.steps, "video_guidance": request.video_guidance,
-                            "audio_guidance": request.audio_guidance, "sync_guidance": request.sync_guidance,
-                            "width": request.width, "height": request.height, "fps": request.fps,
-                            "duration_s": request.duration_s, "attempt": attempt},
+                session,
+                cache_key=key,
+                run_id=plan.run_id,
+                scene_id=scene_id,
+                language=language,
+                backend=generator.name,
+                model_version=generator.model_version,
+                seed=request.seed,
+                parameters={
+                    "steps": request.steps,
+                    "video_guidance": request.video_guidance,
+                    "audio_guidance": request.audio_guidance,
+                    "sync_guidance": request.sync_guidance,
+                    "width": request.width,
+                    "height": request.height,
+                    "fps": request.fps,
+                    "duration_s": request.duration_s,
+                    "attempt": attempt,
+                },
             )
             generation_id = generation.id
         started = time.perf_counter()
@@ -106,20 +132,38 @@ def generate_scene(plan: CampaignPlan, scene_id: str, language: str,
                 stored, asset_id = store_asset(rt, scratch / "master.mp4", "master", info.to_dict())
         except Exception as exc:
             with rt.session() as session:
-                runs.finish_generation(session, generation_id, error=f"{type(exc).__name__}: {exc}",
-                                       seconds=time.perf_counter() - started)
+                runs.finish_generation(
+                    session, generation_id, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - started
+                )
                 runs.set_scene_status(session, job_id, SceneStatus.failed, error=str(exc))
             emit("generate", item, "failed", str(exc))
             raise
         with rt.session() as session:
-            runs.finish_generation(session, generation_id, asset_id=asset_id, seconds=time.perf_counter() - started,
-                                   parameters_update={**clip.parameters,
-                                                      "unused_reference_roles": list(clip.unused_reference_roles),
-                                                      "event_times_s": list(clip.event_times_s)})
-        record = {"uri": stored.uri, "sha256": stored.sha256, "asset_id": asset_id, "generation_id": generation_id,
-                  "backend": clip.backend, "model_version": clip.model_version, "seed": clip.seed,
-                  "duration_s": info.duration_s, "width": info.video.width, "height": info.video.height,
-                  "fps": info.video.fps, "unused_reference_roles": list(clip.unused_reference_roles)}
+            runs.finish_generation(
+                session,
+                generation_id,
+                asset_id=asset_id,
+                seconds=time.perf_counter() - started,
+                parameters_update={
+                    **clip.parameters,
+                    "unused_reference_roles": list(clip.unused_reference_roles),
+                    "event_times_s": list(clip.event_times_s),
+                },
+            )
+        record = {
+            "uri": stored.uri,
+            "sha256": stored.sha256,
+            "asset_id": asset_id,
+            "generation_id": generation_id,
+            "backend": clip.backend,
+            "model_version": clip.model_version,
+            "seed": clip.seed,
+            "duration_s": info.duration_s,
+            "width": info.video.width,
+            "height": info.video.height,
+            "fps": info.video.fps,
+            "unused_reference_roles": list(clip.unused_reference_roles),
+        }
         return record, asset_id
 
     record, cached = memoized(rt, "generate", key, produce)
@@ -128,8 +172,20 @@ def generate_scene(plan: CampaignPlan, scene_id: str, language: str,
         if job.status not in SETTLED or job.generation_id != record["generation_id"]:
             runs.set_scene_status(session, job_id, SceneStatus.generated, generation_id=record["generation_id"])
     emit("generate", item, "cached" if cached else "done", f"seed {record['seed']}")
-    return MasterRecord(scene_id=scene_id, language=language, generation_key=key, cached=cached,
-                        uri=record["uri"], sha256=record["sha256"], backend=record["backend"],
-                        model_version=record["model_version"], seed=record["seed"], attempt=attempt,
-                        duration_s=record["duration_s"], width=record["width"], height=record["height"],
-                        fps=record["fps"], unused_reference_roles=tuple(record["unused_reference_roles"]))
+    return MasterRecord(
+        scene_id=scene_id,
+        language=language,
+        generation_key=key,
+        cached=cached,
+        uri=record["uri"],
+        sha256=record["sha256"],
+        backend=record["backend"],
+        model_version=record["model_version"],
+        seed=record["seed"],
+        attempt=attempt,
+        duration_s=record["duration_s"],
+        width=record["width"],
+        height=record["height"],
+        fps=record["fps"],
+        unused_reference_roles=tuple(record["unused_reference_roles"]),
+    )

@@ -68,17 +68,27 @@ def _ingest(rt: Runtime, ref: Reference, base_uri: str | None) -> IngestedRefere
             except MediaError as exc:
                 raise ReferenceError(f"reference {ref.id!r} ({ref.uri}): {exc}") from exc
             stored, asset_id = store_asset(rt, normalized, f"reference_{ref.kind}", info.to_dict())
-            return {"uri": stored.uri, "sha256": stored.sha256, "media_info": info.to_dict(),
-                    "asset_id": asset_id}, asset_id
+            return {
+                "uri": stored.uri,
+                "sha256": stored.sha256,
+                "media_info": info.to_dict(),
+                "asset_id": asset_id,
+            }, asset_id
 
         record, cached = memoized(rt, "ingest", key, produce)
     emit("ingest", ref.id, "cached" if cached else "done")
-    return IngestedReference(id=ref.id, kind=ref.kind, role=ref.role, uri=record["uri"], sha256=record["sha256"],
-                             source_sha256=source_sha, media_info=record["media_info"])
+    return IngestedReference(
+        id=ref.id,
+        kind=ref.kind,
+        role=ref.role,
+        uri=record["uri"],
+        sha256=record["sha256"],
+        source_sha256=source_sha,
+        media_info=record["media_info"],
+    )
 
 
 @task(name="ingest_reference", cache_policy=NO_CACHE, task_run_name="ingest-{ref.id}")
 def ingest_reference(ref: Reference, base_uri: str | None) -> IngestedReference:
     emit("ingest", ref.id, "started")
     return _ingest(get_runtime(), ref, base_uri)
-

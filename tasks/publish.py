@@ -19,8 +19,15 @@ from tasks.progress import emit
 from tasks.runtime import Runtime, get_runtime
 
 
-def build_manifest(rt: Runtime, plan: CampaignPlan, masters: list[MasterRecord], spots: list[SpotRecord],
-                   deliverables: list[DeliverableRecord], reports: list[QAReport], status: str) -> dict:
+def build_manifest(
+    rt: Runtime,
+    plan: CampaignPlan,
+    masters: list[MasterRecord],
+    spots: list[SpotRecord],
+    deliverables: list[DeliverableRecord],
+    reports: list[QAReport],
+    status: str,
+) -> dict:
     verdicts = {report.subject: report for report in reports}
     return {
         "manifest_version": 1,
@@ -33,44 +40,79 @@ def build_manifest(rt: Runtime, plan: CampaignPlan, masters: list[MasterRecord],
         "published_at": datetime.now(UTC).isoformat(),
         "languages": plan.brief.languages,
         "scenes": [
-            {"scene_id": m.scene_id, "language": m.language, "uri": m.uri, "sha256": m.sha256,
-             "backend": m.backend, "model_version": m.model_version, "seed": m.seed, "duration_s": m.duration_s,
-             "unused_reference_roles": list(m.unused_reference_roles),
-             "qa": verdicts[f"master:{m.scene_id}:{m.language}"].verdict}
+            {
+                "scene_id": m.scene_id,
+                "language": m.language,
+                "uri": m.uri,
+                "sha256": m.sha256,
+                "backend": m.backend,
+                "model_version": m.model_version,
+                "seed": m.seed,
+                "duration_s": m.duration_s,
+                "unused_reference_roles": list(m.unused_reference_roles),
+                "qa": verdicts[f"master:{m.scene_id}:{m.language}"].verdict,
+            }
             for m in masters
         ],
         "spots": [s.model_dump(mode="json", exclude={"cached"}) for s in spots],
         "deliverables": [
-            {**d.model_dump(mode="json", exclude={"cached"}),
-             "spec": plan.platforms[d.platform].model_dump(mode="json"),
-             "qa": verdicts[f"deliverable:{d.language}:{d.platform}"].model_dump(mode="json")}
+            {
+                **d.model_dump(mode="json", exclude={"cached"}),
+                "spec": plan.platforms[d.platform].model_dump(mode="json"),
+                "qa": verdicts[f"deliverable:{d.language}:{d.platform}"].model_dump(mode="json"),
+            }
             for d in deliverables
         ],
     }
 
 
-def _artifacts(plan: CampaignPlan, deliverables: list[DeliverableRecord], reports: list[QAReport],
-               manifest_uri: str, status: str) -> None:
+def _artifacts(
+    plan: CampaignPlan, deliverables: list[DeliverableRecord], reports: list[QAReport], manifest_uri: str, status: str
+) -> None:
     verdicts = {report.subject: report.verdict for report in reports}
-    rows = [{"language": d.language, "platform": d.platform, "size": f"{d.width}x{d.height}",
-             "seconds": round(d.duration_s, 2), "LUFS": d.loudness_lufs,
-             "QA": verdicts[f"deliverable:{d.language}:{d.platform}"], "uri": d.uri} for d in deliverables]
-    create_table_artifact(key=f"deliverables-{plan.brief.campaign_id}", table=rows,
-                          description=f"Deliverables of run {plan.run_id}")
+    rows = [
+        {
+            "language": d.language,
+            "platform": d.platform,
+            "size": f"{d.width}x{d.height}",
+            "seconds": round(d.duration_s, 2),
+            "LUFS": d.loudness_lufs,
+            "QA": verdicts[f"deliverable:{d.language}:{d.platform}"],
+            "uri": d.uri,
+        }
+        for d in deliverables
+    ]
+    create_table_artifact(
+        key=f"deliverables-{plan.brief.campaign_id}", table=rows, description=f"Deliverables of run {plan.run_id}"
+    )
     failing = [r for r in reports if r.verdict != "pass"]
-    lines = [f"# {plan.brief.title or plan.brief.campaign_id}", "",
-             f"Run `{plan.run_id}` (attempt {plan.attempt}): **{status}**; manifest `{manifest_uri}`.", "",
-             f"{len(deliverables)} deliverables, {len(reports)} QA reports, {len(failing)} not passing.", ""]
+    lines = [
+        f"# {plan.brief.title or plan.brief.campaign_id}",
+        "",
+        f"Run `{plan.run_id}` (attempt {plan.attempt}): **{status}**; manifest `{manifest_uri}`.",
+        "",
+        f"{len(deliverables)} deliverables, {len(reports)} QA reports, {len(failing)} not passing.",
+        "",
+    ]
     for report in failing:
-        lines += [f"- `{report.subject}` **{report.verdict}**: "
-                  + "; ".join(c.message for c in report.checks if c.verdict != "pass")]
-    create_markdown_artifact(key=f"qa-{plan.brief.campaign_id}", markdown="\n".join(lines),
-                             description=f"QA of run {plan.run_id}")
+        lines += [
+            f"- `{report.subject}` **{report.verdict}**: "
+            + "; ".join(c.message for c in report.checks if c.verdict != "pass")
+        ]
+    create_markdown_artifact(
+        key=f"qa-{plan.brief.campaign_id}", markdown="\n".join(lines), description=f"QA of run {plan.run_id}"
+    )
 
 
 @task(name="publish", cache_policy=NO_CACHE)
-def publish(plan: CampaignPlan, masters: list[MasterRecord], spots: list[SpotRecord],
-            deliverables: list[DeliverableRecord], reports: list[QAReport], started_at: float) -> RunSummary:
+def publish(
+    plan: CampaignPlan,
+    masters: list[MasterRecord],
+    spots: list[SpotRecord],
+    deliverables: list[DeliverableRecord],
+    reports: list[QAReport],
+    started_at: float,
+) -> RunSummary:
     rt = get_runtime()
     emit("publish", plan.run_id, "started")
     status = RunStatus.succeeded if all(r.verdict != "fail" for r in reports) else RunStatus.needs_review
@@ -84,9 +126,17 @@ def publish(plan: CampaignPlan, masters: list[MasterRecord], spots: list[SpotRec
         runs.finish_run(session, plan.run_id, status, manifest_uri=stored.uri)
     generated = sum(not m.cached for m in masters)
     emit("publish", plan.run_id, "done", str(status))
-    return RunSummary(run_id=plan.run_id, campaign_id=plan.brief.campaign_id, status=str(status),
-                      manifest_uri=stored.uri, deliverables=tuple(deliverables), qa=tuple(reports),
-                      generated=generated, reused=len(masters) - generated, seconds=time.time() - started_at)
+    return RunSummary(
+        run_id=plan.run_id,
+        campaign_id=plan.brief.campaign_id,
+        status=str(status),
+        manifest_uri=stored.uri,
+        deliverables=tuple(deliverables),
+        qa=tuple(reports),
+        generated=generated,
+        reused=len(masters) - generated,
+        seconds=time.time() - started_at,
+    )
 
 
 def export_deliverables(rt: Runtime, summary: RunSummary, out_dir: Path) -> list[Path]:

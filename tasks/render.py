@@ -26,14 +26,28 @@ def assemble_spot(plan: CampaignPlan, language: str, masters: list[MasterRecord]
         with rt.scratch(f"spot-{language}") as scratch:
             info = join_scenes([rt.store.fetch(m.uri) for m in masters], scratch / "spot.mp4")
             stored, asset_id = store_asset(rt, scratch / "spot.mp4", "spot", info.to_dict())
-        return {"uri": stored.uri, "sha256": stored.sha256, "asset_id": asset_id, "duration_s": info.duration_s,
-                "width": info.video.width, "height": info.video.height, "fps": info.video.fps}, asset_id
+        return {
+            "uri": stored.uri,
+            "sha256": stored.sha256,
+            "asset_id": asset_id,
+            "duration_s": info.duration_s,
+            "width": info.video.width,
+            "height": info.video.height,
+            "fps": info.video.fps,
+        }, asset_id
 
     record, cached = memoized(rt, "assemble", key, produce)
     emit("assemble", language, "cached" if cached else "done")
-    return SpotRecord(language=language, cached=cached, uri=record["uri"], sha256=record["sha256"],
-                      duration_s=record["duration_s"], width=record["width"], height=record["height"],
-                      fps=record["fps"])
+    return SpotRecord(
+        language=language,
+        cached=cached,
+        uri=record["uri"],
+        sha256=record["sha256"],
+        duration_s=record["duration_s"],
+        width=record["width"],
+        height=record["height"],
+        fps=record["fps"],
+    )
 
 
 @task(name="render_variant", cache_policy=NO_CACHE, task_run_name="render-{spot.language}-{platform}")
@@ -43,24 +57,48 @@ def render_variant(plan: CampaignPlan, spot: SpotRecord, platform: str) -> Deliv
     emit("render", item, "started")
     spec = plan.platforms[platform]
     preset = rt.settings.x264_preset
-    key = cache_key("render", spot.sha256, spec.model_dump(mode="json"), preset,
-                    code_fingerprint(media.variants, media.ffmpeg))
+    key = cache_key(
+        "render", spot.sha256, spec.model_dump(mode="json"), preset, code_fingerprint(media.variants, media.ffmpeg)
+    )
 
     def produce() -> tuple[dict, int]:
         with rt.scratch(f"render-{spot.language}-{platform}") as scratch:
             result = render_to_spec(rt.store.fetch(spot.uri), spec, scratch / f"{platform}.mp4", x264_preset=preset)
             stored, asset_id = store_asset(rt, result.path, "deliverable", result.info.to_dict())
-        return {"uri": stored.uri, "sha256": stored.sha256, "asset_id": asset_id, "size_bytes": stored.size_bytes,
-                "width": result.info.video.width, "height": result.info.video.height,
-                "duration_s": result.info.duration_s, "loudness_lufs": result.output_lufs,
-                "reframe": result.reframe.to_dict()}, asset_id
+        return {
+            "uri": stored.uri,
+            "sha256": stored.sha256,
+            "asset_id": asset_id,
+            "size_bytes": stored.size_bytes,
+            "width": result.info.video.width,
+            "height": result.info.video.height,
+            "duration_s": result.info.duration_s,
+            "loudness_lufs": result.output_lufs,
+            "reframe": result.reframe.to_dict(),
+        }, asset_id
 
     record, cached = memoized(rt, "render", key, produce)
     with rt.session() as session:
-        runs.record_deliverable(session, run_id=plan.run_id, language=spot.language, platform=platform,
-                                spec=spec.model_dump(mode="json"), asset_id=record["asset_id"], cache_key=key)
+        runs.record_deliverable(
+            session,
+            run_id=plan.run_id,
+            language=spot.language,
+            platform=platform,
+            spec=spec.model_dump(mode="json"),
+            asset_id=record["asset_id"],
+            cache_key=key,
+        )
     emit("render", item, "cached" if cached else "done")
-    return DeliverableRecord(language=spot.language, platform=platform, cached=cached, uri=record["uri"],
-                             sha256=record["sha256"], size_bytes=record["size_bytes"], width=record["width"],
-                             height=record["height"], duration_s=record["duration_s"],
-                             loudness_lufs=record["loudness_lufs"], reframe=record["reframe"])
+    return DeliverableRecord(
+        language=spot.language,
+        platform=platform,
+        cached=cached,
+        uri=record["uri"],
+        sha256=record["sha256"],
+        size_bytes=record["size_bytes"],
+        width=record["width"],
+        height=record["height"],
+        duration_s=record["duration_s"],
+        loudness_lufs=record["loudness_lufs"],
+        reframe=record["reframe"],
+    )

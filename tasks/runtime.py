@@ -119,17 +119,26 @@ def remember(rt: Runtime, key: str, stage: str, record: dict[str, Any], asset_id
         return dict(runs.put_output(session, cache_key=key, stage=stage, record=record, asset_id=asset_id).record)
 
 
-def store_asset(rt: Runtime, path: Path, kind: str, media_info: dict[str, Any] | None = None) -> tuple[StoredAsset, int]:
+def store_asset(
+    rt: Runtime, path: Path, kind: str, media_info: dict[str, Any] | None = None
+) -> tuple[StoredAsset, int]:
     """Put a file in the asset store (content-addressed) and record it; returns the asset and its row id."""
     stored = rt.store.put_file(path, kind=kind)
     with rt.session() as session:
         row = runs.record_asset(
-            session, sha256=stored.sha256, uri=stored.uri, kind=kind, size_bytes=stored.size_bytes, media_info=media_info
+            session,
+            sha256=stored.sha256,
+            uri=stored.uri,
+            kind=kind,
+            size_bytes=stored.size_bytes,
+            media_info=media_info,
         )
         return stored, row.id
 
 
-def memoized(rt: Runtime, stage: str, key: str, produce: Callable[[], tuple[dict[str, Any], int | None]]) -> tuple[dict[str, Any], bool]:
+def memoized(
+    rt: Runtime, stage: str, key: str, produce: Callable[[], tuple[dict[str, Any], int | None]]
+) -> tuple[dict[str, Any], bool]:
     """Return (record, cached): the remembered output for ``key``, or produce and remember it."""
     found = recall(rt, key)
     if found is not None:

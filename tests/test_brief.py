@@ -118,14 +118,16 @@ def test_cli_validate_lists_each_mistake(tmp_path):
     data["platforms"] = ["tiktok", "friendster"]
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(data))
-    result = subprocess.run([sys.executable, "-m", "flows", "validate", str(bad)], capture_output=True, text=True,
-                            cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "flows", "validate", str(bad)], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     err = result.stderr
     assert str(bad) in err
     assert "scenes[0].duration_s" in err
     assert "platforms[1]" in err and "friendster" in err
     assert "scenes[1].dialogue[0].text" in err and "fr" in err
-    ok = subprocess.run([sys.executable, "-m", "flows", "validate", str(EXAMPLE)], capture_output=True, text=True,
-                        cwd=ROOT)
+    ok = subprocess.run(
+        [sys.executable, "-m", "flows", "validate", str(EXAMPLE)], capture_output=True, text=True, cwd=ROOT
+    )
     assert ok.returncode == 0 and "lumen-fizz-launch" in ok.stdout

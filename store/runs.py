@@ -1,0 +1,328 @@
+"""Repository functions over the run-state tables: small, idempotent, safe when two workers race.
+
+Each takes a Session and leaves committing to the caller (`store.db.session_scope`).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from store.models import (
+    Asset,
+    CampaignRun,
+    Deliverable,
+    Generation,
+    GenerationStatus,
+    QAResult,
+    RunStatus,
+    SceneJob,
+    SceneStatus,
+    TaskOutput,
+    transition,
+    utcnow,
+)
+
+__all__ = ["RunLocked", "RunStatus", "SceneStatus"]
+
+
+class RunLocked(RuntimeError):
+    """Another live process is producing this run."""
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time stored here is UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def owner_alive(owner: str | None, heartbeat_at: datetime | None, lease_seconds: float) -> bool:
+    """Same host: is the process there? Another host: has it written a heartbeat within the lease?"""
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        if int(pid) == os.getpid():
+            return False  # this very process is claiming again
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    beat = _aware(heartbeat_at)
+    return beat is not None and utcnow() - beat < timedelta(seconds=lease_seconds)
+
+
+def _insert_or_get(session: Session, row: Any, lookup: Any) -> Any:
+    """Insert ``row`` unless a row with the same unique key exists (inserted by us or a racing worker)."""
+    existing = session.scalars(lookup).first()
+    if existing is not None:
+        return existing
+    try:
+        with session.begin_nested():
+            session.add(row)
+        return row
+    except IntegrityError:
+        return session.scalars(lookup).one()
+
+
+def claim_run(
+    session: Session,
+    *,
+    run_key: str,
+    campaign_id: str,
+    brief: dict[str, Any],
+    brief_source: str | None,
+    owner: str,
+    lease_seconds: float,
+) -> CampaignRun:
+    """Create the run for this brief, or take it up again; raises RunLocked if a live owner holds it."""
+    lookup = select(CampaignRun).where(CampaignRun.run_key == run_key).with_for_update()
+    run = _insert_or_get(
+        session,
+        CampaignRun(
+            id=f"run-{secrets.token_hex(6)}",
+            run_key=run_key,
+            campaign_id=campaign_id,
+            brief=brief,
+            brief_source=brief_source,
+            status=RunStatus.pending,
+            attempts=0,
+        ),
+        lookup,
+    )
+    if (
+        run.status == RunStatus.running
+        and run.owner != owner
+        and owner_alive(run.owner, run.heartbeat_at, lease_seconds)
+    ):
+        age = (utcnow() - _aware(run.heartbeat_at)).total_seconds() if run.heartbeat_at else float("nan")
+        raise RunLocked(
+            f"run {run.id} is being produced by {run.owner} (last heartbeat {age:.0f} s ago); "
+            f"wait for it, or stop that process"
+        )
+    run.status = transition("run", run.id, run.status, RunStatus.running)
+    run.attempts += 1
+    run.owner, run.heartbeat_at, run.started_at = owner, utcnow(), utcnow()
+    run.finished_at, run.error = None, None
+    run.brief_source = brief_source
+    session.flush()
+    return run
+
+
+def heartbeat(session: Session, run_id: str, owner: str) -> None:
+    run = session.get_one(CampaignRun, run_id)
+    run.owner, run.heartbeat_at = owner, utcnow()
+
+
+def finish_run(
+    session: Session, run_id: str, status: RunStatus, *, manifest_uri: str | None = None, error: str | None = None
+) -> CampaignRun:
+    run = session.get_one(CampaignRun, run_id)
+    run.status = transition("run", run.id, run.status, status)
+    run.finished_at, run.owner = utcnow(), None
+    run.manifest_uri = manifest_uri or run.manifest_uri
+    run.error = error
+    return run
+
+
+def ensure_scene_job(session: Session, run_id: str, scene_id: str, language: str) -> SceneJob:
+    lookup = select(SceneJob).where(
+        SceneJob.run_id == run_id, SceneJob.scene_id == scene_id, SceneJob.language == language
+    )
+    return _insert_or_get(
+        session,
+        SceneJob(run_id=run_id, scene_id=scene_id, language=language, status=SceneStatus.pending, attempts=0),
+        lookup,
+    )
+
+
+def set_scene_status(
+    session: Session, job_id: int, status: SceneStatus, *, generation_id: int | None = None, error: str | None = None
+) -> SceneJob:
+    job = session.get_one(SceneJob, job_id)
+    job.status = transition("scene job", job.id, job.status, status)
+    if status == SceneStatus.generating:
+        job.attempts += 1
+    if generation_id is not None:
+        job.generation_id = generation_id
+    job.error = error
+    return job
+
+
+def record_asset(
+    session: Session, *, sha256: str, uri: str, kind: str, size_bytes: int, media_info: dict[str, Any] | None = None
+) -> Asset:
+    """The asset row for this content (one per sha256, whoever stored it first)."""
+    return _insert_or_get(
+        session,
+        Asset(sha256=sha256, uri=uri, kind=kind, size_bytes=size_bytes, media_info=media_info),
+        select(Asset).where(Asset.sha256 == sha256),
+    )
+
+
+def get_output(session: Session, cache_key: str) -> TaskOutput | None:
+    return session.get(TaskOutput, cache_key)
+
+
+def put_output(
+    session: Session, *, cache_key: str, stage: str, record: dict[str, Any], asset_id: int | None = None
+) -> TaskOutput:
+    """Remember a stage output; the first writer wins and every caller gets that record."""
+    return _insert_or_get(
+        session,
+        TaskOutput(cache_key=cache_key, stage=stage, record=record, asset_id=asset_id),
+        select(TaskOutput).where(TaskOutput.cache_key == cache_key),
+    )
+
+
+def start_generation(
+    session: Session,
+    *,
+    cache_key: str,
+    run_id: str,
+    scene_id: str,
+    language: str,
+    backend: str,
+    model_version: str,
+    seed: int,
+    parameters: dict[str, Any],
+) -> Generation:
+    """The generation row for this cache key, (re)marked running: a crashed attempt's row is reused."""
+    generation = _insert_or_get(
+        session,
+        Generation(
+            cache_key=cache_key,
+            run_id=run_id,
+            scene_id=scene_id,
+            language=language,
+            backend=backend,
+            model_version=model_version,
+            seed=seed,
+            parameters=parameters,
+            status=GenerationStatus.running,
+        ),
+        select(Generation).where(Generation.cache_key == cache_key),
+    )
+    generation.status, generation.started_at, generation.error = GenerationStatus.running, utcnow(), None
+    generation.finished_at = generation.seconds = None
+    return generation
+
+
+def finish_generation(
+    session: Session,
+    generation_id: int,
+    *,
+    seconds: float,
+    asset_id: int | None = None,
+    error: str | None = None,
+    parameters_update: dict[str, Any] | None = None,
+) -> Generation:
+    generation = session.get_one(Generation, generation_id)
+    generation.status = GenerationStatus.failed if error else GenerationStatus.succeeded
+    generation.finished_at, generation.seconds = utcnow(), seconds
+    generation.asset_id, generation.error = asset_id, error
+    if parameters_update:
+        generation.parameters = {**generation.parameters, **parameters_update}
+    return generation
+
+
+def record_deliverable(
+    session: Session, *, run_id: str, language: str, platform: str, spec: dict[str, Any], asset_id: int, cache_key: str
+) -> Deliverable:
+    """One row per (run, language, platform), pointing at the newest render."""
+    lookup = select(Deliverable).where(
+        Deliverable.run_id == run_id, Deliverable.language == language, Deliverable.platform == platform
+    )
+    row = _insert_or_get(
+        session,
+        Deliverable(
+            run_id=run_id, language=language, platform=platform, spec=spec, asset_id=asset_id, cache_key=cache_key
+        ),
+        lookup,
+    )
+    row.spec, row.asset_id, row.cache_key = spec, asset_id, cache_key
+    return row
+
+
+def record_qa(
+    session: Session, *, run_id: str, subject: str, check: str, verdict: str, metrics: dict[str, Any], message: str
+) -> QAResult:
+    """One row per (run, subject, check), holding the latest verdict."""
+    lookup = select(QAResult).where(QAResult.run_id == run_id, QAResult.subject == subject, QAResult.check == check)
+    row = _insert_or_get(
+        session,
+        QAResult(run_id=run_id, subject=subject, check=check, verdict=verdict, metrics=metrics, message=message),
+        lookup,
+    )
+    row.verdict, row.metrics, row.message = verdict, metrics, message
+    return row
+
+
+def list_runs(session: Session, limit: int = 50) -> list[CampaignRun]:
+    return list(session.scalars(select(CampaignRun).order_by(CampaignRun.created_at.desc()).limit(limit)))
+
+
+def get_run(session: Session, run_id: str | None = None) -> CampaignRun:
+    """A run by id or unique id prefix (the ``run-`` may be left out); None: the newest."""
+    if run_id is None:
+        run = session.scalars(select(CampaignRun).order_by(CampaignRun.created_at.desc()).limit(1)).first()
+        if run is None:
+            raise LookupError("no runs yet")
+        return run
+    prefix = run_id if run_id.startswith("run-") else f"run-{run_id}"
+    matches = list(session.scalars(select(CampaignRun).where(CampaignRun.id.startswith(prefix)).limit(2)))
+    if not matches:
+        raise LookupError(f"no run matches {run_id!r}")
+    if len(matches) > 1:
+        raise LookupError(f"{run_id!r} matches several runs ({', '.join(m.id for m in matches)}…); give more of it")
+    return matches[0]
+
+
+def _row(obj: Any) -> dict[str, Any]:
+    return {column.key: getattr(obj, column.key) for column in obj.__table__.columns}
+
+
+def run_detail(session: Session, run_id: str | None = None) -> dict[str, Any]:
+    """A run with its scene jobs, generations, deliverables (with URIs) and QA results, as plain dicts."""
+    run = get_run(session, run_id)
+    deliverables = session.execute(
+        select(Deliverable, Asset.uri, Asset.size_bytes)
+        .join(Asset, Asset.id == Deliverable.asset_id)
+        .where(Deliverable.run_id == run.id)
+        .order_by(Deliverable.language, Deliverable.platform)
+    ).all()
+    job_generations = select(SceneJob.generation_id).where(SceneJob.run_id == run.id)
+    return {
+        "run": {**_row(run), "brief": None, "campaign_title": run.brief.get("title", "")},
+        "scene_jobs": [
+            _row(j)
+            for j in session.scalars(
+                select(SceneJob).where(SceneJob.run_id == run.id).order_by(SceneJob.language, SceneJob.id)
+            )
+        ],
+        "generations": [
+            _row(g)
+            for g in session.scalars(
+                select(Generation)
+                .where((Generation.run_id == run.id) | Generation.id.in_(job_generations))
+                .order_by(Generation.id)
+            )
+        ],
+        "deliverables": [{**_row(d), "uri": uri, "size_bytes": size} for d, uri, size in deliverables],
+        "qa_results": [
+            _row(q)
+            for q in session.scalars(
+                select(QAResult).where(QAResult.run_id == run.id).order_by(QAResult.subject, QAResult.check)
+            )
+        ],
+        "counts": {"assets": session.scalar(select(func.count()).select_from(Asset))},
+    }
