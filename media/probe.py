@@ -10,8 +10,11 @@ import av
 
 from media.errors import MediaError
 
+# Demuxers that only ever hold one still picture.
+IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif_pipe", "jpegls_pipe"}
+# Still-picture codecs; a stream of these that lasts at most one frame is an image, not a clip.
 IMAGE_CODECS = {"png", "mjpeg", "webp", "bmp", "tiff", "gif", "jpegls"}
-IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif"}
+SINGLE_FRAME_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -48,64 +51,90 @@ class MediaInfo:
         return asdict(self)
 
 
-def _stream_duration(stream: Any, container_duration: float) -> float:
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    return container_duration
+def _seconds(stream: Any) -> float | None:
+    if stream.duration is None or stream.time_base is None:
+        return None
+    return float(stream.duration * stream.time_base)
+
+
+def _count_frames(container: Any, stream: Any) -> int:
+    """Decode the stream and count its pictures: the only exact count when the container keeps none (WebM)."""
+    stream.thread_type = "AUTO"
+    return sum(1 for _ in container.decode(stream))
+
+
+def _video_info(container: Any, stream: Any, duration: float, *, count_frames: bool) -> tuple[VideoInfo, bool]:
+    ctx = stream.codec_context
+    codec = stream.codec_context.codec.canonical_name
+    seconds = _seconds(stream)
+    rate = float(stream.average_rate or stream.guessed_rate or 0)
+    is_image = container.format.name in IMAGE_FORMATS or (
+        codec in IMAGE_CODECS and (seconds or duration) <= SINGLE_FRAME_S
+    )
+    frames = stream.frames
+    if is_image:
+        frames = 1
+    elif count_frames or not frames:
+        frames = _count_frames(container, stream)
+    if seconds is None:
+        seconds = frames / rate if rate and frames else duration
+    info = VideoInfo(
+        codec=codec,
+        width=ctx.width,
+        height=ctx.height,
+        fps=0.0 if is_image else rate,
+        frames=int(frames),
+        pix_fmt=ctx.pix_fmt,
+        profile=ctx.profile,
+        duration_s=0.0 if is_image else seconds,
+    )
+    return info, is_image
+
+
+def _audio_info(stream: Any, duration: float) -> AudioInfo:
+    ctx = stream.codec_context
+    return AudioInfo(
+        codec=ctx.codec.canonical_name,
+        sample_rate=ctx.sample_rate,
+        channels=ctx.channels,
+        duration_s=_seconds(stream) or duration,
+    )
 
 
 def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
-    """What is in the file. Frame counts come from the container; ``count_frames`` decodes to count."""
+    """What is in the file: the first picture stream (cover art excluded) and the first audio stream.
+
+    Frame counts come from the container when it keeps them; otherwise (or with ``count_frames``) the
+    picture stream is decoded and counted. Raises MediaError for a missing, empty or unreadable file.
+    """
     path = Path(path)
     if not path.is_file():
         raise MediaError(path, "no such file")
-    if path.stat().st_size == 0:
-        raise MediaError(path, "empty file")
+    size = path.stat().st_size
+    if size == 0:
+        raise MediaError(path, "empty file (0 bytes)")
     try:
         with av.open(str(path)) as container:
-            duration = float(container.duration / av.time_base) if container.duration else 0.0
-            video = audio = None
-            is_image = container.format.name in IMAGE_FORMATS
-            if container.streams.video:
-                stream = container.streams.video[0]
-                ctx = stream.codec_context
-                is_image = is_image or ctx.name in IMAGE_CODECS and not stream.frames and duration <= 0.05
-                rate = stream.average_rate or stream.guessed_rate or 0
-                frames = stream.frames
-                if count_frames or (not frames and not is_image):
-                    frames = sum(1 for _ in container.decode(stream))
-                    container.seek(0)
-                video = VideoInfo(
-                    codec=ctx.name,
-                    width=ctx.width,
-                    height=ctx.height,
-                    fps=float(rate),
-                    frames=int(frames or (1 if is_image else 0)),
-                    pix_fmt=ctx.pix_fmt,
-                    profile=ctx.profile,
-                    duration_s=_stream_duration(stream, duration),
-                )
-            if container.streams.audio:
-                stream = container.streams.audio[0]
-                ctx = stream.codec_context
-                audio = AudioInfo(
-                    codec=ctx.name,
-                    sample_rate=ctx.sample_rate,
-                    channels=ctx.channels,
-                    duration_s=_stream_duration(stream, duration),
-                )
             format_name = container.format.name
-    except av.FFmpegError as exc:
+            duration = float(container.duration / av.time_base) if container.duration else 0.0
+            pictures = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+            video, is_image = (None, False)
+            if pictures:
+                video, is_image = _video_info(container, pictures[0], duration, count_frames=count_frames)
+            audio = _audio_info(container.streams.audio[0], duration) if container.streams.audio else None
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
         raise MediaError(path, f"not a readable media file ({exc})") from None
     if video is None and audio is None:
         raise MediaError(path, "no audio or video stream")
     if video is not None and (video.width <= 0 or video.height <= 0):
-        raise MediaError(path, "video stream has no picture size (truncated or unsupported codec)")
+        raise MediaError(path, "picture stream has no frame size (truncated, or a codec this build cannot read)")
+    if not duration:
+        duration = max(video.duration_s if video else 0.0, audio.duration_s if audio else 0.0)
     return MediaInfo(
         path=str(path),
         format=format_name,
         duration_s=duration,
-        size_bytes=path.stat().st_size,
+        size_bytes=size,
         video=video,
         audio=audio,
         is_image=is_image,

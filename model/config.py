@@ -1,0 +1,129 @@
+"""Configuration of the dual-tower audio-video diffusion transformer, with named presets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class DualTowerConfig:
+    # Towers: audio carries far fewer tokens and less detail than video, so its tower is narrower
+    # (the asymmetry LTX-2 and MOVA use).
+    video_dim: int = 256
+    video_heads: int = 4
+    audio_dim: int = 128
+    audio_heads: int = 2
+    depth: int = 4  # shared blocks; every block couples the towers with a2v / v2a attention
+    mlp_ratio: float = 4.0
+
+    # Video latents: pixel-space RGB at a small grid (the built-in codec), patched into tokens.
+    latent_channels: int = 3
+    latent_height: int = 12
+    latent_width: int = 20
+    latent_fps: float = 6.0  # latent frames per second; decoded frames are interpolated to the request fps
+    patch_h: int = 2
+    patch_w: int = 2
+
+    # Audio latents: log-mel frames at 16 kHz; two frames per token gives 25 audio tokens per second.
+    sample_rate: int = 16_000
+    n_fft: int = 1024
+    hop_length: int = 320  # 50 mel frames per second
+    n_mels: int = 64
+    audio_patch: int = 2
+
+    # Text: a small encoder trained with the model over hashed word pieces, so nothing is downloaded.
+    text_vocab: int = 8192
+    text_dim: int = 128
+    text_layers: int = 2
+    max_text_tokens: int = 96
+
+    # References enter as extra context tokens beside the text.
+    reference_image_size: int = 32  # images resized to this square, then 8×8 patches → 16 tokens
+    reference_patch: int = 8
+    reference_video_frames: int = 4  # motion clips sampled to this many 16×16 frames
+    reference_audio_tokens: int = 16  # voice / music mel pooled to this many tokens
+    max_references: int = 12
+
+    # Rotary time axis, in seconds, shared by both towers: periods from ~1/25 s to ~20 s.
+    rope_min_period_s: float = 0.04
+    rope_max_period_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        for tower, dim, heads in (
+            ("video", self.video_dim, self.video_heads),
+            ("audio", self.audio_dim, self.audio_heads),
+        ):
+            if dim % heads:
+                raise ValueError(f"{tower}_dim {dim} must be divisible by {tower}_heads {heads}")
+            if (dim // heads) % 8 and tower == "video":
+                raise ValueError(f"video head dim {dim // heads} must be divisible by 8 (3-D rotary: t, y, x pairs)")
+            if (dim // heads) % 2:
+                raise ValueError(f"{tower} head dim {dim // heads} must be even (rotary pairs)")
+        if self.latent_height % self.patch_h or self.latent_width % self.patch_w:
+            raise ValueError("latent height/width must be multiples of the patch size")
+        if self.depth < 1 or self.latent_fps <= 0 or self.sample_rate <= 0:
+            raise ValueError("depth, latent_fps and sample_rate must be positive")
+        if self.reference_image_size % self.reference_patch:
+            raise ValueError("reference_image_size must be a multiple of reference_patch")
+
+    @property
+    def mel_fps(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def audio_token_fps(self) -> float:
+        return self.mel_fps / self.audio_patch
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def tiny() -> DualTowerConfig:
+    """For tests: a forward pass in milliseconds."""
+    return DualTowerConfig(
+        video_dim=48,
+        video_heads=2,
+        audio_dim=32,
+        audio_heads=2,
+        depth=2,
+        latent_height=4,
+        latent_width=6,
+        latent_fps=4.0,
+        n_mels=16,
+        n_fft=256,
+        hop_length=160,
+        text_vocab=512,
+        text_dim=32,
+        text_layers=1,
+        max_text_tokens=32,
+        reference_image_size=16,
+        reference_video_frames=2,
+        reference_audio_tokens=4,
+    )
+
+
+def small() -> DualTowerConfig:
+    """The CPU backend: a 4 s clip in seconds on two cores."""
+    return DualTowerConfig()
+
+
+def base() -> DualTowerConfig:
+    """GPU-sized: the same code at a width and depth that wants an accelerator."""
+    return DualTowerConfig(
+        video_dim=1152,
+        video_heads=16,
+        audio_dim=576,
+        audio_heads=8,
+        depth=24,
+        latent_height=36,
+        latent_width=64,
+        latent_fps=12.0,
+        n_mels=128,
+        text_dim=512,
+        text_layers=6,
+        max_text_tokens=256,
+        reference_image_size=64,
+    )
+
+
+PRESETS = {"tiny": tiny, "small": small, "base": base}
