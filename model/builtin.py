@@ -69,7 +69,7 @@ class BuiltinGenerator(Generator):
         self.trained = checkpoint.is_file()
         if self.trained:
             state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            self.model.load_state_dict(state["model"] if "model" in state else state)
+            self.model.load_state_dict(state.get("model", state))
             self._weights_id = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:12]
         else:
             config_json = json.dumps(self.config.to_dict(), sort_keys=True)

@@ -5,7 +5,7 @@ to [-1, 1]; decoding resizes back (bilinear in space, linear in time to the requ
 learned autoencoder can replace it without touching the transformer.
 
 Audio: log-mel at 16 kHz (Hann STFT, Slaney-style triangular mel filters built here), normalised to
-about [-1, 1]; decoding inverts the filterbank by least squares and runs Griffin-Lim phase recovery.
+about [-1, 1]; decoding inverts the filterbank (pseudo-inverse) and runs Griffin-Lim phase recovery.
 """
 
 from __future__ import annotations
@@ -59,6 +59,12 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
     return torch.tensor(filters, dtype=torch.float32)
 
 
+@cache
+def mel_pseudo_inverse(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
+    """(n_fft // 2 + 1, n_mels): the least-squares way back from mel power to linear power."""
+    return torch.linalg.pinv(mel_filterbank(sample_rate, n_fft, n_mels))
+
+
 def encode_audio(wave: torch.Tensor, config: DualTowerConfig) -> torch.Tensor:
     """(N,) float waveform at config.sample_rate → (n_mels, frames) normalised log-mel."""
     window = torch.hann_window(config.n_fft)
@@ -73,8 +79,8 @@ def decode_audio(
 ) -> torch.Tensor:
     """(n_mels, frames) normalised log-mel → (N,) waveform via filterbank pseudo-inverse + Griffin-Lim."""
     power_mel = torch.exp(mel.float() * MEL_SCALE + MEL_CENTER)
-    basis = mel_filterbank(config.sample_rate, config.n_fft, config.n_mels)
-    magnitude = torch.linalg.lstsq(basis, power_mel).solution.clamp(min=0).sqrt()  # (bins, frames)
+    inverse = mel_pseudo_inverse(config.sample_rate, config.n_fft, config.n_mels)
+    magnitude = (inverse @ power_mel).clamp(min=0).sqrt()  # (bins, frames)
     window = torch.hann_window(config.n_fft)
     length = (mel.shape[-1] - 1) * config.hop_length
     phase = torch.rand(magnitude.shape, generator=generator) * 2 * math.pi
