@@ -16,59 +16,110 @@ if TYPE_CHECKING:
     from model.generator import MasterClip
 
 MASTER_AUDIO_RATE = 48_000
+MASTER_AUDIO_BITRATE = 256_000
+AAC_FRAME = 1024  # samples per AAC frame: the unit the encoder takes
+BITEXACT = av.codec.context.Flags.bitexact
 
 
-def resample_linear(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Resample (C, N) float32 by linear interpolation (the model's audio is band-limited well below
-    either Nyquist, so this is transparent for masters)."""
+def _stereo(audio: np.ndarray) -> np.ndarray:
+    """(C, N) float → (2, N): mono is duplicated, extra channels beyond the first two dropped."""
+    if audio.shape[0] == 1:
+        return np.repeat(audio, 2, axis=0)
+    return audio[:2]
+
+
+def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Resample (2, N) float32 with FFmpeg's band-limited resampler (libswresample)."""
     if rate == target or audio.shape[1] == 0:
         return audio
-    count = round(audio.shape[1] * target / rate)
-    positions = np.arange(count) * (rate / target)
-    source = np.arange(audio.shape[1])
-    return np.stack([np.interp(positions, source, channel) for channel in audio]).astype(np.float32)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio), format="fltp", layout="stereo")
+    frame.sample_rate = rate
+    resampler = av.AudioResampler(format="fltp", layout="stereo", rate=target)
+    chunks = [out.to_ndarray() for out in (*resampler.resample(frame), *resampler.resample(None))]
+    return np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), np.float32)
 
 
-def write_master(frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate: int, path: Path) -> MediaInfo:
-    """Encode a master: ``frames`` (T, H, W, 3) uint8, ``audio`` (C, N) float32 in [-1, 1].
+def fit_audio(audio: np.ndarray, sample_rate: int, duration_s: float) -> np.ndarray:
+    """The master's sound: (2, N) float32 at 48 kHz, clipped to [-1, 1], padded with silence or
+    trimmed to exactly ``duration_s``."""
+    audio = resample(_stereo(np.asarray(audio, dtype=np.float32)), sample_rate, MASTER_AUDIO_RATE)
+    samples = round(duration_s * MASTER_AUDIO_RATE)
+    audio = np.pad(audio, ((0, 0), (0, max(0, samples - audio.shape[1]))))[:, :samples]
+    return np.clip(audio, -1.0, 1.0).astype(np.float32)
 
-    Audio is resampled to 48 kHz stereo and padded or trimmed to exactly T / fps seconds.
+
+def rgb_to_yuv420p(picture: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB → planar yuv420p, BT.601 limited range, as PyAV's (H * 3/2, W) layout.
+
+    Done here rather than by swscale: the first conversion in a process took a different code path
+    than later ones, so the same frames encoded to different bytes.
     """
-    path = Path(path)
+    rgb = picture.astype(np.float32)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    cb = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    cr = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    height, width = y.shape
+
+    def subsample(plane: np.ndarray) -> np.ndarray:
+        return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
+
+    planes = [np.clip(np.rint(p), 0, 255).astype(np.uint8).ravel() for p in (y, subsample(cb), subsample(cr))]
+    return np.concatenate(planes).reshape(height * 3 // 2, width)
+
+
+def _validate(frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate: int, path: Path) -> None:
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise MediaError(path, f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
     count, height, width = frames.shape[:3]
     if count == 0 or width % 2 or height % 2:
-        raise MediaError(path, f"need at least one frame of even size, got {count} frames of {width}×{height}")
-    audio = resample_linear(np.clip(audio, -1, 1).astype(np.float32), sample_rate, MASTER_AUDIO_RATE)
-    audio = np.repeat(audio, 2, axis=0) if audio.shape[0] == 1 else audio[:2]
-    samples = round(count / fps * MASTER_AUDIO_RATE)
-    audio = np.pad(audio, ((0, 0), (0, max(0, samples - audio.shape[1]))))[:, :samples]
+        raise MediaError(path, f"need at least one frame of even size (4:2:0), got {count} of {width}×{height}")
+    if audio.ndim != 2 or audio.shape[0] == 0:
+        raise MediaError(path, f"audio must be (C, N) with C ≥ 1, got {audio.shape}")
+    if fps <= 0 or sample_rate <= 0:
+        raise MediaError(path, f"fps and sample rate must be positive, got {fps} and {sample_rate}")
+
+
+def write_master(frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate: int, path: Path) -> MediaInfo:
+    """Encode a master: ``frames`` (T, H, W, 3) uint8 RGB, ``audio`` (C, N) float32 in [-1, 1].
+
+    H.264 yuv420p (crf 18, preset fast) + AAC 48 kHz stereo, faststart. The sound is resampled to 48 kHz
+    and padded or trimmed to exactly T / fps seconds. The same arrays give the same bytes.
+    """
+    path = Path(path)
+    _validate(frames, audio, fps, sample_rate, path)
+    count, height, width = frames.shape[:3]
     rate = Fraction(fps).limit_denominator(1001)
+    sound = fit_audio(audio, sample_rate, count / rate)
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with av.open(
             str(path), "w", format="mp4", options={"movflags": "+faststart"}, container_options={"fflags": "+bitexact"}
         ) as container:
-            video = container.add_stream("libx264", rate=rate, options={"crf": "18", "preset": "fast", "threads": "2"})
+            # One thread: x264's output depends on the thread count, and masters are content-addressed.
+            video = container.add_stream("libx264", rate=rate, options={"crf": "18", "preset": "fast", "threads": "1"})
             video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-            sound = container.add_stream("aac", rate=MASTER_AUDIO_RATE, layout="stereo")
-            sound.bit_rate = 192_000
-            for frame in frames:
-                container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            video.codec_context.flags |= BITEXACT
+            aac = container.add_stream("aac", rate=MASTER_AUDIO_RATE, layout="stereo")
+            aac.bit_rate = MASTER_AUDIO_BITRATE
+            aac.codec_context.flags |= BITEXACT
+            for index, picture in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(picture), format="yuv420p")
+                frame.pts, frame.time_base = index, 1 / rate
+                container.mux(video.encode(frame))
             container.mux(video.encode())
-            chunk = 1024
-            for start in range(0, samples, chunk):
+            for start in range(0, sound.shape[1], AAC_FRAME):
                 block = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(audio[:, start : start + chunk]), format="fltp", layout="stereo"
+                    np.ascontiguousarray(sound[:, start : start + AAC_FRAME]), format="fltp", layout="stereo"
                 )
-                block.sample_rate, block.pts = MASTER_AUDIO_RATE, start
-                block.time_base = Fraction(1, MASTER_AUDIO_RATE)
-                container.mux(sound.encode(block))
-            container.mux(sound.encode())
+                block.sample_rate, block.pts, block.time_base = MASTER_AUDIO_RATE, start, Fraction(1, MASTER_AUDIO_RATE)
+                container.mux(aac.encode(block))
+            container.mux(aac.encode())
     except av.FFmpegError as exc:
-        raise MediaError(path, f"cannot write master ({exc})") from None
+        raise MediaError(path, f"cannot write the master ({exc})") from None
     return probe(path)
 
 
 def write_master_clip(clip: MasterClip, path: Path) -> MediaInfo:
+    """``write_master`` for a generator's MasterClip."""
     return write_master(clip.frames, clip.audio, clip.fps, clip.sample_rate, path)

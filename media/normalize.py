@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -93,12 +93,14 @@ def image_size_from_header(path: Path) -> tuple[int, int] | None:
     return None
 
 
-def _fit(side: int, *, even: bool) -> str:
-    """A scale filter: long side at most ``side``, aspect kept, never upscaled (even sizes for 4:2:0 video)."""
+def _fit(side: int, pix_fmt: str, *, even: bool) -> str:
+    """Scale to ``pix_fmt`` with the long side at most ``side``, aspect kept, never upscaled (even sizes
+    for 4:2:0 video). The scaler does the pixel-format conversion too, with swscale's bit-exact C paths,
+    so the bytes do not depend on which SIMD code the CPU runs."""
     other = -2 if even else -1
     return (
         f"scale=w='if(gte(iw,ih),min(iw,{side}),{other})':h='if(gte(iw,ih),{other},min(ih,{side}))'"
-        ":flags=bicubic+accurate_rnd+full_chroma_int"
+        f":flags=bicubic+accurate_rnd+full_chroma_int+bitexact,format={pix_fmt}"
     )
 
 
@@ -117,7 +119,8 @@ def _check_kind(src: Path, kind: ReferenceKind, info: MediaInfo) -> None:
         "audio": info.audio is not None,
     }[kind]
     if not fits:
-        raise MediaError(src, f"given as a {kind} reference but the file is {_describe(info)}")
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise MediaError(src, f"given as {article} {kind} reference but the file is {_describe(info)}")
 
 
 def _check_image_header(src: Path, limits: ReferenceLimits) -> None:
@@ -141,17 +144,18 @@ def _check_duration(src: Path, info: MediaInfo, limits: ReferenceLimits) -> None
         raise MediaError(src, f"lasts {info.duration_s:.1f} s; accepted: at most {limits.max_clip_s:g} s")
 
 
-def _convert_args(src: Path, kind: ReferenceKind, limits: ReferenceLimits) -> list[str]:
+def _convert_args(kind: ReferenceKind, limits: ReferenceLimits) -> list[str]:
     if kind == "image":
-        return ["-frames:v", "1", "-vf", _fit(limits.max_image_side, even=False), "-pix_fmt", "rgb24",
-                "-c:v", "png", "-f", "image2pipe"]  # fmt: skip
+        scale = _fit(limits.max_image_side, "rgb24", even=False)
+        return ["-frames:v", "1", "-vf", scale, "-c:v", "png", "-f", "image2pipe"]
     if kind == "video":
-        return ["-an", "-sn", "-dn", "-vf", f"fps={limits.video_fps},{_fit(limits.max_video_side, even=True)}",
-                "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
-                # One encoder thread: x264's output depends on its thread count, and so would the hash.
-                "-threads", "1", "-movflags", "+faststart", "-f", "mp4"]  # fmt: skip
-    return ["-vn", "-sn", "-dn", "-ar", str(limits.audio_rate), "-ac", str(limits.audio_channels),
-            "-c:a", "flac", "-f", "flac"]  # fmt: skip
+        scale = _fit(limits.max_video_side, "yuv420p", even=True)
+        encoder = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
+        # One encoder thread: x264's output depends on its thread count, and so would the content address.
+        encoder += ["-threads", "1", "-movflags", "+faststart", "-f", "mp4"]
+        return ["-an", "-sn", "-dn", "-vf", f"fps={limits.video_fps},{scale}", *encoder]
+    layout = ["-ar", str(limits.audio_rate), "-ac", str(limits.audio_channels)]
+    return ["-vn", "-sn", "-dn", *layout, "-c:a", "flac", "-f", "flac"]
 
 
 def normalize_reference(
@@ -167,8 +171,9 @@ def normalize_reference(
     info = probe(src)
     _check_kind(src, kind, info)
     if kind == "image" and info.video is not None and info.video.width * info.video.height > limits.max_pixels:
-        raise MediaError(src, f"image is {info.video.width}×{info.video.height}; accepted: at most "
-                              f"{limits.max_pixels / 1e6:.0f} MP")  # fmt: skip
+        raise MediaError(
+            src, f"image is {info.video.width}×{info.video.height}; accepted: at most {limits.max_pixels / 1e6:.0f} MP"
+        )
     if kind != "image":
         _check_duration(src, info, limits)
     out = Path(out_dir) / f"{src.stem}{OUTPUT_SUFFIX[kind]}"
@@ -176,15 +181,18 @@ def normalize_reference(
         raise MediaError(src, "the normalized file would overwrite the source; choose another out_dir")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
-    run(["-xerror", "-i", str(src), *_convert_args(src, kind, limits), *BITEXACT, "-y", str(partial)],
-        what=f"{kind} conversion", path=src)  # fmt: skip
+    run(
+        ["-xerror", "-i", str(src), *_convert_args(kind, limits), *BITEXACT, "-y", str(partial)],
+        what=f"{kind} conversion",
+        path=src,
+    )
     try:
         result = _check_output(src, kind, partial, limits)
     except MediaError:
         partial.unlink(missing_ok=True)
         raise
     os.replace(partial, out)
-    return out, MediaInfo(**{**result.__dict__, "path": str(out)})
+    return out, replace(result, path=str(out))
 
 
 def _check_output(src: Path, kind: ReferenceKind, out: Path, limits: ReferenceLimits) -> MediaInfo:

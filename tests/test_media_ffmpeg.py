@@ -1,0 +1,33 @@
+"""The one ffmpeg runner: argument lists or ffmpeg-python graphs, failures as MediaError with ffmpeg's words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ffmpeg
+import pytest
+
+from media.errors import MediaError
+from media.ffmpeg import ffmpeg_exe, run
+from media.probe import probe
+
+
+def test_ffmpeg_exe_is_the_bundled_binary() -> None:
+    assert Path(ffmpeg_exe()).is_file()
+
+
+def test_run_accepts_an_ffmpeg_python_graph(tmp_path: Path) -> None:
+    out = tmp_path / "tone.wav"
+    graph = (
+        ffmpeg.input("sine=frequency=440:sample_rate=16000:duration=0.5", f="lavfi").output(str(out)).overwrite_output()
+    )
+    run(graph, what="writing a tone", path=out)
+    info = probe(out)
+    assert info.audio is not None and info.audio.sample_rate == 16_000
+    assert info.duration_s == pytest.approx(0.5, abs=0.01)
+
+
+def test_run_failure_names_the_file_and_quotes_ffmpeg(tmp_path: Path) -> None:
+    missing = tmp_path / "missing clip.mp4"
+    with pytest.raises(MediaError, match=r"missing clip\.mp4: probing it failed: .*No such file"):
+        run(["-i", str(missing), "-f", "null", "-"], what="probing it", path=missing)
