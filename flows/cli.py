@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +21,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from schemas.brief import Brief, BriefError, load_brief
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="syncreel: synchronized AI video + sound ads.")
 console = Console()
@@ -86,6 +92,7 @@ def run(
     loaded = _load(brief)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.campaign import produce_campaign
     from tasks.progress import listening
     from tasks.publish import export_deliverables
@@ -160,22 +167,23 @@ def run(
         raise typer.Exit(3)
 
 
-def _store_session():
+@contextmanager
+def _store_session() -> Iterator[tuple[ModuleType, Session]]:
     from store import runs
     from tasks.runtime import get_runtime
 
-    return runs, get_runtime().session()
+    with get_runtime().session() as session:
+        yield runs, session
 
 
 @app.command(name="runs")
 def list_runs(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
     """List recent campaign runs."""
-    runs, session = _store_session()
-    with session:
+    with _store_session() as (runs, session):
         rows = runs.list_runs(session, limit=limit)
         table = Table(title="campaign runs")
         for column in ("run", "campaign", "status", "attempts", "created", "finished"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column in ("run", "campaign"))
         for row in rows:
             table.add_row(
                 row.id,
@@ -251,8 +259,7 @@ def show(
 
 
 def _detail(run_id: str | None) -> dict[str, Any]:
-    runs, session = _store_session()
-    with session:
+    with _store_session() as (runs, session):
         try:
             return runs.run_detail(session, run_id)
         except LookupError as exc:

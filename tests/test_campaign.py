@@ -46,6 +46,7 @@ def small_brief(folder: Path, *, scene_seconds: float = 1.5) -> Path:
 
 
 def env_for(state: Path) -> dict[str, str]:
+    (state / "prefect").mkdir(parents=True, exist_ok=True)
     return {
         **os.environ,
         "SYNCREEL_DATABASE_URL": f"sqlite:///{state}/state.db",
