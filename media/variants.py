@@ -7,7 +7,10 @@ so the whole picture is *fitted* inside the frame over a blurred, scaled copy of
 bars. The crop window is centred on ``focus`` (the frame centre unless a subject tracker says otherwise).
 
 Loudness is two-pass EBU R128: `loudnorm` measures the source, then the render pass applies the
-measured values (linear mode) to reach the platform's integrated target under its true-peak ceiling.
+measured values in linear mode (one gain, dynamics untouched) when that gain keeps the true peak under
+the platform's ceiling. Peaky sound that one gain cannot lift that far (linear mode then stops short:
+−17.3 LUFS for a −14 target was seen) gets a gain + peak limiter tuned by audio-only measurement passes
+instead, with loudnorm after it as the true-peak safety.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from media.probe import MediaInfo, probe
 from schemas.platforms import PlatformSpec
 
 MAX_CROP_LOSS = 0.25
+AAC_HEADROOM_DB = 0.5  # AAC's reconstruction overshoots the true peak of what it was given by ~0.1-0.3 dB
 LOUDNESS_RANGE_LU = 11.0  # loudnorm's LRA target; wide enough that linear mode is rarely refused
 BACKGROUND_DOWNSCALE = 8  # the blurred background is built at 1/8 size: cheap, and blurry anyway
 BACKGROUND_BLUR_SIGMA = 6.0
@@ -128,27 +132,64 @@ def _number(value: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _peak_target(spec: PlatformSpec) -> float:
+    """The true peak aimed at: under the ceiling by the headroom AAC encoding overshoots into."""
+    return spec.true_peak_dbtp - AAC_HEADROOM_DB
+
+
 def _loudnorm(spec: PlatformSpec) -> str:
-    return f"loudnorm=I={spec.loudness_lufs}:TP={spec.true_peak_dbtp}:LRA={LOUDNESS_RANGE_LU}"
+    return f"loudnorm=I={spec.loudness_lufs}:TP={_peak_target(spec)}:LRA={LOUDNESS_RANGE_LU}"
 
 
-def measure_loudness(src: Path, spec: PlatformSpec) -> dict[str, str]:
-    """Pass 1: integrated loudness, range, true peak and gating threshold of the source's audio."""
+def measure_loudness(src: Path, spec: PlatformSpec, pre_filter: str = "") -> dict[str, str]:
+    """Pass 1: integrated loudness, range, true peak and gating threshold of the source's audio
+    (after ``pre_filter``, when given)."""
+    chain = f"{pre_filter},{_loudnorm(spec)}" if pre_filter else _loudnorm(spec)
     stderr = run(
-        ["-i", str(src), "-map", "0:a:0", "-af", f"{_loudnorm(spec)}:print_format=json", "-f", "null", "-"],
+        ["-i", str(src), "-map", "0:a:0", "-af", f"{chain}:print_format=json", "-f", "null", "-"],
         what="loudness measurement",
         path=src,
     )
     return _loudnorm_json(stderr, src)
 
 
-def _audio_filter(spec: PlatformSpec, measured: dict[str, str] | None, seconds: float) -> str:
+def linear_fits(spec: PlatformSpec, measured: dict[str, str]) -> bool:
+    """Whether one gain to the target keeps the true peak under the ceiling."""
+    peak = _number(measured["input_tp"])
+    return peak is None or peak + spec.loudness_lufs - float(measured["input_i"]) <= _peak_target(spec)
+
+
+def _gain_and_limit(gain_db: float, spec: PlatformSpec) -> str:
+    # A sample-peak limiter a further 0.5 dB down: inter-sample peaks rise above sample peaks.
+    limit = 10 ** ((_peak_target(spec) - 0.5) / 20)
+    return f"volume={gain_db:.3f}dB,alimiter=limit={limit:.4f}:attack=2:release=50:level=false"
+
+
+def limited_gain(src: Path, spec: PlatformSpec, measured: dict[str, str], tries: int = 4) -> float:
+    """The gain that, followed by a peak limiter, lands on the target loudness: peaky sound that one
+    linear gain cannot lift without passing the ceiling. Limiting eats some loudness, so the gain is
+    corrected from a measurement of the limited result (audio-only passes, fast)."""
+    gain = spec.loudness_lufs - float(measured["input_i"])
+    for _ in range(tries):
+        reached = _number(measure_loudness(src, spec, _gain_and_limit(gain, spec))["input_i"])
+        if reached is None or abs(reached - spec.loudness_lufs) <= 0.3:
+            break
+        gain += spec.loudness_lufs - reached
+    return gain
+
+
+def _audio_filter(src: Path, spec: PlatformSpec, measured: dict[str, str] | None, seconds: float) -> str:
     layout = "mono" if spec.audio_channels == 1 else "stereo"
     if measured is None:  # a spot without sound still gets the audio track the platform expects
         return f"anullsrc=r={spec.audio_rate}:cl={layout},atrim=duration={seconds:.6f}[a]"
     tail = f"aresample={spec.audio_rate},aformat=sample_fmts=fltp:channel_layouts={layout}[a]"
     if _number(measured["input_i"]) is None:  # digital silence has no loudness to normalize; QC flags it
         return f"[0:a]{tail}"
+    if not linear_fits(spec, measured):
+        return (
+            f"[0:a]{_gain_and_limit(limited_gain(src, spec, measured), spec)},{_loudnorm(spec)}:"
+            f"print_format=json,{tail}"
+        )
     apply = (
         f"{_loudnorm(spec)}:measured_I={measured['input_i']}:measured_TP={measured['input_tp']}:"
         f"measured_LRA={measured['input_lra']}:measured_thresh={measured['input_thresh']}:"
@@ -184,7 +225,7 @@ def render_variant(src: Path, spec: PlatformSpec, out: Path, *, x264_preset: str
     reframe = plan_reframe(info.video.width, info.video.height, spec)
     measured = measure_loudness(src, spec) if info.audio is not None else None
     seconds = info.video.duration_s or info.duration_s
-    graph = f"{_video_filter(reframe, spec)};{_audio_filter(spec, measured, seconds)}"
+    graph = f"{_video_filter(reframe, spec)};{_audio_filter(src, spec, measured, seconds)}"
     out.parent.mkdir(parents=True, exist_ok=True)
     streams = ["-filter_complex", graph, "-map", "[v]", "-map", "[a]"]
     faststart = ["-movflags", "+faststart"] if spec.faststart else []

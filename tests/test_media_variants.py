@@ -134,3 +134,25 @@ def test_render_full_size_tiktok(spot: Path, tmp_path: Path) -> None:
     assert frame.shape == (1920, 1080, 3)
     assert background.max() > 10  # the padding is a blurred picture, not black bars
     assert band.tolist() != background.tolist()
+
+
+def test_peaky_sound_still_reaches_the_loudness_target_under_the_ceiling(tmp_path: Path) -> None:
+    """Sparse loud clicks: one linear gain to -14 LUFS would push the peak far past -1 dBTP, so the
+    renderer has to limit; it must still land on the target."""
+    import numpy as np
+
+    from media.encode import write_master
+
+    rate = 48_000
+    audio = np.zeros((1, rate * 3), np.float32)
+    audio[0, :: rate // 4] = 0.7  # four clicks a second at -3 dBFS, very quiet on average
+    audio[0] += 0.01 * np.sin(np.arange(rate * 3) / rate * 2 * np.pi * 220).astype(np.float32)
+    frames = np.full((72, 64, 96, 3), 90, np.uint8)
+    source = tmp_path / "peaky.mp4"
+    write_master(frames, audio, 24.0, rate, source)
+    spec = small(PLATFORMS["square"], 96, 96)
+    result = render_variant(source, spec, tmp_path / "out.mp4")
+    qc = measure(result.path)
+    assert result.input_lufs is not None and result.input_lufs < -20
+    assert qc.integrated_lufs == pytest.approx(spec.loudness_lufs, abs=1.0)
+    assert qc.true_peak_dbtp is not None and qc.true_peak_dbtp <= spec.true_peak_dbtp

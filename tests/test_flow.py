@@ -1,0 +1,72 @@
+"""The flow in-process (programmatic use) under Prefect's test harness: tasks, artifacts, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.artifacts import Artifact
+from prefect.testing.utilities import prefect_test_harness
+
+from schemas.brief import validate_brief
+from schemas.settings import get_settings
+from tasks.ingest import ReferenceError
+from test_campaign import small_brief
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def embedded_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNCREEL_DATABASE_URL", f"sqlite:///{tmp_path}/state.db")
+    monkeypatch.setenv("SYNCREEL_STORAGE_URL", f"file://{tmp_path}/assets")
+    monkeypatch.setenv("SYNCREEL_WORK_DIR", str(tmp_path / "work"))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_produce_campaign_in_process_publishes_manifest_and_artifacts(harness, embedded_state):
+    from flows.campaign import produce_campaign
+    from tasks.progress import listening
+
+    brief_path = small_brief(embedded_state)
+    events = []
+    with listening(events.append):
+        summary = produce_campaign(str(brief_path))
+    assert summary.status in ("succeeded", "needs_review")
+    assert len(summary.deliverables) == 4 and summary.generated == 4
+    manifest = Path(summary.manifest_uri.removeprefix("file://"))
+    assert manifest.is_file() and summary.run_id in manifest.read_text()
+    table = Artifact.get("deliverables-small-test")
+    markdown = Artifact.get("qa-small-test")
+    assert table is not None and "tiktok" in str(table.data)
+    assert markdown is not None and summary.run_id in str(markdown.data)
+    stages = {event.stage for event in events if event.status in ("done", "cached")}
+    assert {"ingest", "generate", "qa_master", "assemble", "render", "qa_deliverable", "publish"} <= stages
+
+
+def test_a_corrupt_reference_fails_the_run_with_its_id_and_file(harness, embedded_state):
+    from flows.campaign import produce_campaign
+    from store import runs
+    from tasks.runtime import get_runtime
+
+    brief_path = small_brief(embedded_state)
+    data = yaml.safe_load(brief_path.read_text())
+    broken = embedded_state / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
+    data["references"][2]["uri"] = str(broken)  # the motion clip
+    brief = validate_brief({**data, "base_uri": str(embedded_state)}, "test")
+    with pytest.raises(ReferenceError) as caught:
+        produce_campaign(brief)
+    assert "'bounce'" in str(caught.value) and "broken.mp4" in str(caught.value)
+    with get_runtime().session() as session:
+        run = runs.get_run(session)
+        assert run.status == "failed" and "bounce" in (run.error or "")
