@@ -8,11 +8,11 @@ import pytest
 import yaml
 from prefect.artifacts import Artifact
 from prefect.testing.utilities import prefect_test_harness
+from test_campaign import small_brief
 
 from schemas.brief import validate_brief
 from schemas.settings import get_settings
 from tasks.ingest import ReferenceError
-from test_campaign import small_brief
 
 pytestmark = pytest.mark.slow
 
