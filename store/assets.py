@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import boto3
+from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -190,7 +191,7 @@ class S3AssetStore(AssetStore):
         # S3 makes an object visible only when its PUT (or multipart completion) succeeds: atomic by design.
         try:
             self.client.upload_file(str(path), self.bucket, self._object_key(key), Config=self.transfer)
-        except (BotoCoreError, ClientError) as exc:
+        except (Boto3Error, BotoCoreError, ClientError) as exc:
             raise AssetStoreError(f"{self._uri(key)}: upload failed: {exc}") from exc
 
     def fetch(self, uri: str) -> Path:
@@ -208,7 +209,7 @@ class S3AssetStore(AssetStore):
                 os.replace(temp, target)
             finally:
                 Path(temp).unlink(missing_ok=True)
-        except (BotoCoreError, ClientError) as exc:
+        except (Boto3Error, BotoCoreError, ClientError) as exc:
             raise AssetStoreError(f"{uri}: download failed: {exc}") from exc
         return target
 
@@ -220,7 +221,7 @@ class S3AssetStore(AssetStore):
     def delete(self, uri: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._object_key(self._key(uri)))
-        except (BotoCoreError, ClientError) as exc:
+        except (Boto3Error, BotoCoreError, ClientError) as exc:
             raise AssetStoreError(f"{uri}: delete failed: {exc}") from exc
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -17,20 +16,13 @@ from media.errors import MediaError
 from media.normalize import normalize_reference
 from schemas.brief import Reference
 from schemas.records import IngestedReference
+from store.assets import file_sha256
 from tasks.progress import emit
 from tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, store_asset
 
 
 class ReferenceError(ValueError):
     """A reference that cannot be used; the message names the reference id, its URI and the problem."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def locate_source(ref: Reference, base_uri: str | None, scratch: Path) -> Path:

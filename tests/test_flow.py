@@ -70,3 +70,32 @@ def test_a_corrupt_reference_fails_the_run_with_its_id_and_file(harness, embedde
     with get_runtime().session() as session:
         run = runs.get_run(session)
         assert run.status == "failed" and "bounce" in (run.error or "")
+
+
+def test_production_configuration_postgres_and_s3(harness, tmp_path, monkeypatch, postgres_url, s3_endpoint):
+    """The same campaign with run state in PostgreSQL and assets in S3 (moto's server), then a re-run."""
+    import boto3
+
+    from flows.campaign import produce_campaign
+    from store.assets import S3AssetStore
+    from tasks.runtime import get_runtime
+
+    boto3.client("s3").create_bucket(Bucket="campaigns")
+    monkeypatch.setenv("SYNCREEL_DATABASE_URL", postgres_url)
+    monkeypatch.setenv("SYNCREEL_STORAGE_URL", "s3://campaigns/syncreel")
+    monkeypatch.setenv("SYNCREEL_WORK_DIR", str(tmp_path / "work"))
+    get_settings.cache_clear()
+    try:
+        brief_path = small_brief(tmp_path)
+        summary = produce_campaign(str(brief_path))
+        assert summary.manifest_uri.startswith("s3://campaigns/syncreel/runs/")
+        assert all(d.uri.startswith("s3://campaigns/syncreel/deliverable/") for d in summary.deliverables)
+        store = get_runtime().store
+        assert isinstance(store, S3AssetStore)
+        keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="campaigns")["Contents"]]
+        assert sum(k.startswith("syncreel/deliverable/") for k in keys) == 4
+        again = produce_campaign(str(brief_path))
+        assert again.run_id == summary.run_id and again.generated == 0
+        assert not any(d.cached is False for d in again.deliverables)
+    finally:
+        get_settings.cache_clear()

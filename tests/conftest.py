@@ -1,0 +1,86 @@
+"""Shared fixtures: real servers for the store tests.
+
+- ``postgres_url``: a fresh database on the PostgreSQL server at ``SYNCREEL_TEST_POSTGRES_URL``
+  (default: the local one at 127.0.0.1:5432), created for this session and dropped after it. An
+  unreachable server fails the tests that need it, with the reason; set the variable to ``none`` to
+  skip them deliberately.
+- ``db_url``: each store test once on SQLite and once on that PostgreSQL database.
+- ``s3_endpoint``: moto's S3 API server on 127.0.0.1 (a free port), for boto3 to talk to.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    base = os.environ.get("SYNCREEL_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
+    if base.lower() == "none":
+        pytest.skip("SYNCREEL_TEST_POSTGRES_URL=none: PostgreSQL tests skipped on request")
+    name = f"syncreel_test_{secrets.token_hex(4)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means the same thing here
+        admin.dispose()
+        pytest.fail(
+            f"PostgreSQL at {make_url(base).render_as_string(hide_password=True)} is not reachable ({exc}). "
+            "Start it (pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start), point "
+            "SYNCREEL_TEST_POSTGRES_URL at another server, or set it to 'none' to skip these tests.",
+            pytrace=False,
+        )
+    yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/state.db"
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    # Each test starts from an empty schema on the shared session database.
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    saved = {
+        key: os.environ.get(key)
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")
+    }
+    os.environ.update(
+        {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    )
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
