@@ -109,13 +109,19 @@ def run(
     with Progress(*columns, console=err_console, disable=as_json) as progress:
         bars = {stage: progress.add_task(stage, total=total, note="") for stage, total in totals.items()}
         cached: Counter[str] = Counter()
+        finished: Counter[str] = Counter()
 
         def on_event(event: Any) -> None:
             bar = bars.get(event.stage)
-            if event.status in ("done", "cached") and bar is not None:
+            if event.status == "flagged":
+                progress.console.print(f"[yellow]QA {event.item}[/]: {event.detail}", highlight=False)
+            if event.status in ("done", "cached", "flagged") and bar is not None:
                 cached[event.stage] += event.status == "cached"
+                finished[event.stage] += 1
+                # A scene regenerated after failing QA counts again: grow the bar rather than overflow it.
                 progress.update(
                     bar,
+                    total=max(totals[event.stage], finished[event.stage]),
                     advance=1,
                     note=f"{event.item}" + (f" ({cached[event.stage]} cached)" if cached[event.stage] else ""),
                 )

@@ -16,7 +16,7 @@ from schemas.records import CampaignPlan, IngestedReference, MasterRecord
 from store import runs
 from store.models import SceneStatus
 from tasks.progress import emit
-from tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, owner_id, store_asset
+from tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, owner_id, store_asset, to_record
 
 # A prime stride: each regeneration attempt gets an unrelated seed, and the same one on every re-run.
 _SEED_STRIDE = 1_000_003
@@ -172,20 +172,6 @@ def generate_scene(
         if job.status not in SETTLED or job.generation_id != record["generation_id"]:
             runs.set_scene_status(session, job_id, SceneStatus.generated, generation_id=record["generation_id"])
     emit("generate", item, "cached" if cached else "done", f"seed {record['seed']}")
-    return MasterRecord(
-        scene_id=scene_id,
-        language=language,
-        generation_key=key,
-        cached=cached,
-        uri=record["uri"],
-        sha256=record["sha256"],
-        backend=record["backend"],
-        model_version=record["model_version"],
-        seed=record["seed"],
-        attempt=attempt,
-        duration_s=record["duration_s"],
-        width=record["width"],
-        height=record["height"],
-        fps=record["fps"],
-        unused_reference_roles=tuple(record["unused_reference_roles"]),
+    return to_record(
+        MasterRecord, record, scene_id=scene_id, language=language, generation_key=key, cached=cached, attempt=attempt
     )

@@ -18,7 +18,7 @@ from schemas.brief import Reference
 from schemas.records import IngestedReference
 from store.assets import file_sha256
 from tasks.progress import emit
-from tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, store_asset
+from tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, store_asset, to_record
 
 
 class ReferenceError(ValueError):
@@ -69,15 +69,7 @@ def _ingest(rt: Runtime, ref: Reference, base_uri: str | None) -> IngestedRefere
 
         record, cached = memoized(rt, "ingest", key, produce)
     emit("ingest", ref.id, "cached" if cached else "done")
-    return IngestedReference(
-        id=ref.id,
-        kind=ref.kind,
-        role=ref.role,
-        uri=record["uri"],
-        sha256=record["sha256"],
-        source_sha256=source_sha,
-        media_info=record["media_info"],
-    )
+    return to_record(IngestedReference, record, id=ref.id, kind=ref.kind, role=ref.role, source_sha256=source_sha)
 
 
 @task(name="ingest_reference", cache_policy=NO_CACHE, task_run_name="ingest-{ref.id}")

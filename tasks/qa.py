@@ -61,7 +61,7 @@ def qa_master(plan: CampaignPlan, master: MasterRecord) -> QAReport:
     emit(
         "qa_master",
         item,
-        "failed" if report.verdict == "fail" else "done",
+        "flagged" if report.verdict == "fail" else "done",
         "; ".join(c.message for c in report.failures),
     )
     return report
@@ -83,7 +83,7 @@ def qa_deliverable(
     emit(
         "qa_deliverable",
         f"{deliverable.language}/{deliverable.platform}",
-        "failed" if report.verdict == "fail" else "done",
+        "flagged" if report.verdict == "fail" else "done",
         "; ".join(c.message for c in report.failures),
     )
     return report

@@ -13,7 +13,7 @@ from media.variants import render_variant as render_to_spec
 from schemas.records import CampaignPlan, DeliverableRecord, MasterRecord, SpotRecord
 from store import runs
 from tasks.progress import emit
-from tasks.runtime import cache_key, code_fingerprint, get_runtime, memoized, store_asset
+from tasks.runtime import cache_key, code_fingerprint, get_runtime, memoized, store_asset, to_record
 
 
 @task(name="assemble_spot", cache_policy=NO_CACHE, task_run_name="assemble-{language}")
@@ -38,16 +38,7 @@ def assemble_spot(plan: CampaignPlan, language: str, masters: list[MasterRecord]
 
     record, cached = memoized(rt, "assemble", key, produce)
     emit("assemble", language, "cached" if cached else "done")
-    return SpotRecord(
-        language=language,
-        cached=cached,
-        uri=record["uri"],
-        sha256=record["sha256"],
-        duration_s=record["duration_s"],
-        width=record["width"],
-        height=record["height"],
-        fps=record["fps"],
-    )
+    return to_record(SpotRecord, record, language=language, cached=cached)
 
 
 @task(name="render_variant", cache_policy=NO_CACHE, task_run_name="render-{spot.language}-{platform}")
@@ -89,16 +80,4 @@ def render_variant(plan: CampaignPlan, spot: SpotRecord, platform: str) -> Deliv
             cache_key=key,
         )
     emit("render", item, "cached" if cached else "done")
-    return DeliverableRecord(
-        language=spot.language,
-        platform=platform,
-        cached=cached,
-        uri=record["uri"],
-        sha256=record["sha256"],
-        size_bytes=record["size_bytes"],
-        width=record["width"],
-        height=record["height"],
-        duration_s=record["duration_s"],
-        loudness_lufs=record["loudness_lufs"],
-        reframe=record["reframe"],
-    )
+    return to_record(DeliverableRecord, record, language=spot.language, platform=platform, cached=cached)

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -33,6 +34,8 @@ from schemas.settings import Settings, get_settings
 from store import runs
 from store.assets import AssetStore, StoredAsset, open_store
 from store.db import make_engine, session_scope, upgrade_database
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
 
 # Bump to invalidate every cached output at once (a change in how stages fit together).
 PIPELINE_VERSION = "1"
@@ -134,6 +137,11 @@ def store_asset(
             media_info=media_info,
         )
         return stored, row.id
+
+
+def to_record(cls: type[RecordT], stored: dict[str, Any], **fields: Any) -> RecordT:
+    """Build a task record from a remembered output (keeping the fields it declares) plus ``fields``."""
+    return cls.model_validate({**{k: v for k, v in stored.items() if k in cls.model_fields}, **fields})
 
 
 def memoized(
