@@ -124,6 +124,3 @@ def base() -> DualTowerConfig:
         max_text_tokens=256,
         reference_image_size=64,
     )
-
-
-PRESETS = {"tiny": tiny, "small": small, "base": base}

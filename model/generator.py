@@ -115,11 +115,6 @@ def register_backend(cls: type[Generator]) -> type[Generator]:
     return cls
 
 
-def available_backends() -> list[str]:
-    _import_builtin_backends()
-    return sorted(_BACKENDS)
-
-
 def get_generator(name: str) -> Generator:
     """The process-wide instance of a backend (weights load once per worker)."""
     _import_builtin_backends()

@@ -58,6 +58,8 @@ def build_manifest(
         "deliverables": [
             {
                 **d.model_dump(mode="json", exclude={"cached"}),
+                # A link to hand to a reviewer: presigned (7 days, the SigV4 maximum) on S3, file:// locally.
+                "url": rt.store.url_for(d.uri, expires_s=7 * 24 * 3600),
                 "spec": plan.platforms[d.platform].model_dump(mode="json"),
                 "qa": verdicts[f"deliverable:{d.language}:{d.platform}"].model_dump(mode="json"),
             }

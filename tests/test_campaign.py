@@ -103,6 +103,9 @@ def check_campaign_complete(state: Path, out: Path, run_json: dict) -> None:
     assert not [p for p in (state / "assets").rglob("*") if p.is_file() and ".tmp" in p.name]
     manifest = json.loads((out / "small-test" / "manifest.json").read_text())
     assert len(manifest["deliverables"]) == 4 and manifest["run_id"] == run_json["run_id"]
+    for entry in manifest["deliverables"]:
+        assert Path(entry["url"].removeprefix("file://")).is_file()
+        assert entry["qa"]["verdict"] in ("pass", "warn", "fail") and entry["spec"]["name"] == entry["platform"]
 
 
 def test_campaign_runs_end_to_end_then_rerun_is_fully_cached(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -94,6 +96,9 @@ def test_production_configuration_postgres_and_s3(harness, tmp_path, monkeypatch
         assert isinstance(store, S3AssetStore)
         keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="campaigns")["Contents"]]
         assert sum(k.startswith("syncreel/deliverable/") for k in keys) == 4
+        manifest = json.loads(store.fetch(summary.manifest_uri).read_text())
+        with urllib.request.urlopen(manifest["deliverables"][0]["url"], timeout=10) as response:  # noqa: S310
+            assert response.read()[4:8] == b"ftyp"  # the presigned link serves the MP4
         again = produce_campaign(str(brief_path))
         assert again.run_id == summary.run_id and again.generated == 0
         assert not any(d.cached is False for d in again.deliverables)
