@@ -1,8 +1,9 @@
 """The `builtin` backend: the dual-tower transformer at the `small()` size, on whatever device is here.
 
-Weights come from `model/checkpoints/builtin.pt` when that file exists (trained by a later issue);
-otherwise the network is initialised from a fixed seed, which is deterministic but untrained — the
-run record says so (`parameters["trained"] = False`, and the model version ends in `-untrained`).
+Weights come from `model/checkpoints/builtin.safetensors` (trained by `python -m model.train` on the
+procedural world of model/world.py) when that file exists; otherwise the network is initialised from a
+fixed seed, which is deterministic but untrained — the run record says so (`parameters["trained"] =
+False`, and the model version ends in `-untrained`).
 
 Clip length: the latent is sized to the requested duration (latent_fps frames, 25 audio tokens per
 second); the shared time axis in seconds keeps positions meaningful at any length up to the 20 s
@@ -22,13 +23,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from model.checkpoint import load_checkpoint
 from model.codecs import decode_audio, decode_video, encode_audio, encode_video
 from model.config import DualTowerConfig, small
 from model.flow_matching import Guidance, KnownParts, sample
 from model.generator import GenerationRequest, Generator, MasterClip, ReferenceInput, register_backend
 from model.transformer import DualTowerTransformer, ReferenceTensor, tokenize
 
-CHECKPOINT = Path(__file__).with_name("checkpoints") / "builtin.pt"
+CHECKPOINT = Path(__file__).with_name("checkpoints") / "builtin.safetensors"
 INIT_SEED = 20261123
 
 
@@ -61,19 +63,22 @@ def _resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
 class BuiltinGenerator(Generator):
     name = "builtin"
 
-    def __init__(self, config: DualTowerConfig | None = None, checkpoint: Path = CHECKPOINT, device: str | None = None):
-        self.config = config or small()
+    def __init__(
+        self, checkpoint: Path | None = CHECKPOINT, *, config: DualTowerConfig | None = None, device: str | None = None
+    ):
+        """Load ``checkpoint`` when it exists; otherwise (or with checkpoint=None) build ``config``
+        (default ``small()``) from the fixed initialisation seed."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        torch.manual_seed(INIT_SEED)
-        self.model = DualTowerTransformer(self.config)
-        self.trained = checkpoint.is_file()
+        self.trained = checkpoint is not None and Path(checkpoint).is_file()
         if self.trained:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-            self.model.load_state_dict(state.get("model", state))
-            self._weights_id = hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:12]
+            self.model, self.provenance = load_checkpoint(checkpoint)
+            self._weights_id = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:12]
         else:
-            config_json = json.dumps(self.config.to_dict(), sort_keys=True)
+            torch.manual_seed(INIT_SEED)
+            self.model, self.provenance = DualTowerTransformer(config or small()), {}
+            config_json = json.dumps(self.model.config.to_dict(), sort_keys=True)
             self._weights_id = hashlib.sha256(config_json.encode()).hexdigest()[:12] + "-untrained"
+        self.config = self.model.config
         self.model.to(self.device).eval()
 
     @property

@@ -4,6 +4,7 @@ sampler, guidance, inpainting, save/load, and the builtin backend's contract."""
 from __future__ import annotations
 
 import io
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,10 @@ import torch
 from model.codecs import decode_audio, decode_video, encode_audio, encode_video
 from model.config import DualTowerConfig, base, small, tiny
 from model.flow_matching import Guidance, KnownParts, flow_matching_loss, sample
+from model.builtin import CHECKPOINT, BuiltinGenerator
+from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model.generator import GenerationRequest, ReferenceInput, get_generator
+from model.world import sample_clip
 from model.transformer import DualTowerTransformer, tokenize
 
 ASSETS = Path(__file__).resolve().parents[1] / "examples" / "briefs" / "assets"
@@ -234,7 +238,9 @@ def test_builtin_backend_contract(builtin):
     peak = np.abs(clip.audio).max()
     assert 0.6 < peak <= 0.71  # peak-normalised to -3 dBFS: never silent, never clipped
     assert clip.event_times_s == (0.5,) and clip.unused_reference_roles == ()
-    assert clip.model_version == builtin.model_version and clip.parameters["trained"] is False
+    assert clip.model_version == builtin.model_version
+    assert clip.parameters["trained"] is CHECKPOINT.is_file()
+    assert clip.model_version.endswith("-untrained") is not CHECKPOINT.is_file()
     again = builtin.generate(request())
     assert np.array_equal(clip.frames, again.frames) and np.array_equal(clip.audio, again.audio)
     other = builtin.generate(request(seed=8))
@@ -247,3 +253,72 @@ def test_builtin_keeps_a_given_voice(builtin):
     without = builtin.generate(request(references=(), duration_s=2.0))
     assert not np.array_equal(with_voice.audio, without.audio)
     assert with_voice.audio.shape == without.audio.shape == (1, 96_000)
+
+
+def test_checkpoint_round_trip_and_backend_loads_it(tmp_path):
+    model = make_model(randomize=True)
+    path = tmp_path / "ck.safetensors"
+    save_checkpoint(model, path, steps=3)
+    loaded, provenance = load_checkpoint(path)
+    assert provenance == {"steps": 3} and loaded.config == model.config
+    assert torch.equal(run_sampler(model)[0], run_sampler(loaded)[0])
+    backend = BuiltinGenerator(path)
+    assert backend.trained and not backend.model_version.endswith("-untrained")
+    clip = backend.generate(request(references=(), duration_s=1.0, steps=1))
+    assert clip.parameters["trained"] is True and clip.frames.shape == (12, 90, 160, 3)
+
+
+def test_half_precision_checkpoint_loads_as_float32(tmp_path):
+    model = make_model(randomize=True)
+    path = tmp_path / "half.safetensors"
+    save_checkpoint(model, path, dtype=torch.float16)
+    loaded, _ = load_checkpoint(path)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    assert torch.allclose(next(iter(loaded.parameters())), next(iter(model.parameters())), atol=1e-2)
+
+
+def test_corrupt_or_mismatched_checkpoints_are_refused_clearly(tmp_path):
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="corrupt.safetensors: not a readable safetensors file"):
+        load_checkpoint(corrupt)
+    good = tmp_path / "good.safetensors"
+    save_checkpoint(make_model(), good)
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated.safetensors"):
+        load_checkpoint(truncated)
+    # Weights from one config under another config's metadata: every mismatch is named.
+    from safetensors.torch import load_file, save_file
+
+    other = replace(tiny(), video_dim=64)
+    state = load_file(str(good))
+    mismatched = tmp_path / "mismatched.safetensors"
+    save_file(
+        state,
+        str(mismatched),
+        metadata={"format": "syncreel-dualtower/1", "config": json.dumps(other.to_dict()), "provenance": "{}"},
+    )
+    with pytest.raises(CheckpointError, match="weights do not match the config") as caught:
+        load_checkpoint(mismatched)
+    assert "blocks.0.a2v.out.weight: shape (48, 48), the network has (64, 64)" in str(caught.value)
+    assert "more" in str(caught.value)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file(state, str(foreign), metadata={"format": "somebody-else/3"})
+    with pytest.raises(CheckpointError, match="format 'somebody-else/3'"):
+        load_checkpoint(foreign)
+
+
+def test_world_clips_are_seeded_and_sound_follows_sight():
+    config = small()
+    args = (2.0, config.latent_fps, config.latent_height, config.latent_width, config.sample_rate)
+    first = sample_clip(np.random.default_rng(11), *args)
+    again = sample_clip(np.random.default_rng(11), *args)
+    assert first.caption == again.caption and np.array_equal(first.frames, again.frames)
+    assert first.frames.shape == (12, 12, 20, 3) and first.audio.shape == (32_000,)
+    assert -1 <= first.frames.min() and first.frames.max() <= 1
+    assert first.event_times_s, "every world scene has events"
+    envelope = np.abs(first.audio)
+    for at in first.event_times_s:  # each event is heard where it happens
+        start = int(at * config.sample_rate)
+        assert envelope[start : start + 800].max() > 4 * (envelope[:1600].mean() + 1e-4) or start < 1600
