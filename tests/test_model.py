@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
+from model.builtin import CHECKPOINT, BuiltinGenerator
+from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model.codecs import decode_audio, decode_video, encode_audio, encode_video
 from model.config import DualTowerConfig, base, small, tiny
 from model.flow_matching import Guidance, KnownParts, flow_matching_loss, sample
-from model.builtin import CHECKPOINT, BuiltinGenerator
-from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model.generator import GenerationRequest, ReferenceInput, get_generator
-from model.world import sample_clip
 from model.transformer import DualTowerTransformer, tokenize
+from model.world import sample_clip
 
 ASSETS = Path(__file__).resolve().parents[1] / "examples" / "briefs" / "assets"
 
@@ -316,7 +316,7 @@ def test_world_clips_are_seeded_and_sound_follows_sight():
     again = sample_clip(np.random.default_rng(11), *args)
     assert first.caption == again.caption and np.array_equal(first.frames, again.frames)
     assert first.frames.shape == (12, 12, 20, 3) and first.audio.shape == (32_000,)
-    assert -1 <= first.frames.min() and first.frames.max() <= 1
+    assert first.frames.min() >= -1 and first.frames.max() <= 1
     assert first.event_times_s, "every world scene has events"
     envelope = np.abs(first.audio)
     for at in first.event_times_s:  # each event is heard where it happens
