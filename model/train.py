@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from model.checkpoint import save_checkpoint
+from model.checkpoint import load_checkpoint, save_checkpoint
 from model.codecs import encode_audio
 from model.config import DualTowerConfig, small
 from model.flow_matching import flow_matching_loss
@@ -54,14 +54,21 @@ def train(
     seed: int,
     out: Path,
     log: Path,
+    resume: Path | None = None,
 ) -> None:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = DualTowerTransformer(config)
+    if resume is not None:  # continue from saved weights (the optimizer state starts afresh)
+        model, provenance = load_checkpoint(resume)
+        model.train()
+        config, done_before = model.config, int(provenance.get("steps", 0))
+    else:
+        model, done_before = DualTowerTransformer(config), 0
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
     warmup = 50
     started = time.perf_counter()
     deadline = started + minutes * 60
+    provenance = {"batch": batch, "clip_seconds": seconds, "seed": seed, "resumed_from": str(resume or "")}
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -83,10 +90,11 @@ def train(
             running.append(parts)
             if step % 10 == 0:
                 mean = {k: float(np.mean([p[k] for p in running])) for k in running[0]}
+                elapsed = time.perf_counter() - started
                 writer.writerow(
                     [
-                        step,
-                        round(time.perf_counter() - started, 1),
+                        done_before + step,
+                        round(elapsed, 1),
                         round(mean["loss"], 5),
                         round(mean["video"], 5),
                         round(mean["audio"], 5),
@@ -95,23 +103,23 @@ def train(
                 )
                 handle.flush()
                 print(
-                    f"step {step:5d}  {time.perf_counter() - started:7.1f} s  loss {mean['loss']:.4f} "
+                    f"step {done_before + step:5d}  {elapsed:7.1f} s  loss {mean['loss']:.4f} "
                     f"(video {mean['video']:.4f}, audio {mean['audio']:.4f})  lr {rate:.1e}",
                     flush=True,
                 )
                 running = []
             if step % 200 == 0:
-                save_checkpoint(model, out, steps=step, batch=batch, clip_seconds=seconds, seed=seed)
+                save_checkpoint(model, out, steps=done_before + step, **provenance)
+    # Shipped in half precision: half the size; the backend computes in float32 after loading.
     save_checkpoint(
         model,
         out,
-        steps=step,
-        batch=batch,
-        clip_seconds=seconds,
-        seed=seed,
+        dtype=torch.float16,
+        steps=done_before + step,
         minutes=round((time.perf_counter() - started) / 60, 1),
+        **provenance,
     )
-    print(f"wrote {out} after {step} steps")
+    print(f"wrote {out} after {done_before + step} steps")
 
 
 def main() -> None:
@@ -123,6 +131,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("checkpoints") / "builtin.safetensors")
+    parser.add_argument("--resume", type=Path, help="Continue from this checkpoint's weights.")
     args = parser.parse_args()
     train(
         small(),
@@ -133,7 +142,9 @@ def main() -> None:
         lr=args.lr,
         seed=args.seed,
         out=args.out,
-        log=args.out.with_suffix(".csv"),
+        # A resumed run keeps the earlier curve: its rows go to a second file beside it.
+        log=args.out.with_name(f"{args.out.stem}{'-resumed' if args.resume else ''}.csv"),
+        resume=args.resume,
     )
 
 

@@ -322,3 +322,16 @@ def test_world_clips_are_seeded_and_sound_follows_sight():
     for at in first.event_times_s:  # each event is heard where it happens
         start = int(at * config.sample_rate)
         assert envelope[start : start + 800].max() > 4 * (envelope[:1600].mean() + 1e-4) or start < 1600
+
+
+def test_training_writes_a_loadable_checkpoint_and_resumes(tmp_path):
+    from model.train import train
+
+    out = tmp_path / "ck.safetensors"
+    common = dict(minutes=5, batch=2, seconds=1.0, lr=1e-3, seed=0, out=out)
+    train(tiny(), max_steps=10, log=tmp_path / "curve.csv", **common)
+    model, provenance = load_checkpoint(out)
+    assert provenance["steps"] == 10 and model.config == tiny()
+    assert (tmp_path / "curve.csv").read_text().splitlines()[1].startswith("10,")
+    train(tiny(), max_steps=10, log=tmp_path / "more.csv", resume=out, **common)
+    assert load_checkpoint(out)[1]["steps"] == 20
