@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -41,7 +42,7 @@ def small_brief(folder: Path, *, scene_seconds: float = 1.5) -> Path:
     data["generation"]["steps"] = 2
     path = folder / "small.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    (folder / "assets").symlink_to(EXAMPLE.parent / "assets")
+    shutil.copytree(EXAMPLE.parent / "assets", folder / "assets")  # a copy: nothing can write into the example
     return path
 
 

@@ -27,9 +27,10 @@ def harness():
 
 @pytest.fixture
 def embedded_state(tmp_path, monkeypatch):
-    monkeypatch.setenv("SYNCREEL_DATABASE_URL", f"sqlite:///{tmp_path}/state.db")
-    monkeypatch.setenv("SYNCREEL_STORAGE_URL", f"file://{tmp_path}/assets")
-    monkeypatch.setenv("SYNCREEL_WORK_DIR", str(tmp_path / "work"))
+    # Under state/: the brief's folder (tmp_path) holds an `assets` link to the example references.
+    monkeypatch.setenv("SYNCREEL_DATABASE_URL", f"sqlite:///{tmp_path}/state/state.db")
+    monkeypatch.setenv("SYNCREEL_STORAGE_URL", f"file://{tmp_path}/state/assets")
+    monkeypatch.setenv("SYNCREEL_WORK_DIR", str(tmp_path / "state" / "work"))
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()
