@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +11,7 @@ import av
 import numpy as np
 
 from media.errors import MediaError
+from media.ffmpeg import BITEXACT, run
 from media.probe import MediaInfo, probe
 
 if TYPE_CHECKING:
@@ -17,8 +19,6 @@ if TYPE_CHECKING:
 
 MASTER_AUDIO_RATE = 48_000
 MASTER_AUDIO_BITRATE = 256_000
-AAC_FRAME = 1024  # samples per AAC frame: the unit the encoder takes
-BITEXACT = av.codec.context.Flags.bitexact
 
 
 def _stereo(audio: np.ndarray) -> np.ndarray:
@@ -92,31 +92,24 @@ def write_master(frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate:
     rate = Fraction(fps).limit_denominator(1001)
     sound = fit_audio(audio, sample_rate, count / rate)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with av.open(
-            str(path), "w", format="mp4", options={"movflags": "+faststart"}, container_options={"fflags": "+bitexact"}
-        ) as container:
-            # One thread: x264's output depends on the thread count, and masters are content-addressed.
-            video = container.add_stream("libx264", rate=rate, options={"crf": "18", "preset": "fast", "threads": "1"})
-            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-            video.codec_context.flags |= BITEXACT
-            aac = container.add_stream("aac", rate=MASTER_AUDIO_RATE, layout="stereo")
-            aac.bit_rate = MASTER_AUDIO_BITRATE
-            aac.codec_context.flags |= BITEXACT
-            for index, picture in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(picture), format="yuv420p")
-                frame.pts, frame.time_base = index, 1 / rate
-                container.mux(video.encode(frame))
-            container.mux(video.encode())
-            for start in range(0, sound.shape[1], AAC_FRAME):
-                block = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(sound[:, start : start + AAC_FRAME]), format="fltp", layout="stereo"
-                )
-                block.sample_rate, block.pts, block.time_base = MASTER_AUDIO_RATE, start, Fraction(1, MASTER_AUDIO_RATE)
-                container.mux(aac.encode(block))
-            container.mux(aac.encode())
-    except av.FFmpegError as exc:
-        raise MediaError(path, f"cannot write the master ({exc})") from None
+    # Encoded by the ffmpeg binary in its own process, fed raw planes and samples: in-process PyAV
+    # encodes differed byte-wise depending on what the process had encoded before, and masters are
+    # content-addressed. One x264 thread, because x264's output depends on the thread count.
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".master-") as scratch:
+        video_raw, audio_raw = Path(scratch) / "video.yuv", Path(scratch) / "audio.f32"
+        with video_raw.open("wb") as handle:
+            for picture in frames:
+                handle.write(rgb_to_yuv420p(picture).tobytes())
+        audio_raw.write_bytes(np.ascontiguousarray(sound.T, dtype="<f4").tobytes())  # interleaved stereo
+        run(
+            ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-r", str(rate), "-i", str(video_raw),
+             "-f", "f32le", "-ar", str(MASTER_AUDIO_RATE), "-ac", "2", "-i", str(audio_raw),
+             "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-crf", "18", "-preset", "fast", "-threads", "1",
+             "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", str(MASTER_AUDIO_BITRATE),
+             "-t", f"{float(count / rate):.6f}", *BITEXACT, "-movflags", "+faststart", "-y", str(path)],
+            what="writing the master",
+            path=path,
+        )  # fmt: skip
     return probe(path)
 
 
