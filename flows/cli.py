@@ -140,11 +140,14 @@ def run(
     if as_json:
         typer.echo(json.dumps({**summary.model_dump(mode="json"), "exported": [str(f) for f in files]}, indent=2))
         return
-    table = Table(title=f"{summary.campaign_id} — run {summary.run_id}: {summary.status}")
+    folder = out / summary.campaign_id
+    table = Table(
+        title=f"{summary.campaign_id} — run {summary.run_id}: {summary.status}", caption=f"files under {folder}/"
+    )
     for column in ("language", "platform", "size", "seconds", "LUFS", "MB", "QA", "file"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # wrap, never cut, a file or platform name
     verdicts = {report.subject: report for report in summary.qa}
-    for deliverable, path in zip(summary.deliverables, files, strict=False):
+    for deliverable, path in zip(summary.deliverables, files, strict=False):  # files: deliverables, then manifest
         report = verdicts[f"deliverable:{deliverable.language}:{deliverable.platform}"]
         table.add_row(
             deliverable.language,
@@ -154,7 +157,7 @@ def run(
             "" if deliverable.loudness_lufs is None else f"{deliverable.loudness_lufs:.1f}",
             f"{deliverable.size_bytes / 1e6:.2f}",
             _styled(report.verdict),
-            str(path),
+            str(path.relative_to(folder)),
         )
     console.print(table)
     scene_reports = [r for r in summary.qa if r.subject.startswith("master:")]
