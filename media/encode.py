@@ -48,26 +48,6 @@ def fit_audio(audio: np.ndarray, sample_rate: int, duration_s: float) -> np.ndar
     return np.clip(audio, -1.0, 1.0).astype(np.float32)
 
 
-def rgb_to_yuv420p(picture: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB → planar yuv420p, BT.601 limited range, as PyAV's (H * 3/2, W) layout.
-
-    Done here rather than by swscale: the first conversion in a process took a different code path
-    than later ones, so the same frames encoded to different bytes.
-    """
-    rgb = picture.astype(np.float32)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
-    cb = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
-    cr = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
-    height, width = y.shape
-
-    def subsample(plane: np.ndarray) -> np.ndarray:
-        return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))
-
-    planes = [np.clip(np.rint(p), 0, 255).astype(np.uint8).ravel() for p in (y, subsample(cb), subsample(cr))]
-    return np.concatenate(planes).reshape(height * 3 // 2, width)
-
-
 def _validate(frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate: int, path: Path) -> None:
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise MediaError(path, f"frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
@@ -92,17 +72,16 @@ def write_master(frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate:
     rate = Fraction(fps).limit_denominator(1001)
     sound = fit_audio(audio, sample_rate, count / rate)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Encoded by the ffmpeg binary in its own process, fed raw planes and samples: in-process PyAV
+    # Encoded by the ffmpeg binary in its own process, fed raw RGB frames and samples: in-process PyAV
     # encodes differed byte-wise depending on what the process had encoded before, and masters are
     # content-addressed. One x264 thread, because x264's output depends on the thread count.
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".master-") as scratch:
-        video_raw, audio_raw = Path(scratch) / "video.yuv", Path(scratch) / "audio.f32"
+        video_raw, audio_raw = Path(scratch) / "video.rgb", Path(scratch) / "audio.f32"
         with video_raw.open("wb") as handle:
-            for picture in frames:
-                handle.write(rgb_to_yuv420p(picture).tobytes())
+            handle.write(np.ascontiguousarray(frames).tobytes())
         audio_raw.write_bytes(np.ascontiguousarray(sound.T, dtype="<f4").tobytes())  # interleaved stereo
         run(
-            ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-r", str(rate), "-i", str(video_raw),
+            ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(rate), "-i", str(video_raw),
              "-f", "f32le", "-ar", str(MASTER_AUDIO_RATE), "-ac", "2", "-i", str(audio_raw),
              "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-crf", "18", "-preset", "fast", "-threads", "1",
              "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", str(MASTER_AUDIO_BITRATE),
