@@ -35,7 +35,7 @@ def main() -> int:
             "SYNCREEL_WORK_DIR": str(state / "work"),
             "PREFECT_HOME": str(state / "prefect"),
             "PREFECT_LOGGING_LEVEL": "WARNING",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         }
     )

@@ -21,7 +21,7 @@ from tasks.progress import emit
 from tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, store_asset, to_record
 
 
-class ReferenceError(ValueError):
+class ReferenceRejected(ValueError):
     """A reference that cannot be used; the message names the reference id, its URI and the problem."""
 
 
@@ -33,10 +33,10 @@ def locate_source(ref: Reference, base_uri: str | None, scratch: Path) -> Path:
         try:
             boto3.client("s3").download_file(parsed.netloc, parsed.path.lstrip("/"), str(target))
         except (BotoCoreError, ClientError) as exc:
-            raise ReferenceError(f"reference {ref.id!r} ({ref.uri}): cannot download: {exc}") from exc
+            raise ReferenceRejected(f"reference {ref.id!r} ({ref.uri}): cannot download: {exc}") from exc
         return target
     if parsed.scheme not in ("", "file"):
-        raise ReferenceError(
+        raise ReferenceRejected(
             f"reference {ref.id!r} ({ref.uri}): unsupported URI scheme {parsed.scheme!r}; "
             "accepted: a path, file:// or s3://"
         )
@@ -44,7 +44,7 @@ def locate_source(ref: Reference, base_uri: str | None, scratch: Path) -> Path:
     if not path.is_absolute():
         path = Path(base_uri or ".") / path
     if not path.is_file():
-        raise ReferenceError(f"reference {ref.id!r} ({ref.uri}): no such file {path}")
+        raise ReferenceRejected(f"reference {ref.id!r} ({ref.uri}): no such file {path}")
     return path
 
 
@@ -58,7 +58,7 @@ def _ingest(rt: Runtime, ref: Reference, base_uri: str | None) -> IngestedRefere
             try:
                 normalized, info = normalize_reference(source, ref.kind, scratch / "out")
             except MediaError as exc:
-                raise ReferenceError(f"reference {ref.id!r} ({ref.uri}): {exc}") from exc
+                raise ReferenceRejected(f"reference {ref.id!r} ({ref.uri}): {exc}") from exc
             stored, asset_id = store_asset(rt, normalized, f"reference_{ref.kind}", info.to_dict())
             return {
                 "uri": stored.uri,

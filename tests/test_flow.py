@@ -14,7 +14,7 @@ from test_campaign import small_brief
 
 from schemas.brief import validate_brief
 from schemas.settings import get_settings
-from tasks.ingest import ReferenceError
+from tasks.ingest import ReferenceRejected
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def test_a_corrupt_reference_fails_the_run_with_its_id_and_file(harness, embedde
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
     data["references"][2]["uri"] = str(broken)  # the motion clip
     brief = validate_brief({**data, "base_uri": str(embedded_state)}, "test")
-    with pytest.raises(ReferenceError) as caught:
+    with pytest.raises(ReferenceRejected) as caught:
         produce_campaign(brief)
     assert "'bounce'" in str(caught.value) and "broken.mp4" in str(caught.value)
     with get_runtime().session() as session:
