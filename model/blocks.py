@@ -30,16 +30,26 @@ class TowerState:
 
 class DualTowerBlock(nn.Module):
     def __init__(
-        self, video_dim: int, video_heads: int, audio_dim: int, audio_heads: int, context_dim: int, mlp_ratio: float
+        self,
+        video_dim: int,
+        video_heads: int,
+        audio_dim: int,
+        audio_heads: int,
+        context_dim: int,
+        mlp_ratio: float,
+        cross_modal: bool = True,
     ):
+        """``cross_modal=False`` leaves out a2v and v2a: the towers run side by side, uncoupled."""
         super().__init__()
         # video tower
         self.video_norm1 = nn.LayerNorm(video_dim, elementwise_affine=False, eps=1e-6)
         self.video_attn = Attention(video_dim, video_heads)
         self.video_norm2 = nn.LayerNorm(video_dim, eps=1e-6)
         self.video_text = Attention(video_dim, video_heads, context_dim)
-        self.video_norm3 = nn.LayerNorm(video_dim, eps=1e-6)
-        self.a2v = Attention(video_dim, video_heads, audio_dim)
+        self.cross_modal = cross_modal
+        if cross_modal:
+            self.video_norm3 = nn.LayerNorm(video_dim, eps=1e-6)
+            self.a2v = Attention(video_dim, video_heads, audio_dim)
         self.video_norm4 = nn.LayerNorm(video_dim, elementwise_affine=False, eps=1e-6)
         self.video_mlp = MLP(video_dim, mlp_ratio)
         self.video_modulation = nn.Sequential(nn.SiLU(), nn.Linear(video_dim, MODULATION_CHUNKS * video_dim))
@@ -48,8 +58,9 @@ class DualTowerBlock(nn.Module):
         self.audio_attn = Attention(audio_dim, audio_heads)
         self.audio_norm2 = nn.LayerNorm(audio_dim, eps=1e-6)
         self.audio_text = Attention(audio_dim, audio_heads, context_dim)
-        self.audio_norm3 = nn.LayerNorm(audio_dim, eps=1e-6)
-        self.v2a = Attention(audio_dim, audio_heads, video_dim)
+        if cross_modal:
+            self.audio_norm3 = nn.LayerNorm(audio_dim, eps=1e-6)
+            self.v2a = Attention(audio_dim, audio_heads, video_dim)
         self.audio_norm4 = nn.LayerNorm(audio_dim, elementwise_affine=False, eps=1e-6)
         self.audio_mlp = MLP(audio_dim, mlp_ratio)
         self.audio_modulation = nn.Sequential(nn.SiLU(), nn.Linear(audio_dim, MODULATION_CHUNKS * audio_dim))
@@ -60,8 +71,9 @@ class DualTowerBlock(nn.Module):
         audio: TowerState,
         context: torch.Tensor,
         context_mask: torch.Tensor,
-        cross_modal: bool = True,
+        cross_modal: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``cross_modal``: (B, 1, 1) of 1.0 / 0.0, per sample whether the towers exchange information."""
         v, a = video.tokens, audio.tokens
         (v_shift1, v_scale1, v_gate1, v_shift2, v_scale2, v_gate2, v_gate_text, v_gate_cross) = self.video_modulation(
             video.condition
@@ -84,13 +96,13 @@ class DualTowerBlock(nn.Module):
 
         # 3. audio↔video cross-attention on the shared time axis (both sides read the other's state
         #    from before this step, so the exchange is symmetric)
-        if cross_modal:
+        if self.cross_modal and bool(cross_modal.any()):
             v_in, a_in = self.video_norm3(v), self.audio_norm3(a)
             v_head, a_head = self.a2v.head_dim, self.v2a.head_dim
-            v = v + v_gate_cross.unsqueeze(1) * self.a2v(
+            v = v + cross_modal * v_gate_cross.unsqueeze(1) * self.a2v(
                 v_in, a_in, q_angles=video.time_angles[v_head], k_angles=audio.time_angles[v_head]
             )
-            a = a + a_gate_cross.unsqueeze(1) * self.v2a(
+            a = a + cross_modal * a_gate_cross.unsqueeze(1) * self.v2a(
                 a_in, v_in, q_angles=audio.time_angles[a_head], k_angles=video.time_angles[a_head]
             )
 

@@ -1,13 +1,21 @@
 """The `builtin` backend: the dual-tower transformer at the `small()` size, on whatever device is here.
 
 Weights come from `model/checkpoints/builtin.safetensors` (trained by `python -m model.train` on the
-procedural world of model/world.py) when that file exists; otherwise the network is initialised from a
-fixed seed, which is deterministic but untrained — the run record says so (`parameters["trained"] =
-False`, and the model version ends in `-untrained`).
+procedural world of model/world.py; see model/checkpoints/README.md) when that file exists; otherwise
+the network is initialised from a fixed seed, which is deterministic but untrained — the run record
+says so (`parameters["trained"] = False`, and the model version ends in `-untrained`).
 
-Clip length: the latent is sized to the requested duration (latent_fps frames, 25 audio tokens per
-second); the shared time axis in seconds keeps positions meaningful at any length up to the 20 s
-period of the slowest rotary frequency.
+Modes, chosen by the references a scene gives (all through the same sampler, see flow_matching.py):
+- none of the below: text (+ reference tokens) → audio and video together;
+- an image with role ``first_frame``: image-to-audio+video (the clip starts on that picture);
+- an audio with role ``voice``: audio-to-video (the voice is the dialogue stem, kept bit for bit);
+- a video with role ``footage``: video-to-audio (foley for that clip; its picture is kept);
+- a video with role ``continue``: extension (the scene continues that clip from its last frames).
+Other references (character, product, style, motion, music...) enter as context tokens.
+
+Length: the model was trained on clips of 2 and 4 s. A longer scene is generated in windows of
+WINDOW_S seconds, each continuing the last OVERLAP_S seconds of the one before (the extension mode),
+so positions stay within what the network has seen.
 """
 
 from __future__ import annotations
@@ -21,17 +29,29 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from model.checkpoint import load_checkpoint
-from model.codecs import decode_audio, decode_video, encode_audio, encode_video
+from model.codecs import decode_audio, decode_video, encode_audio, encode_video, square_frames
 from model.config import DualTowerConfig, small
+from model.events import audio_onsets
 from model.flow_matching import Guidance, KnownParts, sample
 from model.generator import GenerationRequest, Generator, MasterClip, ReferenceInput, register_backend
-from model.transformer import DualTowerTransformer, ReferenceTensor, tokenize
+from model.transformer import (
+    DualTowerTransformer,
+    ReferenceTensor,
+    audio_reference,
+    image_reference,
+    tokenize,
+    video_reference,
+)
+from model.world import STEMS
 
 CHECKPOINT = Path(__file__).with_name("checkpoints") / "builtin.safetensors"
 INIT_SEED = 20261123
+WINDOW_S = 4.0
+OVERLAP_S = 0.8
+# Roles that set what is generated rather than conditioning it as tokens.
+MODE_ROLES = ("first_frame", "voice", "footage", "continue")
 
 
 def _decode_frames(path: Path, limit: int | None = None) -> np.ndarray:
@@ -91,35 +111,56 @@ class BuiltinGenerator(Generator):
             {"character", "style", "product", "background", "first_frame", "motion", "music", "voice", "sfx"}
         )
 
-    # -- references ------------------------------------------------------------------------------
+    # -- references ---------------------------------------------------------------------------------
     def _reference_tensor(self, ref: ReferenceInput) -> ReferenceTensor:
         c = self.config
         if ref.kind == "image":
-            image = torch.from_numpy(_decode_frames(ref.path, limit=1)[0]).permute(2, 0, 1).float() / 127.5 - 1
-            size = c.reference_image_size
-            return ReferenceTensor("image", ref.role, F.interpolate(image[None], size=(size, size), mode="area")[0])
+            return image_reference(
+                square_frames(torch.from_numpy(_decode_frames(ref.path, limit=1)), c.frame_size)[0], ref.role, c
+            )
         if ref.kind == "video":
-            frames = torch.from_numpy(_decode_frames(ref.path)).permute(0, 3, 1, 2).float() / 127.5 - 1
-            pick = torch.linspace(0, len(frames) - 1, c.reference_video_frames).round().long()
-            return ReferenceTensor("video", ref.role, F.interpolate(frames[pick], size=(16, 16), mode="area"))
-        mel = encode_audio(torch.from_numpy(_decode_audio(ref.path, c.sample_rate)), c)
-        pooled = F.adaptive_avg_pool1d(mel[None], c.reference_audio_tokens)[0]
-        return ReferenceTensor("audio", ref.role, pooled)
+            return video_reference(square_frames(torch.from_numpy(_decode_frames(ref.path)), c.frame_size), ref.role, c)
+        return audio_reference(torch.from_numpy(_decode_audio(ref.path, c.sample_rate)), ref.role, c)
 
-    def _known_parts(self, request: GenerationRequest, mel_frames: int) -> KnownParts:
-        """First-frame image → image-to-video; a voice track → audio-to-video (the voice is kept)."""
+    def _video_latents(self, path: Path) -> torch.Tensor:
+        """A video file at the model's latent frame rate (nearest frames) → (C, T, h, w) latents."""
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            rate = float(stream.average_rate or stream.guessed_rate or 25)
+        frames = _decode_frames(path)
+        count = max(1, round(len(frames) / rate * self.config.latent_fps))
+        centres = (np.arange(count) + 0.5) / self.config.latent_fps  # latent frame times, in seconds
+        pick = np.floor(centres * rate).astype(int).clip(0, len(frames) - 1)
+        return encode_video(self.model.video_codec, torch.from_numpy(frames[pick]), self.config.frame_size)
+
+    def _silent_stems(self, mel_frames: int) -> torch.Tensor:
+        silence = encode_audio(torch.zeros(self.config.hop_length * 4), self.config).min().item()
+        return torch.full((self.config.stems, self.config.n_mels, mel_frames), silence)
+
+    def _known(self, request: GenerationRequest, latent_frames: int, mel_frames: int) -> dict[str, torch.Tensor]:
+        """Whole-clip knowns and prefixes from the mode references, at the full clip's length."""
         c = self.config
-        first = next((r for r in request.references if r.role == "first_frame"), None)
-        voice = next((r for r in request.references if r.role == "voice"), None)
-        first_frame = audio = None
-        if first is not None:
-            frames = torch.from_numpy(_decode_frames(first.path, limit=1))
-            first_frame = encode_video(frames, c)[:, :1][None].to(self.device)
-        if voice is not None:
-            mel = encode_audio(torch.from_numpy(_decode_audio(voice.path, c.sample_rate)), c)
-            mel = F.pad(mel, (0, max(0, mel_frames - mel.shape[-1])), value=mel.min().item())[:, :mel_frames]
-            audio = mel[None].to(self.device)
-        return KnownParts(first_frame=first_frame, audio=audio)
+        by_role = {r.role: r for r in request.references}
+        known: dict[str, torch.Tensor] = {}
+        if "voice" in by_role:
+            mel = encode_audio(torch.from_numpy(_decode_audio(by_role["voice"].path, c.sample_rate)), c)
+            stems = self._silent_stems(mel_frames)
+            take = min(mel_frames, mel.shape[-1])
+            stems[STEMS.index("dialogue"), :, :take] = mel[:, :take]
+            known["audio"] = stems
+        if "footage" in by_role:
+            latents = self._video_latents(by_role["footage"].path)
+            if latents.shape[1] < latent_frames:  # hold the last frame to the scene's length
+                hold = latents[:, -1:].expand(-1, latent_frames - latents.shape[1], -1, -1)
+                latents = torch.cat([latents, hold], 1)
+            known["video"] = latents[:, :latent_frames]
+        if "continue" in by_role:
+            latents = self._video_latents(by_role["continue"].path)
+            known["video_prefix"] = latents[:, -max(1, round(OVERLAP_S * c.latent_fps)) :]
+        elif "first_frame" in by_role:
+            frames = torch.from_numpy(_decode_frames(by_role["first_frame"].path, limit=1))
+            known["video_prefix"] = encode_video(self.model.video_codec, frames, c.frame_size)
+        return known
 
     def _prompt(self, request: GenerationRequest) -> str:
         parts = [request.prompt]
@@ -128,38 +169,98 @@ class BuiltinGenerator(Generator):
         return " ".join(parts)
 
     # -- generation ------------------------------------------------------------------------------
-    def generate(self, request: GenerationRequest) -> MasterClip:
+    def _sample_windows(
+        self,
+        latent_frames: int,
+        mel_frames: int,
+        known: dict[str, torch.Tensor],
+        cond: tuple[torch.Tensor, torch.Tensor],
+        uncond: tuple[torch.Tensor, torch.Tensor],
+        request: GenerationRequest,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(C, T, h, w) video and (S, M, F) audio latents for the whole clip, window by window."""
         c = self.config
-        started = time.perf_counter()
+        window = round(WINDOW_S * c.latent_fps)
+        overlap = round(OVERLAP_S * c.latent_fps)
+        mel_per_frame = c.mel_fps / c.latent_fps  # 4 mel frames per latent frame at the defaults
+        guidance = Guidance(request.video_guidance, request.audio_guidance, request.sync_guidance)
+        # An extension prefix is extra frames in front of the clip, cut off at the end.
+        prefix = known.get("video_prefix")
+        lead = prefix.shape[1] if prefix is not None and "continue" in {r.role for r in request.references} else 0
+        total = latent_frames + lead
+        video = torch.zeros(c.latent_channels, total, c.latent_height, c.latent_width)
+        audio = torch.zeros(c.stems, c.n_mels, math.ceil(total * mel_per_frame / c.audio_patch) * c.audio_patch)
+        start, done = 0, 0
+        while done < total:
+            length = min(window, total - start)
+            mel_start = round(start * mel_per_frame)
+            mel_length = math.ceil(length * mel_per_frame / c.audio_patch) * c.audio_patch
+            parts: dict[str, torch.Tensor | None] = {"video_prefix": None, "audio_prefix": None}
+            if start == 0 and prefix is not None:
+                parts["video_prefix"] = prefix[None]
+            elif start > 0:  # continue the previous window
+                parts["video_prefix"] = video[:, start:done][None]
+                parts["audio_prefix"] = audio[..., mel_start : round(done * mel_per_frame)][None]
+            if "video" in known:
+                parts["video"] = _fit(known["video"], start - lead, length, 1)[None]
+            if "audio" in known:
+                parts["audio"] = _fit(known["audio"], mel_start - round(lead * mel_per_frame), mel_length, -1)[None]
+            v, a = sample(
+                self.model,
+                (1, c.latent_channels, length, c.latent_height, c.latent_width),
+                (1, c.stems, c.n_mels, mel_length),
+                cond,
+                uncond,
+                steps=request.steps,
+                guidance=guidance,
+                known=KnownParts(**{k: (p.to(self.device) if p is not None else None) for k, p in parts.items()}),
+                generator=generator,
+            )
+            video[:, start : start + length] = v[0].cpu()
+            end = min(audio.shape[-1], mel_start + mel_length)
+            audio[..., mel_start:end] = a[0, ..., : end - mel_start].cpu()
+            done = start + length
+            start = done - overlap if done < total else done
+        mel_lead = round(lead * mel_per_frame)
+        video, audio = video[:, lead:], audio[..., mel_lead : mel_lead + mel_frames]
+        if "audio" in known:  # a given track comes back exactly as given
+            audio = known["audio"].clone()
+        return video, audio
+
+    def generate_latents(self, request: GenerationRequest) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """The clip as latents — video (C, T, h, w) and audio stems (S, n_mels, F) — and the mode used."""
+        c = self.config
         latent_frames = max(2, math.ceil(request.duration_s * c.latent_fps))
         mel_frames = max(c.audio_patch, math.ceil(request.duration_s * c.mel_fps / c.audio_patch) * c.audio_patch)
-        references = [self._reference_tensor(r) for r in request.references]
+        known = self._known(request, latent_frames, mel_frames)
+        references = [self._reference_tensor(r) for r in request.references if r.role not in MODE_ROLES]
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
         with torch.inference_mode():
             text = tokenize([self._prompt(request)], c.text_vocab, c.max_text_tokens).to(self.device)
             empty = tokenize([request.negative_prompt], c.text_vocab, c.max_text_tokens).to(self.device)
             cond = self.model.encode_context(text, [references])
             uncond = self.model.encode_context(empty)
-            video, audio = sample(
-                self.model,
-                (1, c.latent_channels, latent_frames, c.latent_height, c.latent_width),
-                (1, c.n_mels, mel_frames),
-                cond,
-                uncond,
-                steps=request.steps,
-                guidance=Guidance(request.video_guidance, request.audio_guidance, request.sync_guidance),
-                known=self._known_parts(request, mel_frames),
-                generator=generator,
-            )
-            frames = decode_video(video[0].cpu(), request.num_frames, request.height, request.width)
-            wave = decode_audio(audio[0].cpu(), c, generator=generator).numpy()
-        wave = _resample(wave, c.sample_rate, request.sample_rate)
-        wave = np.pad(wave, (0, max(0, request.num_samples - len(wave))))[: request.num_samples]
-        peak = float(np.abs(wave).max())
-        wave = wave * (10 ** (-3 / 20) / peak) if peak > 0 else wave  # peak at -3 dBFS
+            video, audio = self._sample_windows(latent_frames, mel_frames, known, cond, uncond, request, generator)
+        return video, audio, _mode_name(known, request)
+
+    def generate(self, request: GenerationRequest) -> MasterClip:
+        c = self.config
+        started = time.perf_counter()
+        video, audio, mode = self.generate_latents(request)
+        generator = torch.Generator(device="cpu").manual_seed(request.seed)  # Griffin-Lim's initial phases
+        frames = decode_video(self.model.video_codec, video, request.num_frames, request.height, request.width)
+        stems = decode_audio(audio, c, generator=generator).numpy()
+        stems = np.stack([_resample(stem, c.sample_rate, request.sample_rate) for stem in stems])
+        stems = np.pad(stems, ((0, 0), (0, max(0, request.num_samples - stems.shape[-1]))))[:, : request.num_samples]
+        mix = stems.sum(0)
+        peak = float(np.abs(mix).max())
+        gain = 10 ** (-3 / 20) / peak if peak > 0 else 1.0  # mix peaks at -3 dBFS; stems keep summing to it
+        stems, mix = (stems * gain).astype(np.float32), (mix * gain).astype(np.float32)
+        effects = stems[STEMS.index("effects")]
         return MasterClip(
             frames=frames,
-            audio=wave[None].astype(np.float32),
+            audio=mix[None],
             fps=request.fps,
             sample_rate=request.sample_rate,
             backend=self.name,
@@ -168,11 +269,34 @@ class BuiltinGenerator(Generator):
             parameters={
                 "trained": self.trained,
                 "config": "small" if c == small() else "custom",
-                "latent_frames": latent_frames,
-                "mel_frames": mel_frames,
+                "mode": mode,
+                "latent_frames": video.shape[1],
+                "mel_frames": audio.shape[-1],
                 "references_used": [r.id for r in request.references],
                 "seconds": round(time.perf_counter() - started, 3),
             },
             unused_reference_roles=tuple(sorted({r.role for r in request.references} - self.supported_roles)),
-            event_times_s=tuple(at for at, _ in request.sound_cues),
+            event_times_s=tuple(float(t) for t in audio_onsets(effects, request.sample_rate)),
+            stems=stems,
+            stem_names=STEMS,
         )
+
+
+def _fit(tensor: torch.Tensor, start: int, length: int, axis: int) -> torch.Tensor:
+    """``length`` steps of ``tensor`` along ``axis`` from ``start``, the edge value repeated past the ends."""
+    size = tensor.shape[axis]
+    index = (torch.arange(length) + start).clamp(0, size - 1)
+    return tensor.index_select(axis if axis >= 0 else tensor.dim() + axis, index)
+
+
+def _mode_name(known: dict[str, torch.Tensor], request: GenerationRequest) -> str:
+    roles = {r.role for r in request.references}
+    if "video" in known:
+        return "video-to-audio"
+    if "audio" in known:
+        return "audio-to-video"
+    if "continue" in roles:
+        return "extension"
+    if "first_frame" in roles:
+        return "image-to-audio+video"
+    return "text-to-audio+video"

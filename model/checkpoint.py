@@ -82,3 +82,13 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu") -> tuple[Dua
         raise CheckpointError(f"{path}: weights do not match the config: {shown}")
     model.load_state_dict({name: tensor.float() for name, tensor in state.items()})
     return model.to(device).eval(), metadata["provenance"]
+
+
+def load_codec_state(path: Path) -> dict[str, torch.Tensor]:
+    """Only the frame autoencoder's weights from a checkpoint (as float32), whatever the rest holds."""
+    read_metadata(Path(path))
+    prefix = "video_codec."
+    state = {k[len(prefix) :]: v.float() for k, v in load_file(str(path)).items() if k.startswith(prefix)}
+    if not state:
+        raise CheckpointError(f"{path}: holds no frame autoencoder (no {prefix}* tensors)")
+    return state

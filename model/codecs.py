@@ -1,11 +1,15 @@
 """Codecs of the built-in model.
 
-Video: pixel space at the latent grid. Frames are resized to latent_height × latent_width and mapped
-to [-1, 1]; decoding resizes back (bilinear in space, linear in time to the requested frame rate). A
-learned autoencoder can replace it without touching the transformer.
+Video: a small convolutional autoencoder, trained here on the procedural world's frames (the first
+stage of model/train.py), maps each square RGB frame of ``frame_size`` pixels to a latent grid
+``codec_factor`` times smaller with ``latent_channels`` channels, normalised per channel to unit
+variance. It works frame by frame: time is the transformer's business. Decoding fits the square
+into the requested size (the square in the middle over a blurred, dimmed copy of itself filling the
+rest) and interpolates linearly in time to the requested frame rate.
 
-Audio: log-mel at 16 kHz (Hann STFT, Slaney-style triangular mel filters built here), normalised to
-about [-1, 1]; decoding inverts the filterbank (pseudo-inverse) and runs Griffin-Lim phase recovery.
+Audio: log-mel at 16 kHz (Hann STFT, triangular mel filters built here), normalised to about
+[-1, 1], one channel per stem (dialogue, effects, ambience); decoding inverts the filterbank
+(pseudo-inverse) and runs Griffin-Lim phase recovery per stem; the stems sum to the mix.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from functools import cache
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from model.config import DualTowerConfig
 
@@ -24,19 +29,84 @@ LOG_FLOOR = 1e-5
 MEL_CENTER, MEL_SCALE = -4.5, 5.0
 
 
-def encode_video(frames: torch.Tensor, config: DualTowerConfig) -> torch.Tensor:
-    """(T, H, W, 3) uint8 → (3, T, h, w) in [-1, 1] at the latent grid (T kept)."""
+class VideoAutoencoder(nn.Module):
+    """Frames (N, 3, S, S) in [-1, 1] ⇄ latents (N, C, S/f, S/f); strided convolutions down, nearest
+    upsampling + convolutions up. ``latent_mean`` / ``latent_std`` (set after training) normalise."""
+
+    def __init__(self, config: DualTowerConfig):
+        super().__init__()
+        stages = int(math.log2(config.codec_factor))
+        widths = [config.codec_width * min(2, 2**i) for i in range(stages + 1)]
+        down: list[nn.Module] = [nn.Conv2d(3, widths[0], 3, padding=1), nn.SiLU()]
+        for i in range(stages):
+            down += [nn.Conv2d(widths[i], widths[i + 1], 4, stride=2, padding=1), nn.SiLU()]
+            down += [nn.Conv2d(widths[i + 1], widths[i + 1], 3, padding=1), nn.SiLU()]
+        down.append(nn.Conv2d(widths[-1], config.latent_channels, 1))
+        up: list[nn.Module] = [nn.Conv2d(config.latent_channels, widths[-1], 3, padding=1), nn.SiLU()]
+        for i in reversed(range(stages)):
+            up += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(widths[i + 1], widths[i], 3, padding=1)]
+            up += [nn.SiLU(), nn.Conv2d(widths[i], widths[i], 3, padding=1), nn.SiLU()]
+        up.append(nn.Conv2d(widths[0], 3, 3, padding=1))
+        self.encoder, self.decoder = nn.Sequential(*down), nn.Sequential(*up)
+        self.register_buffer("latent_mean", torch.zeros(config.latent_channels))
+        self.register_buffer("latent_std", torch.ones(config.latent_channels))
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) in [-1, 1] → normalised latents (N, C, s, s)."""
+        z = self.encoder(frames)
+        return (z - self.latent_mean.view(1, -1, 1, 1)) / self.latent_std.view(1, -1, 1, 1)
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised latents (N, C, s, s) → frames (N, 3, S, S), about [-1, 1]."""
+        z = latents * self.latent_std.view(1, -1, 1, 1) + self.latent_mean.view(1, -1, 1, 1)
+        return self.decoder(z)
+
+    @torch.no_grad()
+    def set_normalisation(self, frames: torch.Tensor) -> None:
+        """Per-channel mean and standard deviation of the raw latents of a sample of frames."""
+        z = self.encoder(frames)
+        self.latent_mean.copy_(z.mean((0, 2, 3)))
+        self.latent_std.copy_(z.std((0, 2, 3)).clamp(min=1e-4))
+
+
+def square_frames(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """(T, H, W, 3) uint8 → (T, 3, size, size) in [-1, 1]: centre square crop, then area resize."""
     x = frames.permute(0, 3, 1, 2).float() / 127.5 - 1
-    x = F.interpolate(x, size=(config.latent_height, config.latent_width), mode="area")
-    return x.permute(1, 0, 2, 3)
+    height, width = x.shape[-2:]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return F.interpolate(x[..., top : top + side, left : left + side], size=(size, size), mode="area")
 
 
-def decode_video(latents: torch.Tensor, frames: int, height: int, width: int) -> np.ndarray:
-    """(3, T, h, w) → (frames, height, width, 3) uint8, interpolated in time and space."""
-    x = latents.unsqueeze(0).float()
-    x = F.interpolate(x, size=(frames, x.shape[-2], x.shape[-1]), mode="trilinear", align_corners=True)
-    x = x[0].permute(1, 0, 2, 3)  # (frames, 3, h, w)
-    x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+def encode_video(codec: VideoAutoencoder, frames: torch.Tensor, size: int) -> torch.Tensor:
+    """(T, H, W, 3) uint8 → (C, T, s, s) normalised latents."""
+    with torch.no_grad():
+        return codec.encode(square_frames(frames, size)).permute(1, 0, 2, 3)
+
+
+def fit_square(squares: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(T, 3, S, S) → (T, 3, height, width): the square scaled to fit, centred over a blurred, dimmed
+    copy of itself that covers the frame (no black bars, nothing cropped)."""
+    side = min(height, width)
+    inner = F.interpolate(squares, size=(side, side), mode="bicubic", align_corners=False)
+    if height == width:
+        return inner
+    cover = max(height, width)
+    blurred = F.interpolate(F.interpolate(squares, size=(4, 4), mode="area"), size=(cover, cover), mode="bilinear")
+    top, left = (cover - height) // 2, (cover - width) // 2
+    canvas = (blurred[..., top : top + height, left : left + width] * 0.6 - 0.4).clone()
+    top, left = (height - side) // 2, (width - side) // 2
+    canvas[..., top : top + side, left : left + side] = inner
+    return canvas
+
+
+def decode_video(codec: VideoAutoencoder, latents: torch.Tensor, frames: int, height: int, width: int) -> np.ndarray:
+    """(C, T, s, s) normalised latents → (frames, height, width, 3) uint8, interpolated in time and fitted."""
+    with torch.no_grad():
+        squares = codec.decode(latents.permute(1, 0, 2, 3).float())  # (T, 3, S, S)
+        x = squares.permute(1, 0, 2, 3)[None]  # (1, 3, T, S, S)
+        x = F.interpolate(x, size=(frames, *x.shape[-2:]), mode="trilinear", align_corners=True)[0]
+        x = fit_square(x.permute(1, 0, 2, 3), height, width)
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
@@ -66,21 +136,24 @@ def mel_pseudo_inverse(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tenso
 
 
 def encode_audio(wave: torch.Tensor, config: DualTowerConfig) -> torch.Tensor:
-    """(N,) float waveform at config.sample_rate → (n_mels, frames) normalised log-mel."""
+    """(..., N) float waveform(s) at config.sample_rate → (..., n_mels, frames) normalised log-mel."""
     window = torch.hann_window(config.n_fft)
-    spec = torch.stft(wave.float(), config.n_fft, config.hop_length, window=window, return_complex=True)
-    power = spec.abs() ** 2
-    mel = mel_filterbank(config.sample_rate, config.n_fft, config.n_mels) @ power
-    return (torch.log(mel.clamp(min=LOG_FLOOR)) - MEL_CENTER) / MEL_SCALE
+    flat = wave.float().reshape(-1, wave.shape[-1])
+    spec = torch.stft(flat, config.n_fft, config.hop_length, window=window, return_complex=True)
+    mel = mel_filterbank(config.sample_rate, config.n_fft, config.n_mels) @ (spec.abs() ** 2)
+    mel = (torch.log(mel.clamp(min=LOG_FLOOR)) - MEL_CENTER) / MEL_SCALE
+    return mel.reshape(*wave.shape[:-1], *mel.shape[-2:])
 
 
 def decode_audio(
     mel: torch.Tensor, config: DualTowerConfig, iterations: int = 32, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """(n_mels, frames) normalised log-mel → (N,) waveform via filterbank pseudo-inverse + Griffin-Lim."""
-    power_mel = torch.exp(mel.float() * MEL_SCALE + MEL_CENTER)
+    """(..., n_mels, frames) normalised log-mel → (..., N) waveform(s) via filterbank pseudo-inverse +
+    Griffin-Lim (leading dimensions, such as stems, are processed together)."""
+    leading = mel.shape[:-2]
+    power_mel = torch.exp(mel.float().reshape(-1, *mel.shape[-2:]) * MEL_SCALE + MEL_CENTER)
     inverse = mel_pseudo_inverse(config.sample_rate, config.n_fft, config.n_mels)
-    magnitude = (inverse @ power_mel).clamp(min=0).sqrt()  # (bins, frames)
+    magnitude = (inverse @ power_mel).clamp(min=0).sqrt()  # (K, bins, frames)
     window = torch.hann_window(config.n_fft)
     length = (mel.shape[-1] - 1) * config.hop_length
     phase = torch.rand(magnitude.shape, generator=generator) * 2 * math.pi
@@ -89,4 +162,5 @@ def decode_audio(
         wave = torch.istft(spec, config.n_fft, config.hop_length, window=window, length=length)
         rebuilt = torch.stft(wave, config.n_fft, config.hop_length, window=window, return_complex=True)
         spec = magnitude * torch.exp(1j * torch.angle(rebuilt))
-    return torch.istft(spec, config.n_fft, config.hop_length, window=window, length=length)
+    wave = torch.istft(spec, config.n_fft, config.hop_length, window=window, length=length)
+    return wave.reshape(*leading, length)

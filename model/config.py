@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 
 @dataclass(frozen=True)
 class DualTowerConfig:
     # Towers: audio carries far fewer tokens and less detail than video, so its tower is narrower
     # (the asymmetry LTX-2 and MOVA use).
-    video_dim: int = 256
-    video_heads: int = 4
-    audio_dim: int = 128
+    video_dim: int = 96
+    video_heads: int = 3
+    audio_dim: int = 64
     audio_heads: int = 2
     depth: int = 4  # shared blocks; every block couples the towers with a2v / v2a attention
-    mlp_ratio: float = 4.0
+    mlp_ratio: float = 3.0
 
-    # Video latents: pixel-space RGB at a small grid (the built-in codec), patched into tokens.
-    latent_channels: int = 3
-    latent_height: int = 12
-    latent_width: int = 20
-    latent_fps: float = 6.0  # latent frames per second; decoded frames are interpolated to the request fps
-    patch_h: int = 2
-    patch_w: int = 2
+    # Sequential baseline: False builds the towers without a2v / v2a attention (nothing couples them).
+    cross_modal: bool = True
+
+    # Video: square RGB frames of frame_size pixels, encoded frame by frame by the convolutional
+    # autoencoder in codecs.py (downsampling by codec_factor) into latent_channels channels, then
+    # patched into tokens. Decoded frames are interpolated to the requested size and frame rate.
+    frame_size: int = 48
+    codec_factor: int = 4
+    codec_width: int = 32  # channels of the autoencoder's first stage (doubling once after it)
+    latent_channels: int = 4
+    latent_fps: float = 12.5  # video latent frames per second: two audio tokens per video frame
+    patch_h: int = 4  # 12 × 12 latents in 4 × 4 patches: 9 tokens per frame
+    patch_w: int = 4
 
     # Audio latents: log-mel frames at 16 kHz; two frames per token gives 25 audio tokens per second.
     sample_rate: int = 16_000
@@ -30,11 +36,12 @@ class DualTowerConfig:
     hop_length: int = 320  # 50 mel frames per second
     n_mels: int = 64
     audio_patch: int = 2
+    stems: int = 3  # dialogue, effects, ambience (model/world.py STEMS): channels of the audio latent
 
     # Text: a small encoder trained with the model over hashed word pieces, so nothing is downloaded.
-    text_vocab: int = 8192
-    text_dim: int = 128
-    text_layers: int = 2
+    text_vocab: int = 4096
+    text_dim: int = 64
+    text_layers: int = 1
     max_text_tokens: int = 96
 
     # References enter as extra context tokens beside the text.
@@ -59,12 +66,24 @@ class DualTowerConfig:
                 raise ValueError(f"video head dim {dim // heads} must be divisible by 8 (3-D rotary: t, y, x pairs)")
             if (dim // heads) % 2:
                 raise ValueError(f"{tower} head dim {dim // heads} must be even (rotary pairs)")
+        if self.codec_factor < 1 or self.codec_factor & (self.codec_factor - 1):
+            raise ValueError(f"codec_factor must be a power of two, got {self.codec_factor}")
+        if self.frame_size % self.codec_factor:
+            raise ValueError(f"frame_size {self.frame_size} must be a multiple of codec_factor {self.codec_factor}")
         if self.latent_height % self.patch_h or self.latent_width % self.patch_w:
-            raise ValueError("latent height/width must be multiples of the patch size")
+            raise ValueError("the latent grid (frame_size / codec_factor) must be a multiple of the patch size")
         if self.depth < 1 or self.latent_fps <= 0 or self.sample_rate <= 0:
             raise ValueError("depth, latent_fps and sample_rate must be positive")
         if self.reference_image_size % self.reference_patch:
             raise ValueError("reference_image_size must be a multiple of reference_patch")
+
+    @property
+    def latent_height(self) -> int:
+        return self.frame_size // self.codec_factor
+
+    @property
+    def latent_width(self) -> int:
+        return self.frame_size // self.codec_factor
 
     @property
     def mel_fps(self) -> float:
@@ -86,8 +105,12 @@ def tiny() -> DualTowerConfig:
         audio_dim=32,
         audio_heads=2,
         depth=2,
-        latent_height=4,
-        latent_width=6,
+        frame_size=16,
+        codec_factor=4,
+        codec_width=8,
+        latent_channels=4,
+        patch_h=2,
+        patch_w=2,
         latent_fps=4.0,
         n_mels=16,
         n_fft=256,
@@ -103,8 +126,13 @@ def tiny() -> DualTowerConfig:
 
 
 def small() -> DualTowerConfig:
-    """The CPU backend: a 4 s clip in seconds on two cores."""
+    """The shipped CPU checkpoint: trains in under an hour and makes a 4 s clip in seconds on two cores."""
     return DualTowerConfig()
+
+
+def sequential(config: DualTowerConfig) -> DualTowerConfig:
+    """The same network without audio↔video attention: the baseline that model_sync compares against."""
+    return replace(config, cross_modal=False)
 
 
 def base() -> DualTowerConfig:
@@ -115,9 +143,13 @@ def base() -> DualTowerConfig:
         audio_dim=576,
         audio_heads=8,
         depth=24,
-        latent_height=36,
-        latent_width=64,
-        latent_fps=12.0,
+        frame_size=256,
+        codec_factor=8,
+        patch_h=2,
+        patch_w=2,
+        codec_width=128,
+        latent_channels=16,
+        latent_fps=12.5,
         n_mels=128,
         text_dim=512,
         text_layers=6,

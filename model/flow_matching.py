@@ -27,13 +27,17 @@ def flow_matching_loss(
     context: torch.Tensor,
     context_mask: torch.Tensor,
     *,
-    clean_probability: float = 0.1,
+    clean_probability: float = 0.3,
+    cross_modal_dropout: float = 0.1,
     shift: float = 3.0,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Velocity-matching loss with an independent flow time per modality.
 
-    With ``clean_probability`` each sample keeps one modality clean (t = 0), teaching conditional modes.
+    With ``clean_probability`` a sample keeps one modality clean (t = 0; half the time video, half the
+    time audio), teaching video-to-audio and audio-to-video. With ``cross_modal_dropout`` a sample is
+    seen with the audio↔video attention off, so the network also knows what it would predict without
+    the other modality — the reference that sync guidance pushes away from.
     """
     batch = video.shape[0]
     device = video.device
@@ -44,14 +48,16 @@ def flow_matching_loss(
     audio_t = torch.where(
         (choice >= clean_probability / 2) & (choice < clean_probability), torch.zeros_like(audio_t), audio_t
     )
+    coupled = torch.rand(batch, device=device, generator=generator) >= cross_modal_dropout
     video_noise = torch.randn(video.shape, device=device, generator=generator)
     audio_noise = torch.randn(audio.shape, device=device, generator=generator)
-    video_x = (1 - video_t.view(-1, 1, 1, 1, 1)) * video + video_t.view(-1, 1, 1, 1, 1) * video_noise
-    audio_x = (1 - audio_t.view(-1, 1, 1)) * audio + audio_t.view(-1, 1, 1) * audio_noise
-    video_v, audio_v = model(video_x, audio_x, video_t, audio_t, context, context_mask)
+    v_shape, a_shape = (-1,) + (1,) * (video.dim() - 1), (-1,) + (1,) * (audio.dim() - 1)
+    video_x = (1 - video_t.view(v_shape)) * video + video_t.view(v_shape) * video_noise
+    audio_x = (1 - audio_t.view(a_shape)) * audio + audio_t.view(a_shape) * audio_noise
+    video_v, audio_v = model(video_x, audio_x, video_t, audio_t, context, context_mask, cross_modal=coupled)
     # A clean modality has nothing to predict; leave it out of the loss.
-    video_weight = (video_t > 0).float().view(-1, 1, 1, 1, 1)
-    audio_weight = (audio_t > 0).float().view(-1, 1, 1)
+    video_weight = (video_t > 0).float().view(v_shape)
+    audio_weight = (audio_t > 0).float().view(a_shape)
     video_loss = (F.mse_loss(video_v, video_noise - video, reduction="none") * video_weight).mean()
     audio_loss = (F.mse_loss(audio_v, audio_noise - audio, reduction="none") * audio_weight).mean()
     loss = video_loss + audio_loss
@@ -60,56 +66,83 @@ def flow_matching_loss(
 
 @dataclass(frozen=True)
 class Guidance:
-    video: float = 3.0  # classifier-free guidance scale on the video velocity (1 = none)
+    """Guidance scales; 1.0 means "no guidance" for each, as in classifier-free guidance."""
+
+    video: float = 3.0  # classifier-free guidance on the video velocity
     audio: float = 3.0  # ... on the audio velocity
-    sync: float = 0.0  # push away from the prediction made without audio↔video attention (MOVA's dual CFG)
+    # Sync guidance (MOVA's dual CFG, LTX-2's modality guidance): push away from the prediction made
+    # without audio↔video attention: v += (sync - 1) · (v_coupled - v_uncoupled).
+    sync: float = 1.0
 
 
 @dataclass(frozen=True)
 class KnownParts:
-    """Inpainting: parts held to given clean values while the rest is generated."""
+    """What is given rather than generated; the sampler keeps it and generates the rest to match.
 
-    first_frame: torch.Tensor | None = None  # (B, C, 1, H, W): image-to-video
-    audio: torch.Tensor | None = None  # (B, M, Ta): audio-to-video (a given voice or music track)
+    - ``video``: the whole clip (B, C, T, h, w) → video-to-audio (foley for a given clip);
+    - ``audio``: the whole track (B, S, M, Ta) → audio-to-video (a given voice or music stays as it is);
+    - ``video_prefix`` (B, C, K, h, w) and ``audio_prefix`` (B, S, M, Ka): the start of the clip →
+      image-to-video (K = 1, the first frame) and extension (the last frames of a clip to continue).
+    A whole modality is given clean to the network (t = 0, as trained); a prefix is imposed on the
+    generated stream at every step, noised to the current flow time (inpainting by replacement).
+    """
+
+    video: torch.Tensor | None = None
+    audio: torch.Tensor | None = None
+    video_prefix: torch.Tensor | None = None
+    audio_prefix: torch.Tensor | None = None
 
 
 def _guided_velocity(
     model: DualTowerTransformer,
     video: torch.Tensor,
     audio: torch.Tensor,
-    t: torch.Tensor,
+    video_t: torch.Tensor,
+    audio_t: torch.Tensor,
     cond: tuple[torch.Tensor, torch.Tensor],
     uncond: tuple[torch.Tensor, torch.Tensor],
     guidance: Guidance,
-    audio_t: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    use_cfg = guidance.video != 1.0 or guidance.audio != 1.0
+    """All the passes guidance needs in one batched call: conditional, unconditional (when CFG is on)
+    and conditional without cross-modal attention (when sync guidance is on)."""
     batch = video.shape[0]
-    # One batched call for the conditional and unconditional branches.
+    use_cfg = guidance.video != 1.0 or guidance.audio != 1.0
+    use_sync = guidance.sync != 1.0 and model.config.cross_modal
+    contexts, masks, coupled = [cond[0]], [cond[1]], [True]
     if use_cfg:
-        context = _pad_cat(cond[0], uncond[0])
-        mask = _pad_cat(cond[1], uncond[1])
-        v, a = model(video.repeat(2, 1, 1, 1, 1), audio.repeat(2, 1, 1), t.repeat(2), audio_t.repeat(2), context, mask)
-        v_cond, v_uncond, a_cond, a_uncond = v[:batch], v[batch:], a[:batch], a[batch:]
+        contexts, masks, coupled = contexts + [uncond[0]], masks + [uncond[1]], coupled + [True]
+    if use_sync:
+        contexts, masks, coupled = contexts + [cond[0]], masks + [cond[1]], coupled + [False]
+    passes = len(contexts)
+    context, mask = _pad_cat(contexts), _pad_cat(masks)
+    cross = torch.tensor(coupled, device=video.device).repeat_interleave(batch)
+    v, a = model(
+        video.repeat(passes, *([1] * (video.dim() - 1))),
+        audio.repeat(passes, *([1] * (audio.dim() - 1))),
+        video_t.repeat(passes),
+        audio_t.repeat(passes),
+        context,
+        mask,
+        cross_modal=cross,
+    )
+    v_cond, a_cond = v[:batch], a[:batch]
+    v_out, a_out = v_cond, a_cond
+    if use_cfg:
+        v_uncond, a_uncond = v[batch : 2 * batch], a[batch : 2 * batch]
         v_out = v_uncond + guidance.video * (v_cond - v_uncond)
         a_out = a_uncond + guidance.audio * (a_cond - a_uncond)
-    else:
-        v_cond, a_cond = model(video, audio, t, audio_t, *cond)
-        v_out, a_out = v_cond, a_cond
-    if guidance.sync:
-        v_solo, a_solo = model(video, audio, t, audio_t, *cond, cross_modal=False)
-        v_out = v_out + guidance.sync * (v_cond - v_solo)
-        a_out = a_out + guidance.sync * (a_cond - a_solo)
+    if use_sync:
+        v_solo, a_solo = v[-batch:], a[-batch:]
+        v_out = v_out + (guidance.sync - 1.0) * (v_cond - v_solo)
+        a_out = a_out + (guidance.sync - 1.0) * (a_cond - a_solo)
     return v_out, a_out
 
 
-def _pad_cat(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-    """Concatenate two context batches (or masks) of different lengths along the batch axis."""
-    length = max(first.shape[1], second.shape[1])
-    pad = [0, 0] * (first.dim() - 2)
-    first = F.pad(first, [*pad, 0, length - first.shape[1]])
-    second = F.pad(second, [*pad, 0, length - second.shape[1]])
-    return torch.cat([first, second])
+def _pad_cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate context batches (or masks) of different lengths along the batch axis."""
+    length = max(p.shape[1] for p in parts)
+    padded = [F.pad(p, [*([0, 0] * (p.dim() - 2)), 0, length - p.shape[1]]) for p in parts]
+    return torch.cat(padded)
 
 
 @torch.no_grad()
@@ -129,35 +162,44 @@ def sample(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Integrate the flow ODE from noise (t = 1) to data (t = 0). Deterministic for a given generator.
 
-    Known parts are kept on their own flow path: at every step they are replaced by their clean value
-    noised to the current t with the same fixed noise, so the generated part is conditioned on them.
+    Known parts (see KnownParts) come back exactly as given: a whole known modality is never
+    integrated, and prefixes are put back at t = 0.
     """
     if solver not in ("euler", "heun"):
         raise ValueError(f"solver must be 'euler' or 'heun', got {solver!r}")
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
+    if known.video is not None and known.audio is not None:
+        raise ValueError("both modalities are known: there is nothing to generate")
     device = cond[0].device
     video_noise = torch.randn(video_shape, device=device, generator=generator)
     audio_noise = torch.randn(audio_shape, device=device, generator=generator)
-    video, audio = video_noise.clone(), audio_noise.clone()
+    video = video_noise.clone() if known.video is None else known.video.clone()
+    audio = audio_noise.clone() if known.audio is None else known.audio.clone()
     times = shift_time(torch.linspace(1, 0, steps + 1, device=device), shift)
-    audio_known = known.audio is not None
+    batch = video_shape[0]
 
     def impose(v: torch.Tensor, a: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
-        if known.first_frame is not None:
+        if known.video_prefix is not None and known.video is None:
+            k = known.video_prefix.shape[2]
             v = v.clone()
-            v[:, :, :1] = (1 - t) * known.first_frame + t * video_noise[:, :, :1]
-        if audio_known:
-            a = (1 - t) * known.audio + t * audio_noise
+            v[:, :, :k] = (1 - t) * known.video_prefix + t * video_noise[:, :, :k]
+        if known.audio_prefix is not None and known.audio is None:
+            k = known.audio_prefix.shape[-1]
+            a = a.clone()
+            a[..., :k] = (1 - t) * known.audio_prefix + t * audio_noise[..., :k]
         return v, a
 
     def velocity(v: torch.Tensor, a: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = v.shape[0]
-        t_video = torch.full((batch,), t, device=device)
-        # A known track is given clean to the network, as in training (audio t = 0).
-        t_audio = torch.zeros(batch, device=device) if audio_known else t_video
-        a_in = known.audio if audio_known else a
-        return _guided_velocity(model, v, a_in, t_video, cond, uncond, guidance, t_audio)
+        # A whole known modality is given clean, as in training (its t = 0); its velocity is unused.
+        t_video = torch.full((batch,), 0.0 if known.video is not None else t, device=device)
+        t_audio = torch.full((batch,), 0.0 if known.audio is not None else t, device=device)
+        v_vel, a_vel = _guided_velocity(model, v, a, t_video, t_audio, cond, uncond, guidance)
+        if known.video is not None:
+            v_vel = torch.zeros_like(v_vel)
+        if known.audio is not None:
+            a_vel = torch.zeros_like(a_vel)
+        return v_vel, a_vel
 
     for index in range(steps):
         t, t_next = times[index].item(), times[index + 1].item()

@@ -44,7 +44,7 @@ class GenerationRequest:
     steps: int = 8
     video_guidance: float = 3.0
     audio_guidance: float = 3.0
-    sync_guidance: float = 0.0
+    sync_guidance: float = 1.0  # 1.0 = off; above 1 pushes away from the uncoupled prediction
 
     @property
     def num_frames(self) -> int:
@@ -72,14 +72,26 @@ class MasterClip:
     parameters: dict[str, object] = field(default_factory=dict)
     # Roles of references the backend could not use; the run record names them instead of dropping them.
     unused_reference_roles: tuple[str, ...] = ()
-    # Sound-event times (s) the backend placed, for the sound-effect sync check.
+    # Sound-event times (s) in the clip (for the built-in model: onsets found in its effects stem),
+    # for the sound-effect sync check.
     event_times_s: tuple[float, ...] = ()
+    # The audio as separate stems that sum to ``audio`` (mono): (len(stem_names), N) float32, or None
+    # when the backend makes only a mix.
+    stems: np.ndarray | None = None
+    stem_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
             raise ValueError(f"frames must be (T, H, W, 3) uint8, got {self.frames.shape} {self.frames.dtype}")
         if self.audio.ndim != 2 or self.audio.dtype != np.float32:
             raise ValueError(f"audio must be (C, N) float32, got {self.audio.shape} {self.audio.dtype}")
+        if self.stems is not None and (
+            self.stems.ndim != 2 or self.stems.shape != (len(self.stem_names), self.audio.shape[-1])
+        ):
+            raise ValueError(
+                f"stems must be (len(stem_names), N) = ({len(self.stem_names)}, {self.audio.shape[-1]}),"
+                f" got {self.stems.shape}"
+            )
 
     @property
     def duration_s(self) -> float:

@@ -1,10 +1,17 @@
 """Train the built-in model on the procedural world (model/world.py) and write a checkpoint.
 
-    python -m model.train --minutes 20 --out model/checkpoints/builtin.safetensors
+    python -m model.train --codec-minutes 4 --minutes 50 --out model/checkpoints/builtin.safetensors
+    python -m model.train --sequential --codec-from model/checkpoints/builtin.safetensors \\
+        --minutes 50 --out model/checkpoints/sequential.safetensors
 
-Clips are generated on the fly (a fresh batch every step, so there is no dataset to download or
-store). Captions are dropped 10% of the time so the unconditional branch that classifier-free
-guidance needs is learned too. A CSV of the loss curve is written beside the checkpoint.
+Two stages. First the frame autoencoder (codecs.VideoAutoencoder) learns to reconstruct world frames;
+then, with it frozen, the dual-tower transformer learns flow matching on its latents and on the
+log-mel stems. Clips are generated on the fly (a fresh batch every step, so there is no dataset to
+download or store). Captions are dropped 10% of the time so the unconditional branch that
+classifier-free guidance needs is learned too. ``--sequential`` trains the same network without
+audio↔video attention (the baseline of benchmarks/model_sync.py), reusing the joint model's codec so
+that the two differ in nothing else. A CSV of the loss curve and a plot of it are written beside the
+checkpoint.
 """
 
 from __future__ import annotations
@@ -13,39 +20,107 @@ import argparse
 import csv
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from model.checkpoint import load_checkpoint, save_checkpoint
+from model.checkpoint import load_checkpoint, load_codec_state, save_checkpoint
 from model.codecs import encode_audio
-from model.config import DualTowerConfig, small
+from model.config import DualTowerConfig, sequential, small
 from model.flow_matching import flow_matching_loss
-from model.transformer import DualTowerTransformer, tokenize
-from model.world import sample_clip
+from model.plot import plot_curves
+from model.transformer import (
+    DualTowerTransformer,
+    ReferenceTensor,
+    audio_reference,
+    image_reference,
+    tokenize,
+    video_reference,
+)
+from model.world import WorldClip, face, sample_clip
 
 CAPTION_DROPOUT = 0.1
+REFERENCE_PROBABILITY = 0.3
+LOG_EVERY = 20  # steps per row of the loss log (each row averages them)
+CHECKPOINTS = Path(__file__).with_name("checkpoints")
+
+
+def clip_references(clip: WorldClip, frames: torch.Tensor, config: DualTowerConfig) -> list[ReferenceTensor]:
+    """The reference a brief would give for this kind of scene: the speaker's photo for a talking
+    character, the motion for a bounce, the beat (its effects stem) as music for a pulse."""
+    if clip.kind == "talk":
+        return [
+            image_reference(torch.from_numpy(face(config.frame_size)).permute(2, 0, 1) * 2 - 1, "character", config)
+        ]
+    if clip.kind == "bounce":
+        return [video_reference(frames, "motion", config)]
+    return [audio_reference(torch.from_numpy(clip.stems[1]), "music", config)]
 
 
 def world_batch(
     rng: np.random.Generator, config: DualTowerConfig, batch: int, seconds: float
-) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """(B, 3, T, H, W) video latents, (B, n_mels, frames) audio latents and captions."""
-    clips = [
-        sample_clip(rng, seconds, config.latent_fps, config.latent_height, config.latent_width, config.sample_rate)
-        for _ in range(batch)
-    ]
-    video = torch.from_numpy(np.stack([c.frames for c in clips])).permute(0, 4, 1, 2, 3)
+) -> tuple[torch.Tensor, torch.Tensor, list[str], list[list[ReferenceTensor]]]:
+    """(B, T, 3, S, S) frames in [-1, 1], (B, stems, n_mels, frames) audio latents, captions, and the
+    references given with each clip (none for most)."""
+    clips = [sample_clip(rng, seconds, config.latent_fps, config.frame_size, config.sample_rate) for _ in range(batch)]
+    frames = torch.from_numpy(np.stack([c.frames for c in clips])).permute(0, 1, 4, 2, 3).float()
     mel_frames = int(seconds * config.mel_fps) // config.audio_patch * config.audio_patch
-    audio = torch.stack([encode_audio(torch.from_numpy(c.audio), config)[:, :mel_frames] for c in clips])
+    stems = torch.from_numpy(np.stack([c.stems for c in clips]))
+    audio = encode_audio(stems, config)[..., :mel_frames]
     captions = [c.caption if rng.random() > CAPTION_DROPOUT else "" for c in clips]
-    return video.float(), audio, captions
+    references = [
+        clip_references(clip, clip_frames, config) if rng.random() < REFERENCE_PROBABILITY else []
+        for clip, clip_frames in zip(clips, frames, strict=True)
+    ]
+    return frames, audio, captions, references
+
+
+def _schedule(lr: float, step: int, progress: float, warmup: int = 50) -> float:
+    """Linear warm-up, then cosine decay to a tenth over the wall-clock budget."""
+    return lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def train_codec(
+    model: DualTowerTransformer, rng: np.random.Generator, *, minutes: float, lr: float, writer: csv.writer
+) -> int:
+    """Stage 1: the frame autoencoder, on frames of random world clips. Returns the steps taken."""
+    config, codec = model.config, model.video_codec
+    optimizer = torch.optim.AdamW(codec.parameters(), lr=lr, weight_decay=0.0)
+    started = time.perf_counter()
+    step, running = 0, []
+    while time.perf_counter() - started < minutes * 60:
+        rate = _schedule(lr, step, (time.perf_counter() - started) / (minutes * 60))
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        frames = world_batch(rng, config, 8, 1.0)[0]
+        frames = frames.flatten(0, 1)  # 8 clips × 1 s of frames
+        latents = codec.encoder(frames)
+        rebuilt = codec.decoder(latents)
+        loss = F.mse_loss(rebuilt, frames) + 0.5 * F.l1_loss(rebuilt, frames) + 1e-4 * latents.pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        running.append(loss.item())
+        if step % LOG_EVERY == 0 or time.perf_counter() - started >= minutes * 60:  # ... and the last row
+            elapsed = time.perf_counter() - started
+            writer.writerow(
+                ["codec", step, round(elapsed, 1), round(float(np.mean(running)), 5), "", "", f"{rate:.2e}"]
+            )
+            print(f"codec step {step:5d}  {elapsed:7.1f} s  loss {np.mean(running):.4f}", flush=True)
+            running = []
+    frames = world_batch(rng, config, 32, 1.0)[0]
+    codec.set_normalisation(frames.flatten(0, 1))
+    return step
 
 
 def train(
     config: DualTowerConfig,
     *,
+    codec_minutes: float,
     minutes: float,
     max_steps: int,
     batch: int,
@@ -53,53 +128,69 @@ def train(
     lr: float,
     seed: int,
     out: Path,
-    log: Path,
     resume: Path | None = None,
+    codec_from: Path | None = None,
 ) -> None:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    done_before, provenance = 0, {}
     if resume is not None:  # continue from saved weights (the optimizer state starts afresh)
         model, provenance = load_checkpoint(resume)
-        model.train()
         config, done_before = model.config, int(provenance.get("steps", 0))
     else:
-        model, done_before = DualTowerTransformer(config), 0
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
-    warmup = 50
-    started = time.perf_counter()
-    deadline = started + minutes * 60
-    provenance = {"batch": batch, "clip_seconds": seconds, "seed": seed, "resumed_from": str(resume or "")}
+        model = DualTowerTransformer(config)
+    if codec_from is not None:
+        model.video_codec.load_state_dict(load_codec_state(codec_from))
+    model.train()
+    log = out.with_name(f"{out.stem}{'-resumed' if resume else ''}.csv")
     log.parent.mkdir(parents=True, exist_ok=True)
+    provenance = {
+        **provenance,
+        "batch": batch,
+        "clip_seconds": seconds,
+        "seed": seed,
+        "resumed_from": str(resume or ""),
+        "codec_from": str(codec_from or provenance.get("codec_from", "")),
+    }
     with log.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["step", "seconds", "loss", "video", "audio", "lr"])
+        writer.writerow(["stage", "step", "seconds", "loss", "video", "audio", "lr"])
+        if resume is None and codec_from is None and codec_minutes > 0:
+            provenance["codec_steps"] = train_codec(model, rng, minutes=codec_minutes, lr=2e-3, writer=writer)
+            handle.flush()
+        codec = model.video_codec.requires_grad_(False).eval()
+        parameters = [p for name, p in model.named_parameters() if not name.startswith("video_codec.")]
+        optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+        started = time.perf_counter()
         step, running = 0, []
-        while step < max_steps and time.perf_counter() < deadline:
-            progress = min(1.0, (time.perf_counter() - started) / (minutes * 60))
-            rate = lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+        while step < max_steps and time.perf_counter() - started < minutes * 60:
+            rate = _schedule(lr, step, (time.perf_counter() - started) / (minutes * 60))
             for group in optimizer.param_groups:
                 group["lr"] = rate
-            video, audio, captions = world_batch(rng, config, batch, seconds)
-            context = model.encode_context(tokenize(captions, config.text_vocab, config.max_text_tokens))
+            # Mostly short clips (cheap); every fourth step twice as long at half the batch, so
+            # positions up to twice the length are seen too.
+            long = step % 4 == 3
+            frames, audio, captions, references = world_batch(
+                rng, config, batch // 2 if long else batch, seconds * (2 if long else 1)
+            )
+            with torch.no_grad():
+                video = codec.encode(frames.flatten(0, 1)).unflatten(0, frames.shape[:2]).transpose(1, 2)
+            context = model.encode_context(tokenize(captions, config.text_vocab, config.max_text_tokens), references)
             loss, parts = flow_matching_loss(model, video, audio, *context)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
             step += 1
             running.append(parts)
-            if step % 10 == 0:
+            last = step >= max_steps or time.perf_counter() - started >= minutes * 60
+            if step % LOG_EVERY == 0 or last:
                 mean = {k: float(np.mean([p[k] for p in running])) for k in running[0]}
                 elapsed = time.perf_counter() - started
                 writer.writerow(
-                    [
-                        done_before + step,
-                        round(elapsed, 1),
-                        round(mean["loss"], 5),
-                        round(mean["video"], 5),
-                        round(mean["audio"], 5),
-                        f"{rate:.2e}",
-                    ]
+                    ["flow", done_before + step, round(elapsed, 1)]
+                    + [round(mean[k], 5) for k in ("loss", "video", "audio")]
+                    + [f"{rate:.2e}"]
                 )
                 handle.flush()
                 print(
@@ -108,33 +199,36 @@ def train(
                     flush=True,
                 )
                 running = []
-            if step % 200 == 0:
+            if step % 500 == 0:
                 save_checkpoint(model, out, steps=done_before + step, **provenance)
     # Shipped in half precision: half the size; the backend computes in float32 after loading.
-    save_checkpoint(
-        model,
-        out,
-        dtype=torch.float16,
-        steps=done_before + step,
-        minutes=round((time.perf_counter() - started) / 60, 1),
-        **provenance,
-    )
-    print(f"wrote {out} after {done_before + step} steps")
+    provenance.update(steps=done_before + step, minutes=round((time.perf_counter() - started) / 60, 1))
+    save_checkpoint(model, out, dtype=torch.float16, **provenance)
+    plot_curves(log, log.with_suffix(".png"), title=f"{out.name}: training loss")
+    print(f"wrote {out} after {done_before + step} steps; curve in {log.with_suffix('.png')}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=20.0, help="Wall-clock budget.")
-    parser.add_argument("--steps", type=int, default=100_000, help="Stop earlier after this many steps.")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=2.0, help="Length of each training clip.")
-    parser.add_argument("--lr", type=float, default=3e-4)
+    parser.add_argument("--minutes", type=float, default=50.0, help="Wall-clock budget of the flow stage.")
+    parser.add_argument("--codec-minutes", type=float, default=4.0, help="Budget of the autoencoder stage.")
+    parser.add_argument("--steps", type=int, default=1_000_000, help="Stop the flow stage after this many steps.")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=2.0, help="Length of each (short) training clip.")
+    parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("checkpoints") / "builtin.safetensors")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default).")
+    parser.add_argument("--sequential", action="store_true", help="Train the baseline without a2v / v2a.")
+    parser.add_argument("--out", type=Path, default=CHECKPOINTS / "builtin.safetensors")
     parser.add_argument("--resume", type=Path, help="Continue from this checkpoint's weights.")
+    parser.add_argument("--codec-from", type=Path, help="Take the frame autoencoder from this checkpoint.")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = sequential(small()) if args.sequential else small()
     train(
-        small(),
+        replace(config),
+        codec_minutes=args.codec_minutes,
         minutes=args.minutes,
         max_steps=args.steps,
         batch=args.batch,
@@ -142,9 +236,8 @@ def main() -> None:
         lr=args.lr,
         seed=args.seed,
         out=args.out,
-        # A resumed run keeps the earlier curve: its rows go to a second file beside it.
-        log=args.out.with_name(f"{args.out.stem}{'-resumed' if args.resume else ''}.csv"),
         resume=args.resume,
+        codec_from=args.codec_from,
     )
 
 

@@ -11,14 +11,28 @@ import zlib
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.blocks import DualTowerBlock, TowerState
+from model.codecs import VideoAutoencoder, encode_audio
 from model.config import DualTowerConfig
 from model.layers import TimestepEmbedder, index_angles, modulate, time_angles
 
 REFERENCE_KINDS = ("image", "video", "audio")
-REFERENCE_ROLES = ("character", "style", "product", "background", "first_frame", "motion", "music", "voice", "sfx")
+REFERENCE_ROLES = (
+    "character",
+    "style",
+    "product",
+    "background",
+    "first_frame",
+    "motion",
+    "music",
+    "voice",
+    "sfx",
+    "footage",
+    "continue",
+)
 
 
 def tokenize(texts: list[str], vocab: int, max_tokens: int) -> torch.Tensor:
@@ -34,11 +48,29 @@ def tokenize(texts: list[str], vocab: int, max_tokens: int) -> torch.Tensor:
 @dataclass(frozen=True)
 class ReferenceTensor:
     """A reference prepared for the network: image (3, S, S), video (F, 3, 16, 16), audio mel (n_mels, K);
-    values roughly in [-1, 1]."""
+    values roughly in [-1, 1]. Build one with image_reference / video_reference / audio_reference."""
 
     kind: str
     role: str
     tensor: torch.Tensor
+
+
+def image_reference(image: torch.Tensor, role: str, config: DualTowerConfig) -> ReferenceTensor:
+    """(3, H, W) in [-1, 1] → an appearance reference (character, product, style, first frame...)."""
+    size = config.reference_image_size
+    return ReferenceTensor("image", role, F.interpolate(image[None].float(), size=(size, size), mode="area")[0])
+
+
+def video_reference(frames: torch.Tensor, role: str, config: DualTowerConfig) -> ReferenceTensor:
+    """(T, 3, H, W) in [-1, 1] → a motion reference: evenly spaced frames at 16 × 16."""
+    pick = torch.linspace(0, len(frames) - 1, config.reference_video_frames).round().long()
+    return ReferenceTensor("video", role, F.interpolate(frames[pick].float(), size=(16, 16), mode="area"))
+
+
+def audio_reference(wave: torch.Tensor, role: str, config: DualTowerConfig) -> ReferenceTensor:
+    """(N,) waveform at the model's sample rate → a voice / music / sfx reference: log-mel pooled in time."""
+    mel = encode_audio(wave, config)
+    return ReferenceTensor("audio", role, F.adaptive_avg_pool1d(mel[None], config.reference_audio_tokens)[0])
 
 
 class TextEncoder(nn.Module):
@@ -107,7 +139,10 @@ class DualTowerTransformer(nn.Module):
         super().__init__()
         self.config = c = config
         video_patch = c.latent_channels * c.patch_h * c.patch_w
-        audio_patch = c.n_mels * c.audio_patch
+        audio_patch = c.stems * c.n_mels * c.audio_patch
+        # The frame codec travels with the network (one checkpoint holds both); diffusion training
+        # leaves it frozen.
+        self.video_codec = VideoAutoencoder(c)
         self.video_embed = nn.Linear(video_patch, c.video_dim)
         self.audio_embed = nn.Linear(audio_patch, c.audio_dim)
         self.text_encoder = TextEncoder(c)
@@ -120,7 +155,9 @@ class DualTowerTransformer(nn.Module):
         self.video_text_pool = nn.Linear(c.text_dim, c.video_dim)
         self.audio_text_pool = nn.Linear(c.text_dim, c.audio_dim)
         self.blocks = nn.ModuleList(
-            DualTowerBlock(c.video_dim, c.video_heads, c.audio_dim, c.audio_heads, c.text_dim, c.mlp_ratio)
+            DualTowerBlock(
+                c.video_dim, c.video_heads, c.audio_dim, c.audio_heads, c.text_dim, c.mlp_ratio, c.cross_modal
+            )
             for _ in range(c.depth)
         )
         self.video_final_norm = nn.LayerNorm(c.video_dim, elementwise_affine=False, eps=1e-6)
@@ -207,9 +244,11 @@ class DualTowerTransformer(nn.Module):
         audio_t: torch.Tensor,
         context: torch.Tensor,
         context_mask: torch.Tensor,
-        cross_modal: bool = True,
+        cross_modal: bool | torch.Tensor = True,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """video_latents (B, C, T, H, W), audio_latents (B, M, Ta); flow times (B,) per modality.
+        """video_latents (B, C, T, H, W), audio_latents (B, S, M, Ta) (S stems); flow times (B,) per
+        modality. ``cross_modal``: False (or a (B,) boolean mask, per sample) switches the audio↔video
+        attention off — what sync guidance contrasts with, and the dropout that teaches it in training.
         Returns velocities of the same shapes."""
         c = self.config
         batch, channels, frames, height, width = video_latents.shape
@@ -220,8 +259,8 @@ class DualTowerTransformer(nn.Module):
         v = v.permute(0, 2, 3, 5, 1, 4, 6).reshape(batch, frames * rows * cols, -1)
         v = self.video_embed(v)  # (B, T_v, Dv)
         mel_frames = audio_latents.shape[-1]
-        a = audio_latents.reshape(batch, c.n_mels, mel_frames // c.audio_patch, c.audio_patch)
-        a = self.audio_embed(a.permute(0, 2, 1, 3).flatten(2))  # (B, T_a, Da)
+        a = audio_latents.reshape(batch, c.stems, c.n_mels, mel_frames // c.audio_patch, c.audio_patch)
+        a = self.audio_embed(a.permute(0, 3, 1, 2, 4).flatten(2))  # (B, T_a, Da)
 
         # 2. conditioning: own flow time + the other modality's + pooled text
         pooled = (context * context_mask[..., None]).sum(1) / context_mask.sum(1, keepdim=True).clamp(min=1)
@@ -231,6 +270,9 @@ class DualTowerTransformer(nn.Module):
         audio = self._audio_state(a, audio_condition)
 
         # 3. the coupled blocks
+        if isinstance(cross_modal, bool):
+            cross_modal = torch.full((batch,), cross_modal, device=v.device)
+        cross_modal = cross_modal.to(v.dtype).view(batch, 1, 1)
         for block in self.blocks:
             video.tokens, audio.tokens = block(video, audio, context, context_mask, cross_modal=cross_modal)
 
@@ -241,5 +283,5 @@ class DualTowerTransformer(nn.Module):
         v = v.permute(0, 4, 1, 2, 5, 3, 6).reshape(batch, channels, frames, height, width)
         shift, scale = self.audio_final_modulation(audio_condition).chunk(2, dim=-1)
         a = self.audio_head(modulate(self.audio_final_norm(audio.tokens), shift, scale))
-        a = a.reshape(batch, mel_frames // c.audio_patch, c.n_mels, c.audio_patch).permute(0, 2, 1, 3)
-        return v, a.reshape(batch, c.n_mels, mel_frames)
+        a = a.reshape(batch, mel_frames // c.audio_patch, c.stems, c.n_mels, c.audio_patch).permute(0, 2, 3, 1, 4)
+        return v, a.reshape(batch, c.stems, c.n_mels, mel_frames)

@@ -26,7 +26,9 @@ MAX_CLIP_REFERENCES = 3  # video and audio references together
 ReferenceKind = Literal["image", "video", "audio"]
 ROLES_BY_KIND: dict[str, tuple[str, ...]] = {
     "image": ("character", "style", "product", "background", "first_frame"),
-    "video": ("motion", "style"),
+    # footage: the clip itself is kept and its sound generated (video-to-audio);
+    # continue: the scene continues that clip from its last frames (extension).
+    "video": ("motion", "style", "footage", "continue"),
     "audio": ("music", "voice", "sfx"),
 }
 _ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
