@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import wave
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,3 +96,16 @@ def write_master(frames: np.ndarray, audio: np.ndarray, fps: float, sample_rate:
 def write_master_clip(clip: MasterClip, path: Path) -> MediaInfo:
     """``write_master`` for a generator's MasterClip."""
     return write_master(clip.frames, clip.audio, clip.fps, clip.sample_rate, path)
+
+
+def write_stems(stems: np.ndarray, sample_rate: int, path: Path) -> Path:
+    """(S, N) float stems → one S-channel 16-bit PCM WAV (channel i = stem i), for later stages to mix."""
+    if stems.ndim != 2 or not np.isfinite(stems).all():
+        raise MediaError(f"{path}: stems must be a finite (stems, samples) array, got shape {stems.shape}")
+    pcm = (np.clip(stems, -1.0, 1.0) * 32767).round().astype("<i2").T  # interleaved (N, S)
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(stems.shape[0])
+        handle.setsampwidth(2)
+        handle.setframerate(sample_rate)
+        handle.writeframes(pcm.tobytes())
+    return path

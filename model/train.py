@@ -1,12 +1,13 @@
 """Train the built-in model on the procedural world (model/world.py) and write a checkpoint.
 
-    python -m model.train --codec-minutes 4 --minutes 50 --out model/checkpoints/builtin.safetensors
-    python -m model.train --sequential --codec-from model/checkpoints/builtin.safetensors \\
-        --minutes 50 --out model/checkpoints/sequential.safetensors
+    python -m model.train --codec-minutes 18 --minutes 0 --out codec.safetensors
+    python -m model.train --codec-from codec.safetensors --minutes 75 --out model/checkpoints/builtin.safetensors
+    python -m model.train --sequential --codec-from codec.safetensors --minutes 75 \\
+        --out model/checkpoints/sequential.safetensors
 
-Two stages. First the frame autoencoder (codecs.VideoAutoencoder) learns to reconstruct world frames;
-then, with it frozen, the dual-tower transformer learns flow matching on its latents and on the
-log-mel stems. Clips are generated on the fly (a fresh batch every step, so there is no dataset to
+Two stages. First the frame autoencoder (codecs.VideoAutoencoder) learns to reconstruct world frames
+(``--codec-minutes``; with ``--codec-from`` or ``--resume`` it continues from that codec); then, with
+it frozen, the dual-tower transformer learns flow matching on its latents and on the log-mel stems. Clips are generated on the fly (a fresh batch every step, so there is no dataset to
 download or store). Captions are dropped 10% of the time so the unconditional branch that
 classifier-free guidance needs is learned too. ``--sequential`` trains the same network without
 audio↔video attention (the baseline of benchmarks/model_sync.py), reusing the joint model's codec so
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.checkpoint import load_checkpoint, load_codec_state, save_checkpoint
+from model.checkpoint import load_checkpoint, load_codec_state, read_metadata, save_checkpoint
 from model.codecs import encode_audio
 from model.config import DualTowerConfig, sequential, small
 from model.flow_matching import flow_matching_loss
@@ -141,6 +142,7 @@ def train(
         model = DualTowerTransformer(config)
     if codec_from is not None:
         model.video_codec.load_state_dict(load_codec_state(codec_from))
+        provenance["codec_steps"] = read_metadata(codec_from)["provenance"].get("codec_steps", 0)
     model.train()
     log = out.with_name(f"{out.stem}{'-resumed' if resume else ''}.csv")
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -155,8 +157,9 @@ def train(
     with log.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["stage", "step", "seconds", "loss", "video", "audio", "lr"])
-        if resume is None and codec_from is None and codec_minutes > 0:
-            provenance["codec_steps"] = train_codec(model, rng, minutes=codec_minutes, lr=2e-3, writer=writer)
+        if codec_minutes > 0:  # (further) train the frame codec: from scratch, or from codec_from / resume
+            steps = train_codec(model, rng, minutes=codec_minutes, lr=2e-3, writer=writer)
+            provenance["codec_steps"] = int(provenance.get("codec_steps", 0)) + steps
             handle.flush()
         codec = model.video_codec.requires_grad_(False).eval()
         parameters = [p for name, p in model.named_parameters() if not name.startswith("video_codec.")]
@@ -211,7 +214,9 @@ def train(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=50.0, help="Wall-clock budget of the flow stage.")
-    parser.add_argument("--codec-minutes", type=float, default=4.0, help="Budget of the autoencoder stage.")
+    parser.add_argument(
+        "--codec-minutes", type=float, default=0.0, help="Budget of the autoencoder stage (0: keep the codec as is)."
+    )
     parser.add_argument("--steps", type=int, default=1_000_000, help="Stop the flow stage after this many steps.")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=2.0, help="Length of each (short) training clip.")

@@ -105,9 +105,12 @@ class MasterFormat(_Model):
 
 class GenerationSettings(_Model):
     steps: int = Field(8, ge=1, le=200)
+    # Guidance scales: 1.0 is "none" for each (classifier-free guidance convention).
     video_guidance: float = Field(3.0, ge=0, le=20)
     audio_guidance: float = Field(3.0, ge=0, le=20)
-    sync_guidance: float = Field(0.0, ge=0, le=20)
+    # Sync guidance: above 1.0, push away from what the model would make with its audio and video
+    # towers uncoupled (MOVA's dual CFG); benchmarks/model_sync.py measures what each scale does.
+    sync_guidance: float = Field(1.0, ge=1.0, le=20)
     negative_prompt: str = Field("", max_length=1000)
 
 

@@ -57,6 +57,9 @@ class MasterRecord(_Record):
     height: int
     fps: float
     unused_reference_roles: tuple[str, ...] = ()
+    # The audio as stems (one WAV, one channel per name), when the backend makes them.
+    stems_uri: str | None = None
+    stem_names: tuple[str, ...] = ()
     cached: bool = False
 
 

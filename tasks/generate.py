@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 import media.encode
-from media.encode import write_master_clip
+from media.encode import write_master_clip, write_stems
 from model.generator import GenerationRequest, ReferenceInput, get_generator
 from schemas.brief import Brief, Scene
 from schemas.records import CampaignPlan, IngestedReference, MasterRecord
@@ -130,6 +130,11 @@ def generate_scene(
             with rt.scratch(f"master-{scene_id}-{language}") as scratch:
                 info = write_master_clip(clip, scratch / "master.mp4")
                 stored, asset_id = store_asset(rt, scratch / "master.mp4", "master", info.to_dict())
+                stems_uri = None
+                if clip.stems is not None:  # the mix's parts, one channel each, for later mixing
+                    write_stems(clip.stems, clip.sample_rate, scratch / "stems.wav")
+                    meta = {"channels": list(clip.stem_names), "sample_rate": clip.sample_rate}
+                    stems_uri = store_asset(rt, scratch / "stems.wav", "stems", meta)[0].uri
         except Exception as exc:
             with rt.session() as session:
                 runs.finish_generation(
@@ -163,6 +168,8 @@ def generate_scene(
             "height": info.video.height,
             "fps": info.video.fps,
             "unused_reference_roles": list(clip.unused_reference_roles),
+            "stems_uri": stems_uri,
+            "stem_names": list(clip.stem_names),
         }
         return record, asset_id
 

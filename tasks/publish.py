@@ -50,6 +50,7 @@ def build_manifest(
                 "seed": m.seed,
                 "duration_s": m.duration_s,
                 "unused_reference_roles": list(m.unused_reference_roles),
+                "stems": {"uri": m.stems_uri, "channels": list(m.stem_names)} if m.stems_uri else None,
                 "qa": verdicts[f"master:{m.scene_id}:{m.language}"].verdict,
             }
             for m in masters
