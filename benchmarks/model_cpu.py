@@ -89,12 +89,16 @@ def main() -> int:
         (f"{args.steps} steps, sync 2.0", args.steps, 2.0),
         (f"{2 * args.steps} steps", 2 * args.steps, 1.0),
     ):
-        rows.append({"run": label, "steps": steps, "sync_guidance": sync, **timed_clip(backend, args.seconds, steps, sync)})
+        rows.append(
+            {"run": label, "steps": steps, "sync_guidance": sync, **timed_clip(backend, args.seconds, steps, sync)}
+        )
     print(
         f"{args.seconds:g} s clip, 640×360 at 24 fps + 48 kHz, on {torch.get_num_threads()} CPU threads; "
         f"process RSS {before:.0f} MiB before loading, {loaded:.0f} MiB with the model"
     )
-    header = f"{'run':<22}{'sample s':>10}{'frames s':>10}{'audio s':>9}{'generate s':>12}{'× target':>10}{'peak MiB':>10}"
+    header = (
+        f"{'run':<22}{'sample s':>10}{'frames s':>10}{'audio s':>9}{'generate s':>12}{'× target':>10}{'peak MiB':>10}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:

@@ -122,9 +122,14 @@ def main() -> int:
         figures = measure(variant, args.batch, args.seconds, args.steps, device)
         figures["mfu"] = round(figures["achieved_tflops"] / peak, 4) if peak else None
         rows.append({"model": label, **figures})
-    print(f"{args.config} config, batch {args.batch} × {args.seconds:g} s clips, bf16 autocast, on {name}"
-          + (f" (peak {peak:g} TFLOP/s bf16)" if peak else " (peak unknown: no MFU)"))
-    header = f"{'model':<20}{'params M':>10}{'tokens':>8}{'step s':>9}{'tokens/s':>11}{'TFLOP/step':>12}{'TFLOP/s':>9}{'MFU':>8}"
+    print(
+        f"{args.config} config, batch {args.batch} × {args.seconds:g} s clips, bf16 autocast, on {name}"
+        + (f" (peak {peak:g} TFLOP/s bf16)" if peak else " (peak unknown: no MFU)")
+    )
+    header = (
+        f"{'model':<20}{'params M':>10}{'tokens':>8}{'step s':>9}{'tokens/s':>11}"
+        f"{'TFLOP/step':>12}{'TFLOP/s':>9}{'MFU':>8}"
+    )
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -136,8 +141,15 @@ def main() -> int:
     coupled, uncoupled = rows
     print(f"coupling cost: {coupled['step_s'] / uncoupled['step_s']:.2f}× the uncoupled step time")
     if args.json:
-        payload = {"measured": True, "device": name, "peak_tflops": peak, "config": args.config,
-                   "batch": args.batch, "seconds": args.seconds, "rows": rows}
+        payload = {
+            "measured": True,
+            "device": name,
+            "peak_tflops": peak,
+            "config": args.config,
+            "batch": args.batch,
+            "seconds": args.seconds,
+            "rows": rows,
+        }
         args.json.write_text(json.dumps(payload, indent=2))
     return 0
 

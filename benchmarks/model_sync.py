@@ -122,7 +122,9 @@ def main() -> int:
             for i, scene in enumerate(scenes)
         ]
         per_clip = (time.perf_counter() - started) / len(scenes)
-        rows.append({"model": label, "sync_guidance": sync, **measure(found, frame_ms), "s_per_clip": round(per_clip, 2)})
+        rows.append(
+            {"model": label, "sync_guidance": sync, **measure(found, frame_ms), "s_per_clip": round(per_clip, 2)}
+        )
         for kind in ("bounce", "pulse"):
             subset = [f for f, s in zip(found, scenes, strict=True) if s.kind == kind]
             rows[-1][f"{kind}_within_1_frame"] = measure(subset, frame_ms)["within_1_frame"]
@@ -131,8 +133,10 @@ def main() -> int:
         f"{'model':<22}{'sync':>6}{'events':>8}{'sounded':>9}{'median ms':>11}{'mean ms':>9}"
         f"{'±1 frame':>10}{'±40 ms':>8}{'bounce':>8}{'pulse':>7}{'s/clip':>8}"
     )
-    print(f"Event sync on {len(scenes)} held-out prompts, {args.seconds:g} s, {args.steps} steps "
-          f"(1 frame = {frame_ms:.0f} ms)")
+    print(
+        f"Event sync on {len(scenes)} held-out prompts, {args.seconds:g} s, {args.steps} steps "
+        f"(1 frame = {frame_ms:.0f} ms)"
+    )
     print(header)
     print("-" * len(header))
 
@@ -149,8 +153,12 @@ def main() -> int:
         )
     joint_off = rows[1]["within_1_frame"] or 0.0
     baseline = rows[-1]["within_1_frame"] or 0.0
-    print(f"\njoint (sync 1.0) vs sequential, share within ±1 frame: {joint_off:.1%} vs {baseline:.1%}"
-          f" (ratio {joint_off / baseline:.2f})" if baseline else "")
+    print(
+        f"\njoint (sync 1.0) vs sequential, share within ±1 frame: {joint_off:.1%} vs {baseline:.1%}"
+        f" (ratio {joint_off / baseline:.2f})"
+        if baseline
+        else ""
+    )
     if args.json:
         payload = {
             "clips": len(scenes),

@@ -2,9 +2,9 @@
 
     python examples/make_assets.py [--out examples/briefs/assets]
 
-A stylised presenter portrait and a product shot (PNG), a short motion clip of the product bouncing
-(MP4), and an 8-second 120 BPM music bed with kick, hi-hat and a bass line (M4A). Drawn with numpy,
-written with PyAV, so nothing is downloaded.
+A presenter portrait (a real face photo that ships with scikit-image) and a product shot (PNG), a
+short motion clip of the product bouncing (MP4), and an 8-second 120 BPM music bed with kick, hi-hat
+and a bass line (M4A). Drawn with numpy, written with PyAV, so nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import av
 import numpy as np
+
+from model.world import FACE_CROP
 
 LIME = (0x9B, 0xE5, 0x64)
 TEAL = (0x0F, 0x6E, 0x73)
@@ -34,22 +36,14 @@ def _paint(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) ->
 
 
 def presenter(size: int = 384) -> np.ndarray:
-    """A front-facing presenter: face, hair, eyes, brows, nose, mouth, shirt in brand colours."""
-    yy, xx = _grid(size, size)
-    image = np.empty((size, size, 3), np.uint8)
-    image[:] = CREAM
-    s = size / 384
-    _paint(image, _ellipse(yy, xx, 400 * s, 192 * s, 120 * s, 150 * s), TEAL)  # shoulders
-    _paint(image, _ellipse(yy, xx, 150 * s, 192 * s, 112 * s, 92 * s), (0x3B, 0x2A, 0x20))  # hair
-    _paint(image, _ellipse(yy, xx, 178 * s, 192 * s, 100 * s, 78 * s), (0xE8, 0xB8, 0x96))  # face
-    for cx in (160, 224):
-        _paint(image, _ellipse(yy, xx, 160 * s, cx * s, 9 * s, 14 * s), (255, 255, 255))
-        _paint(image, _ellipse(yy, xx, 161 * s, cx * s, 7 * s, 7 * s), (0x2B, 0x1D, 0x14))
-        _paint(image, _ellipse(yy, xx, 140 * s, cx * s, 3 * s, 16 * s), (0x3B, 0x2A, 0x20))
-    _paint(image, _ellipse(yy, xx, 190 * s, 192 * s, 14 * s, 6 * s), (0xD9, 0xA0, 0x80))  # nose
-    _paint(image, _ellipse(yy, xx, 228 * s, 192 * s, 10 * s, 26 * s), (0xA8, 0x3A, 0x3A))  # lips
-    _paint(image, _ellipse(yy, xx, 228 * s, 192 * s, 3 * s, 20 * s), (0x5A, 0x14, 0x14))  # mouth gap
-    return image
+    """The presenter: the astronaut portrait that ships with scikit-image (a real face, as in the
+    built-in model's world, so the generated presenter and the lip-sync QA have a face to work with)."""
+    from skimage import data
+    from skimage.transform import resize
+
+    top, bottom, left, right = FACE_CROP
+    crop = data.astronaut()[top:bottom, left:right]
+    return (resize(crop, (size, size), anti_aliasing=True) * 255).round().astype(np.uint8)
 
 
 def product(height: int = 384, width: int = 288) -> np.ndarray:

@@ -11,7 +11,12 @@ Modes, chosen by the references a scene gives (all through the same sampler, see
 - an audio with role ``voice``: audio-to-video (the voice is the dialogue stem, kept bit for bit);
 - a video with role ``footage``: video-to-audio (foley for that clip; its picture is kept);
 - a video with role ``continue``: extension (the scene continues that clip from its last frames).
-Other references (character, product, style, motion, music...) enter as context tokens.
+References with the roles training used (character, motion, music) enter as context tokens; the
+rest (product, style, background, sfx) are reported in ``unused_reference_roles``.
+
+Prompts: the text encoder learned only the words of the world's captions (model/world.py), so the
+prompt is reduced to those words before encoding; the run record keeps what was read
+(``prompt_read``) and which words were left out (``prompt_words_unknown``).
 
 Length: the model was trained on clips of 2 and 4 s. A longer scene is generated in windows of
 WINDOW_S seconds, each continuing the last OVERLAP_S seconds of the one before (the extension mode),
@@ -43,8 +48,9 @@ from model.transformer import (
     image_reference,
     tokenize,
     video_reference,
+    words,
 )
-from model.world import STEMS
+from model.world import STEMS, vocabulary
 
 CHECKPOINT = Path(__file__).with_name("checkpoints") / "builtin.safetensors"
 INIT_SEED = 20261123
@@ -52,6 +58,8 @@ WINDOW_S = 4.0
 OVERLAP_S = 0.8
 # Roles that set what is generated rather than conditioning it as tokens.
 MODE_ROLES = ("first_frame", "voice", "footage", "continue")
+# Roles that enter as context tokens: those model/train.py gives the world's clips.
+TOKEN_ROLES = frozenset({"character", "motion", "music"})
 
 
 def _decode_frames(path: Path, limit: int | None = None) -> np.ndarray:
@@ -107,9 +115,9 @@ class BuiltinGenerator(Generator):
 
     @property
     def supported_roles(self) -> frozenset[str]:
-        return frozenset(
-            {"character", "style", "product", "background", "first_frame", "motion", "music", "voice", "sfx"}
-        )
+        """The mode roles, and the token roles training gave it (a talking character's photo, a bounce's
+        motion, a beat as music); product, style, background and sfx references are reported unused."""
+        return frozenset(MODE_ROLES) | TOKEN_ROLES
 
     # -- references ---------------------------------------------------------------------------------
     def _reference_tensor(self, ref: ReferenceInput) -> ReferenceTensor:
@@ -162,11 +170,14 @@ class BuiltinGenerator(Generator):
             known["video_prefix"] = encode_video(self.model.video_codec, frames, c.frame_size)
         return known
 
-    def _prompt(self, request: GenerationRequest) -> str:
+    def _prompt(self, request: GenerationRequest) -> tuple[str, list[str]]:
+        """The prompt as the text encoder will read it — scene prompt, dialogue and cues, reduced to
+        the words of the world the model was trained on — and the words it had to leave out (a word
+        the encoder never saw has an untrained embedding that would only add noise)."""
         parts = [request.prompt]
         parts += [f'{speaker} says: "{line}"' for speaker, line in request.dialogue]
         parts += [f"at {at:g} s: {cue}" for at, cue in request.sound_cues]
-        return " ".join(parts)
+        return _known_words(" ".join(parts))
 
     # -- generation ------------------------------------------------------------------------------
     def _sample_windows(
@@ -234,11 +245,12 @@ class BuiltinGenerator(Generator):
         latent_frames = max(2, math.ceil(request.duration_s * c.latent_fps))
         mel_frames = max(c.audio_patch, math.ceil(request.duration_s * c.mel_fps / c.audio_patch) * c.audio_patch)
         known = self._known(request, latent_frames, mel_frames)
-        references = [self._reference_tensor(r) for r in request.references if r.role not in MODE_ROLES]
+        references = [self._reference_tensor(r) for r in request.references if r.role in TOKEN_ROLES]
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
         with torch.inference_mode():
-            text = tokenize([self._prompt(request)], c.text_vocab, c.max_text_tokens).to(self.device)
-            empty = tokenize([request.negative_prompt], c.text_vocab, c.max_text_tokens).to(self.device)
+            text = tokenize([self._prompt(request)[0]], c.text_vocab, c.max_text_tokens).to(self.device)
+            negative = _known_words(request.negative_prompt)[0]
+            empty = tokenize([negative], c.text_vocab, c.max_text_tokens).to(self.device)
             cond = self.model.encode_context(text, [references])
             uncond = self.model.encode_context(empty)
             video, audio = self._sample_windows(latent_frames, mel_frames, known, cond, uncond, request, generator)
@@ -248,6 +260,7 @@ class BuiltinGenerator(Generator):
         c = self.config
         started = time.perf_counter()
         video, audio, mode = self.generate_latents(request)
+        prompt_read, unknown = self._prompt(request)
         generator = torch.Generator(device="cpu").manual_seed(request.seed)  # Griffin-Lim's initial phases
         frames = decode_video(self.model.video_codec, video, request.num_frames, request.height, request.width)
         stems = decode_audio(audio, c, generator=generator).numpy()
@@ -270,6 +283,8 @@ class BuiltinGenerator(Generator):
                 "trained": self.trained,
                 "config": "small" if c == small() else "custom",
                 "mode": mode,
+                "prompt_read": prompt_read,
+                "prompt_words_unknown": unknown[:30],
                 "latent_frames": video.shape[1],
                 "mel_frames": audio.shape[-1],
                 "references_used": [r.id for r in request.references],
@@ -280,6 +295,13 @@ class BuiltinGenerator(Generator):
             stems=stems,
             stem_names=STEMS,
         )
+
+
+def _known_words(text: str) -> tuple[str, list[str]]:
+    """``text`` reduced to the world's vocabulary, and the distinct words left out."""
+    known = vocabulary()
+    found = words(text)
+    return " ".join(w for w in found if w in known), sorted({w for w in found if w not in known})
 
 
 def _fit(tensor: torch.Tensor, start: int, length: int, axis: int) -> torch.Tensor:

@@ -1,18 +1,25 @@
 """Train the built-in model on the procedural world (model/world.py) and write a checkpoint.
 
-    python -m model.train --codec-minutes 18 --minutes 0 --out codec.safetensors
-    python -m model.train --codec-from codec.safetensors --minutes 75 --out model/checkpoints/builtin.safetensors
-    python -m model.train --sequential --codec-from codec.safetensors --minutes 75 \\
+The shipped checkpoints came from these commands (two CPU cores; the last two ran side by side, one
+thread each; model/checkpoints/README.md has the details and the curves):
+
+    python -m model.train --codec-minutes 10 --minutes 0 --out codec.safetensors
+    python -m model.train --codec-from codec.safetensors --codec-minutes 8 --minutes 0 --seed 1 \\
+        --out codec2.safetensors
+    python -m model.train --codec-from codec2.safetensors --minutes 75 --threads 1 \\
+        --out model/checkpoints/builtin.safetensors
+    python -m model.train --sequential --codec-from codec2.safetensors --minutes 75 --threads 1 \\
         --out model/checkpoints/sequential.safetensors
 
 Two stages. First the frame autoencoder (codecs.VideoAutoencoder) learns to reconstruct world frames
 (``--codec-minutes``; with ``--codec-from`` or ``--resume`` it continues from that codec); then, with
-it frozen, the dual-tower transformer learns flow matching on its latents and on the log-mel stems. Clips are generated on the fly (a fresh batch every step, so there is no dataset to
-download or store). Captions are dropped 10% of the time so the unconditional branch that
-classifier-free guidance needs is learned too. ``--sequential`` trains the same network without
-audio↔video attention (the baseline of benchmarks/model_sync.py), reusing the joint model's codec so
-that the two differ in nothing else. A CSV of the loss curve and a plot of it are written beside the
-checkpoint.
+it frozen, the dual-tower transformer learns flow matching on its latents and on the log-mel stems.
+Clips are generated on the fly (a fresh batch every step, so there is no dataset to download or
+store). Captions are dropped 10% of the time so the unconditional branch that classifier-free
+guidance needs is learned too; 30% of clips come with the reference a brief would give for them.
+``--sequential`` trains the same network without audio↔video attention (the baseline of
+benchmarks/model_sync.py) on the same codec, so that the two differ in nothing else. A CSV of the
+loss curve and a plot of it are written beside the checkpoint.
 """
 
 from __future__ import annotations

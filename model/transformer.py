@@ -35,12 +35,16 @@ REFERENCE_ROLES = (
 )
 
 
+def words(text: str) -> list[str]:
+    """Lower-cased words and punctuation marks, the units the text encoder reads."""
+    return "".join(c if c.isalnum() else f" {c} " for c in text.lower()).split()
+
+
 def tokenize(texts: list[str], vocab: int, max_tokens: int) -> torch.Tensor:
-    """Hashed word pieces: lower-cased words and punctuation → ids in [1, vocab); 0 pads. (B, L)."""
+    """Hashed word pieces: words(text) → ids in [1, vocab); 0 pads. (B, L)."""
     rows = []
     for text in texts:
-        words = "".join(c if c.isalnum() else f" {c} " for c in text.lower()).split()
-        ids = [1 + zlib.crc32(word.encode()) % (vocab - 1) for word in words][:max_tokens]
+        ids = [1 + zlib.crc32(word.encode()) % (vocab - 1) for word in words(text)][:max_tokens]
         rows.append(ids + [0] * (max_tokens - len(ids)))
     return torch.tensor(rows, dtype=torch.long)
 

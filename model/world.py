@@ -22,6 +22,7 @@ from functools import cache
 import numpy as np
 
 from model.speech import synthesize
+from model.transformer import words
 
 STEMS = ("dialogue", "effects", "ambience")
 SCENE_KINDS = ("bounce", "pulse", "talk")
@@ -59,6 +60,11 @@ LINES = (
     "Say hello to summer.",
 )
 VOICES = ("en", "en-us", "en+f3", "en+f4", "en-us+f2")
+CAPTIONS = {
+    "bounce": "a {colour} ball bouncing {where}, a thump on every bounce",
+    "pulse": "a {colour} square pulsing to a {tempo} bpm beat {where}, a kick on every beat",
+    "talk": 'a woman talking {where}, she says "{line}"',
+}
 # The face in skimage.data.astronaut(): a square crop around it, and the mouth within that crop.
 FACE_CROP = (20, 240, 115, 335)  # rows, columns of the 512×512 photo
 MOUTH_CENTRE = (0.57, 0.5)  # (y, x) as fractions of the crop
@@ -194,7 +200,7 @@ def bounce(rng: np.random.Generator, seconds: float, fps: float, size: int, rate
     for at in contacts:
         _place(stems[1], _thump(rate, rng), at, rate)
     stems[2] = _ambience(setting, rng, seconds, rate)
-    caption = f"a {colour} ball bouncing {where}, a thump on every bounce"
+    caption = CAPTIONS["bounce"].format(colour=colour, where=where)
     return WorldClip("bounce", caption, frames * 2 - 1, stems, tuple(contacts))
 
 
@@ -219,7 +225,7 @@ def pulse(rng: np.random.Generator, seconds: float, fps: float, size: int, rate:
         _place(stems[1], _kick(rate), at, rate)
         _place(stems[1], _hat(rate, rng), at + beat / 2, rate)
     stems[2] = _ambience(setting, rng, seconds, rate)
-    caption = f"a {colour} square pulsing to a {tempo} bpm beat {where}, a kick on every beat"
+    caption = CAPTIONS["pulse"].format(colour=colour, tempo=tempo, where=where)
     return WorldClip("pulse", caption, frames * 2 - 1, stems, beats)
 
 
@@ -276,11 +282,20 @@ def talk(rng: np.random.Generator, seconds: float, fps: float, size: int, rate: 
     envelope = loudness_envelope(stems[0], rate, hop, window_s=0.03)
     rising = np.flatnonzero((envelope[1:] >= 0.5) & (envelope[:-1] < 0.5)) + 1
     events = tuple(float(hop[i]) for i in rising)
-    caption = f'a woman talking {where}, she says "{line}"'
+    caption = CAPTIONS["talk"].format(where=where, line=line)
     return WorldClip("talk", caption, frames.astype(np.float32) * 2 - 1, stems, events)
 
 
 SCENES = {"bounce": bounce, "pulse": pulse, "talk": talk}
+
+
+@cache
+def vocabulary() -> frozenset[str]:
+    """Every word (as the text tokenizer splits them) that a caption of this world can contain."""
+    texts = [template.replace("{", " ").replace("}", " ") for template in CAPTIONS.values()]
+    texts += list(COLOURS) + [phrase for phrase, _ in SETTINGS.values()] + [str(t) for t in TEMPOS] + list(LINES)
+    placeholders = {"colour", "where", "tempo", "line"}
+    return frozenset(w for text in texts for w in words(text)) - placeholders
 
 
 def sample_clip(

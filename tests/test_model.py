@@ -340,6 +340,12 @@ def test_builtin_backend_contract(builtin):
     assert np.array_equal(clip.frames, again.frames) and np.array_equal(clip.audio, again.audio)
     other = builtin.generate(request(seed=8))
     assert not np.array_equal(clip.frames, other.frames)
+    # a role training never gave the model is reported, not silently used; unknown words likewise
+    product = ReferenceInput("c", "image", "product", ASSETS / "can.png")
+    with_product = builtin.generate(request(references=(product,), prompt="a red ball, Lumen Fizz"))
+    assert with_product.unused_reference_roles == ("product",)
+    assert with_product.parameters["prompt_read"] == "a red ball , fizz"
+    assert with_product.parameters["prompt_words_unknown"] == ["lumen"]
 
 
 @pytest.mark.parametrize(
