@@ -1,0 +1,63 @@
+"""The model benchmarks run end to end on tiny untrained checkpoints and write the JSON they print
+(the real figures come from the shipped checkpoints; see model/checkpoints/README.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from model.checkpoint import save_checkpoint
+from model.config import sequential, tiny
+from model.transformer import DualTowerTransformer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("bench")
+    joint, baseline = folder / "joint.safetensors", folder / "sequential.safetensors"
+    save_checkpoint(DualTowerTransformer(tiny()), joint)
+    save_checkpoint(DualTowerTransformer(sequential(tiny())), baseline)
+    return joint, baseline
+
+
+def test_model_sync_reports_every_row(checkpoints, tmp_path):
+    joint, baseline = checkpoints
+    out = tmp_path / "sync.json"
+    printed = run(
+        "model_sync.py", "--checkpoint", str(joint), "--baseline", str(baseline), "--clips", "1", "--steps", "1",
+        "--seconds", "2", "--json", str(out),
+    )  # fmt: skip
+    figures = json.loads(out.read_text())
+    assert [(r["model"], r["sync_guidance"]) for r in figures["rows"]] == [
+        ("world (ground truth)", None), ("joint", 1.0), ("joint", 2.0), ("joint", 3.5), ("sequential", 1.0),
+    ]  # fmt: skip
+    truth = figures["rows"][0]
+    assert truth["visual_events"] > 0 and truth["within_1_frame"] > 0.5  # the detectors work on real clips
+    assert "world (ground truth)" in printed and "±1 frame" in printed
+
+
+def test_model_cpu_and_gpu_benchmarks_write_their_figures(checkpoints, tmp_path):
+    out = tmp_path / "cpu.json"
+    run("model_cpu.py", "--checkpoint", str(checkpoints[0]), "--seconds", "1", "--steps", "1", "--json", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 3 and all(r["generate_s"] > 0 and r["peak_rss_mib"] > 0 for r in rows)
+    out = tmp_path / "gpu.json"
+    run("model_gpu.py", "--device", "cpu", "--config", "tiny", "--batch", "1", "--seconds", "1", "--steps", "1",
+        "--json", str(out))  # fmt: skip
+    figures = json.loads(out.read_text())
+    assert figures["measured"] and figures["rows"][0]["tflop_per_step"] >= 0
+    assert figures["rows"][0]["tokens_per_s"] > 0
