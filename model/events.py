@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 HOP_S = 0.005
-MIN_MOVE = 0.01
+MIN_MOVE = 0.03
 
 
 def loudness(wave: np.ndarray, rate: int, hop_s: float = HOP_S, window_s: float = 0.01) -> np.ndarray:
@@ -56,7 +56,8 @@ def audio_onsets(
 
 
 def _object_mask(frames: np.ndarray) -> np.ndarray:
-    """Frames (T, H, W, 3) with values 0–255 (any dtype) → (T, H, W) coverage of whatever differs from the background (the median colour of the border)."""
+    """Frames (T, H, W, 3), values 0–255 (any dtype) → (T, H, W) coverage of whatever differs from
+    the background (the median colour of the border)."""
     x = frames.astype(np.float32)
     border = np.concatenate([x[:, 0], x[:, -1], x[:, :, 0], x[:, :, -1]], axis=1)  # (T, 4·S, 3)
     background = np.median(border, axis=1)[:, None, None, :]

@@ -44,6 +44,7 @@ def test_model_sync_reports_every_row(checkpoints, tmp_path):
     figures = json.loads(out.read_text())
     assert [(r["model"], r["sync_guidance"]) for r in figures["rows"]] == [
         ("world (ground truth)", None), ("joint", 1.0), ("joint", 2.0), ("joint", 3.5), ("sequential", 1.0),
+        ("chance (mismatched)", None),
     ]  # fmt: skip
     truth = figures["rows"][0]
     assert truth["visual_events"] > 0 and truth["within_1_frame"] > 0.5  # the detectors work on real clips
