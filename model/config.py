@@ -54,6 +54,12 @@ class DualTowerConfig:
     # Rotary time axis, in seconds, shared by both towers: periods from ~1/25 s to ~20 s.
     rope_min_period_s: float = 0.04
     rope_max_period_s: float = 20.0
+    # Cross-modal (a2v / v2a) attention is also biased towards the other modality's tokens near the same
+    # instant: a Gaussian in the time difference, head h of width cross_modal_window_s · 2^h (0.08, 0.16,
+    # 0.32 s at the default), so that one head reads "now" and others the moments around it. 0 turns it
+    # off (rotary phase alone then has to learn where "now" is, which a small model trained briefly
+    # did not manage: see model/checkpoints/README.md).
+    cross_modal_window_s: float = 0.08
 
     def __post_init__(self) -> None:
         for tower, dim, heads in (
@@ -74,6 +80,8 @@ class DualTowerConfig:
             raise ValueError("the latent grid (frame_size / codec_factor) must be a multiple of the patch size")
         if self.depth < 1 or self.latent_fps <= 0 or self.sample_rate <= 0:
             raise ValueError("depth, latent_fps and sample_rate must be positive")
+        if self.cross_modal_window_s < 0:
+            raise ValueError(f"cross_modal_window_s must be >= 0, got {self.cross_modal_window_s}")
         if self.reference_image_size % self.reference_patch:
             raise ValueError("reference_image_size must be a multiple of reference_patch")
 

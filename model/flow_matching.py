@@ -1,7 +1,8 @@
 """Flow matching: the training objective and the ODE sampler with per-modality and sync guidance.
 
-Path: x_t = (1 - t)·x_0 + t·ε, t ∈ [0, 1] (t = 1 is pure noise); the network predicts the velocity
-v = ε - x_0. Each modality has its own t during training, and either may be held clean (t = 0) so the
+Path: x_t = (1 - t)·x_0 + t·ε, t ∈ [0, 1] (t = 1 is pure noise); the network returns the velocity
+v = ε - x_0 (the audio tower gets there by predicting x_0: see DualTowerTransformer.forward), and the
+loss is the velocity error. Each modality has its own t during training, and either may be held clean (t = 0) so the
 same network learns audio-to-video and video-to-audio (the conditioning LTX-2 trains with).
 """
 
@@ -27,7 +28,7 @@ def flow_matching_loss(
     context: torch.Tensor,
     context_mask: torch.Tensor,
     *,
-    clean_probability: float = 0.3,
+    clean_probability: float = 0.5,
     cross_modal_dropout: float = 0.1,
     shift: float = 3.0,
     generator: torch.Generator | None = None,
@@ -58,10 +59,17 @@ def flow_matching_loss(
     # A clean modality has nothing to predict; leave it out of the loss.
     video_weight = (video_t > 0).float().view(v_shape)
     audio_weight = (audio_t > 0).float().view(a_shape)
-    video_loss = (F.mse_loss(video_v, video_noise - video, reduction="none") * video_weight).mean()
-    audio_loss = (F.mse_loss(audio_v, audio_noise - audio, reduction="none") * audio_weight).mean()
+    video_loss = _masked_mean(F.mse_loss(video_v, video_noise - video, reduction="none"), video_weight)
+    audio_loss = _masked_mean(F.mse_loss(audio_v, audio_noise - audio, reduction="none"), audio_weight)
     loss = video_loss + audio_loss
     return loss, {"loss": loss.item(), "video": video_loss.item(), "audio": audio_loss.item()}
+
+
+def _masked_mean(errors: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean error over the samples that count (weight 1), so the logged loss does not fall just because
+    more samples were clean; 0 when none count."""
+    counted = weight.expand_as(errors).sum()
+    return (errors * weight).sum() / counted.clamp(min=1)
 
 
 @dataclass(frozen=True)

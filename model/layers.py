@@ -45,6 +45,14 @@ def index_angles(index: torch.Tensor, pairs: int, base: float = 100.0) -> torch.
     return index.float()[:, None] * inv[None]
 
 
+def time_window_bias(q_seconds: torch.Tensor, k_seconds: torch.Tensor, heads: int, width_s: float) -> torch.Tensor:
+    """Additive attention bias (H, N, M) favouring keys near each query's instant: −Δt² / (2 w_h²) with
+    w_h = width_s · 2^h, so head 0 reads the moment itself and later heads wider surroundings."""
+    widths = width_s * 2.0 ** torch.arange(heads, device=q_seconds.device, dtype=torch.float32)
+    delta = q_seconds.float()[:, None] - k_seconds.float()[None, :]
+    return -(delta[None] ** 2) / (2 * widths[:, None, None] ** 2)
+
+
 def apply_rotary(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     """Rotate channel pairs of x (B, H, N, Dh) by angles (N, Dh/2)."""
     x_pairs = x.float().unflatten(-1, (-1, 2))
@@ -75,7 +83,10 @@ class Attention(nn.Module):
         q_angles: torch.Tensor | None = None,
         k_angles: torch.Tensor | None = None,
         key_padding: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``key_padding`` (B, M): True where a key may be attended; ``bias`` (H, N, M): added to the
+        attention logits (the cross-modal time window)."""
         context = x if context is None else context
         q = self.q_norm(self.q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2))  # (B, H, N, Dh)
         k, v = self.kv(context).unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4)  # (B, H, M, Dh) each
@@ -85,6 +96,8 @@ class Attention(nn.Module):
         if k_angles is not None:
             k = apply_rotary(k, k_angles)
         mask = None if key_padding is None else key_padding[:, None, None, :]  # True = attend
+        if bias is not None:
+            mask = bias[None].to(q.dtype) if mask is None else bias[None].to(q.dtype).masked_fill(~mask, -math.inf)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(y.transpose(1, 2).flatten(2))
 

@@ -20,6 +20,8 @@ from model.config import DualTowerConfig
 from model.layers import TimestepEmbedder, index_angles, modulate, time_angles
 
 REFERENCE_KINDS = ("image", "video", "audio")
+# Below this flow time the audio velocity (x_t − clean) / t is taken at t = AUDIO_MIN_T, not blown up.
+AUDIO_MIN_T = 0.05
 REFERENCE_ROLES = (
     "character",
     "style",
@@ -174,7 +176,8 @@ class DualTowerTransformer(nn.Module):
 
     def initialize_weights(self) -> None:
         """Xavier for linear layers; zero for every adaLN projection and both output heads, so each block
-        starts as the identity and the untrained network predicts zero velocity."""
+        starts as the identity and the untrained network predicts zero video velocity and a clean audio
+        latent of zeros."""
         for module in self.modules():
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
@@ -216,13 +219,13 @@ class DualTowerTransformer(nn.Module):
             ],
             -1,
         )
-        return TowerState(x, condition, self_angles, self._time_angles(t))
+        return TowerState(x, condition, self_angles, self._time_angles(t), t)
 
     def _audio_state(self, x: torch.Tensor, condition: torch.Tensor) -> TowerState:
         c = self.config
         t = self.audio_seconds(x.shape[1], x.device)
         self_angles = time_angles(t, c.audio_dim // c.audio_heads // 2, c.rope_min_period_s, c.rope_max_period_s)
-        return TowerState(x, condition, self_angles, self._time_angles(t))
+        return TowerState(x, condition, self_angles, self._time_angles(t), t)
 
     def _time_angles(self, seconds: torch.Tensor) -> dict[int, torch.Tensor]:
         c = self.config
@@ -278,7 +281,9 @@ class DualTowerTransformer(nn.Module):
             cross_modal = torch.full((batch,), cross_modal, device=v.device)
         cross_modal = cross_modal.to(v.dtype).view(batch, 1, 1)
         for block in self.blocks:
-            video.tokens, audio.tokens = block(video, audio, context, context_mask, cross_modal=cross_modal)
+            video.tokens, audio.tokens = block(
+                video, audio, context, context_mask, cross_modal=cross_modal, window_s=c.cross_modal_window_s
+            )
 
         # 4. final adaLN and heads, back to latent shapes
         shift, scale = self.video_final_modulation(video_condition).chunk(2, dim=-1)
@@ -288,4 +293,10 @@ class DualTowerTransformer(nn.Module):
         shift, scale = self.audio_final_modulation(audio_condition).chunk(2, dim=-1)
         a = self.audio_head(modulate(self.audio_final_norm(audio.tokens), shift, scale))
         a = a.reshape(batch, mel_frames // c.audio_patch, c.stems, c.n_mels, c.audio_patch).permute(0, 2, 3, 1, 4)
-        return v, a.reshape(batch, c.stems, c.n_mels, mel_frames)
+        # The audio head predicts the clean latent, turned into the velocity here: an audio token has
+        # more values (stems × mels × frames) than the tower has width, and through that bottleneck the
+        # noise half of a velocity cannot be predicted (its loss stalls near the share of the token that
+        # does not fit), while the clean mel, smooth across bins, can (x-prediction, as in "Back to
+        # Basics: Let Denoising Generative Models Denoise", Li & He 2025).
+        clean = a.reshape(batch, c.stems, c.n_mels, mel_frames)
+        return v, (audio_latents - clean) / audio_t.clamp(min=AUDIO_MIN_T).view(-1, 1, 1, 1)

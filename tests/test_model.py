@@ -19,7 +19,8 @@ from model.codecs import decode_audio, decode_video, encode_audio, encode_video,
 from model.config import DualTowerConfig, base, sequential, small, tiny
 from model.flow_matching import Guidance, KnownParts, flow_matching_loss, sample
 from model.generator import GenerationRequest, ReferenceInput, get_generator
-from model.transformer import DualTowerTransformer, tokenize
+from model.layers import Attention, time_window_bias
+from model.transformer import AUDIO_MIN_T, DualTowerTransformer, tokenize
 from model.world import STEMS
 
 ASSETS = Path(__file__).resolve().parents[1] / "examples" / "briefs" / "assets"
@@ -61,11 +62,17 @@ def test_forward_shapes_for_both_towers():
     assert torch.isfinite(v).all() and torch.isfinite(a).all()
 
 
-def test_zero_init_predicts_zero_velocity():
+def test_zero_init_predicts_zero_velocity_for_video_and_a_silent_clean_audio():
+    # Video: velocity prediction, zero at init. Audio: clean-latent prediction (see the transformer's
+    # forward), zero at init, so its velocity is x_t / t — what a clean latent of zeros implies.
     model = make_model()
     video, audio = inputs(model.config)
-    v, a = model(video, audio, torch.rand(1), torch.rand(1), *context(model, ["hello"]))
-    assert v.abs().max() == 0 and a.abs().max() == 0
+    t = torch.tensor([0.4])
+    v, a = model(video, audio, torch.rand(1), t, *context(model, ["hello"]))
+    assert v.abs().max() == 0
+    assert torch.allclose(a, audio / 0.4)
+    _, a_small_t = model(video, audio, torch.rand(1), torch.tensor([0.0]), *context(model, ["hello"]))
+    assert torch.isfinite(a_small_t).all() and torch.allclose(a_small_t, audio / AUDIO_MIN_T)
 
 
 def test_audio_reaches_video_only_through_cross_modal_attention():
@@ -119,6 +126,28 @@ def test_same_instant_gets_same_temporal_phase_in_both_towers():
     later = int(torch.argmin((audio_times - video_times[frame] - 0.5).abs()))
     head = config.video_dim // config.video_heads
     assert not torch.allclose(video_angles[head][frame], audio_angles[head][later])
+
+
+def test_cross_modal_time_window_weights_the_same_instant_most():
+    # With content-blind queries (zero q projection) attention weights come from the time window alone:
+    # an audio token at 1.0 s reads the video frame at 1.0 s, hardly those 0.5 s away.
+    video_seconds = torch.tensor([0.5, 1.0, 1.5])
+    audio_seconds = torch.tensor([1.0])
+    bias = time_window_bias(audio_seconds, video_seconds, heads=2, width_s=0.08)
+    assert bias.shape == (2, 1, 3)
+    assert bias[:, 0, 1].eq(0).all() and bias[0, 0, 0] < bias[1, 0, 0] < 0  # the second head is wider
+    attention = Attention(8, 2, context_dim=8)
+    with torch.no_grad():
+        attention.q.weight.zero_(), attention.q.bias.zero_()
+        attention.kv.weight[8:] = torch.eye(8)  # values are the frames themselves
+        attention.kv.bias.zero_()
+        attention.out.weight.copy_(torch.eye(8)), attention.out.bias.zero_()
+        frames = torch.zeros(1, 3, 8)
+        frames[0, 1] = 1.0  # only the frame at 1.0 s carries a signal
+        windowed = attention(torch.zeros(1, 1, 8), frames, bias=bias)[0, 0]
+        plain = attention(torch.zeros(1, 1, 8), frames)[0, 0]
+    assert torch.allclose(plain, torch.full((8,), 1 / 3), atol=1e-6)  # no window: every frame alike
+    assert windowed[:4].min() > 0.999 and windowed[4:].min() > 0.98  # head 0 (0.08 s), head 1 (0.16 s)
 
 
 def test_loss_decreases_when_fitting_a_fixed_batch():
