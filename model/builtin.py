@@ -239,12 +239,19 @@ class BuiltinGenerator(Generator):
             audio = known["audio"].clone()
         return video, audio
 
-    def generate_latents(self, request: GenerationRequest) -> tuple[torch.Tensor, torch.Tensor, str]:
-        """The clip as latents — video (C, T, h, w) and audio stems (S, n_mels, F) — and the mode used."""
+    def generate_latents(
+        self, request: GenerationRequest, given: dict[str, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """The clip as latents — video (C, T, h, w) and audio stems (S, n_mels, F) — and the mode used.
+
+        ``given``: a whole modality as latents (``"video"`` or ``"audio"``, at the clip's length), for a
+        caller that holds latents rather than files (benchmarks/model_sync.py's video-to-audio rows);
+        it takes the place of a ``footage`` / ``voice`` reference.
+        """
         c = self.config
         latent_frames = max(2, math.ceil(request.duration_s * c.latent_fps))
         mel_frames = max(c.audio_patch, math.ceil(request.duration_s * c.mel_fps / c.audio_patch) * c.audio_patch)
-        known = self._known(request, latent_frames, mel_frames)
+        known = self._known(request, latent_frames, mel_frames) | (given or {})
         references = [self._reference_tensor(r) for r in request.references if r.role in TOKEN_ROLES]
         generator = torch.Generator(device="cpu").manual_seed(request.seed)
         with torch.inference_mode():

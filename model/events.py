@@ -122,3 +122,29 @@ def match_events(visual: tuple[float, ...], audio: tuple[float, ...], window_s: 
             used_a.add(j)
             offsets[i] = (audio[j] - visual[i]) * 1000
     return SyncMatch(tuple(offsets[i] for i in sorted(offsets)), len(visual) - len(used_v), len(audio) - len(used_a))
+
+
+def sync_figures(events: list[tuple[tuple[float, ...], tuple[float, ...]]], frame_ms: float) -> dict[str, float | None]:
+    """Aggregate (visual events, sound onsets) pairs of many clips into the table's figures.
+
+    recall: share of visual events with a sound within ±1 video frame (one-to-one pairing); precision:
+    share of sounds with a visual event within ±1 frame; F1 their harmonic mean (a model that spreads
+    sounds everywhere gets recall but not precision). Median / mean |offset| over pairs within 250 ms.
+    """
+    visual = sum(len(v) for v, _ in events)
+    sounds = sum(len(a) for _, a in events)
+    offsets = [abs(o) for v, a in events for o in match_events(v, a).offsets_ms]
+    within_frame = sum(match_events(v, a, window_s=frame_ms / 1000).matched for v, a in events)
+    within_40 = sum(match_events(v, a, window_s=0.040).matched for v, a in events)
+    recall = within_frame / visual if visual else 0.0
+    precision = within_frame / sounds if sounds else 0.0
+    return {
+        "visual_events": visual,
+        "sounds": sounds,
+        "median_ms": round(float(np.median(offsets)), 1) if offsets else None,
+        "mean_ms": round(float(np.mean(offsets)), 1) if offsets else None,
+        "within_1_frame": round(recall, 3),
+        "precision_1_frame": round(precision, 3),
+        "f1": round(2 * recall * precision / (recall + precision), 3) if recall + precision else 0.0,
+        "within_40ms": round(within_40 / visual, 3) if visual else 0.0,
+    }

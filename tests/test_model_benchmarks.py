@@ -38,16 +38,23 @@ def test_model_sync_reports_every_row(checkpoints, tmp_path):
     joint, baseline = checkpoints
     out = tmp_path / "sync.json"
     printed = run(
-        "model_sync.py", "--checkpoint", str(joint), "--baseline", str(baseline), "--clips", "1", "--steps", "1",
+        "model_sync.py", "--checkpoint", str(joint), "--baseline", str(baseline), "--clips", "2", "--steps", "1",
         "--seconds", "2", "--json", str(out),
     )  # fmt: skip
     figures = json.loads(out.read_text())
-    assert [(r["model"], r["sync_guidance"]) for r in figures["rows"]] == [
-        ("world (ground truth)", None), ("joint", 1.0), ("joint", 2.0), ("joint", 3.5), ("sequential", 1.0),
-        ("chance (mismatched)", None),
+    assert [(r["model"], r["mode"], r["sync_guidance"]) for r in figures["rows"]] == [
+        ("world (ground truth)", "-", None), ("joint", "text", 1.0), ("joint", "text", 2.0),
+        ("joint", "text", 3.5), ("sequential", "text", 1.0), ("joint", "video-to-audio", 1.0),
+        ("sequential", "video-to-audio", 1.0), ("joint", "audio-to-video", 1.0),
+        ("sequential", "audio-to-video", 1.0),
     ]  # fmt: skip
+    # Given streams come back as given: the video-to-audio rows see the world's own picture events,
+    # the audio-to-video rows its own sounds.
+    by_mode = {(r["model"], r["mode"]): r for r in figures["rows"]}
+    assert by_mode["joint", "video-to-audio"]["visual_events"] == figures["rows"][0]["visual_events"]
     truth = figures["rows"][0]
     assert truth["visual_events"] > 0 and truth["within_1_frame"] > 0.5  # the detectors work on real clips
+    assert truth["chance_f1"] is not None  # two clips of each kind: one's picture against the other's sound
     assert "world (ground truth)" in printed and "±1 frame" in printed
 
 

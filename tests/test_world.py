@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from model.config import small
-from model.events import audio_onsets, match_events, visual_events
+from model.events import audio_onsets, match_events, sync_figures, visual_events
 from model.speech import SpeechError, synthesize
 from model.world import STEMS, face, loudness_envelope, mouth_mask, sample_clip
 
@@ -97,3 +97,19 @@ def test_matching_pairs_nearest_first_and_counts_the_rest():
     assert result.offsets_ms == pytest.approx((20.0, -50.0)) and result.matched == 2
     assert result.unmatched_visual == 1 and result.unmatched_audio == 2
     assert audio_onsets(np.zeros(16_000, np.float32), 16_000) == ()
+
+
+def test_sync_figures_reward_sound_where_the_picture_has_events_and_not_sound_everywhere():
+    scenes = [sample_clip(np.random.default_rng(300 + i), 4.0, CONFIG.latent_fps, CONFIG.frame_size,
+                          CONFIG.sample_rate, kind) for i, kind in enumerate(["bounce", "pulse"] * 3)]  # fmt: skip
+    frame_ms = 1000 / CONFIG.latent_fps
+    pairs = [
+        (visual_events((s.frames + 1) * 127.5, CONFIG.latent_fps, s.kind), audio_onsets(s.stems[1], CONFIG.sample_rate))
+        for s in scenes
+    ]
+    truth = sync_figures(pairs, frame_ms)
+    mismatched = sync_figures([(pairs[i][0], pairs[(i + 2) % 6][1]) for i in range(6)], frame_ms)
+    everywhere = sync_figures([(v, tuple(np.arange(0, 4, 0.05))) for v, _ in pairs], frame_ms)
+    assert truth["within_1_frame"] > 0.9 and truth["f1"] > 2 * mismatched["f1"]
+    assert everywhere["within_1_frame"] == 1.0 and everywhere["precision_1_frame"] < 0.2  # recall alone is fooled
+    assert everywhere["f1"] < truth["f1"] / 2
