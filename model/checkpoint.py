@@ -40,6 +40,7 @@ def save_checkpoint(
     state = {name: tensor.detach().cpu().to(dtype).contiguous() for name, tensor in model.state_dict().items()}
     partial = path.with_name(f".{path.name}.partial")
     save_file(state, str(partial), metadata=metadata)
+    partial.chmod(0o644)  # safetensors creates the file owner-only; a checkpoint is for every worker to read
     partial.replace(path)
 
 

@@ -156,3 +156,32 @@ def test_peaky_sound_still_reaches_the_loudness_target_under_the_ceiling(tmp_pat
     assert result.input_lufs is not None and result.input_lufs < -20
     assert qc.integrated_lufs == pytest.approx(spec.loudness_lufs, abs=1.0)
     assert qc.true_peak_dbtp is not None and qc.true_peak_dbtp <= spec.true_peak_dbtp
+
+
+def test_peaky_sound_with_a_wide_loudness_range_reaches_the_target(tmp_path: Path) -> None:
+    """12 s: a near-silent half with sparse thumps, then a loud half (LRA well over loudnorm's 11 LU).
+    The limited path must end on the target too: a dynamic loudnorm after the limiter fell ~3 LU short
+    on a spot like this."""
+    import numpy as np
+
+    from media.encode import write_master
+
+    rate = 48_000
+    t = np.arange(rate * 12) / rate
+    audio = (0.002 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)[None]
+    for at in (0.5, 1.7, 2.9, 4.4, 5.5):  # thumps at -1 dBFS in the quiet half
+        n = int(at * rate)
+        audio[0, n : n + 2400] += (
+            0.89 * np.exp(-np.arange(2400) / 300) * np.sin(2 * np.pi * 70 * np.arange(2400) / rate)
+        )
+    audio[0, rate * 6 :] += (
+        0.12 * np.sin(2 * np.pi * 300 * t[rate * 6 :]) * (1 + np.sin(2 * np.pi * 3 * t[rate * 6 :])) / 2
+    )
+    frames = np.full((12 * 24, 64, 96, 3), 90, np.uint8)
+    source = tmp_path / "wide.mp4"
+    write_master(frames, audio.astype(np.float32), 24.0, rate, source)
+    spec = small(PLATFORMS["square"], 96, 96)
+    result = render_variant(source, spec, tmp_path / "out.mp4")
+    qc = measure(result.path)
+    assert qc.integrated_lufs == pytest.approx(spec.loudness_lufs, abs=1.0)
+    assert qc.true_peak_dbtp is not None and qc.true_peak_dbtp <= spec.true_peak_dbtp
