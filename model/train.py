@@ -6,9 +6,9 @@ thread each; model/checkpoints/README.md has the details and the curves):
     python -m model.train --codec-minutes 10 --minutes 0 --out codec.safetensors
     python -m model.train --codec-from codec.safetensors --codec-minutes 8 --minutes 0 --seed 1 \\
         --out codec2.safetensors
-    python -m model.train --codec-from codec2.safetensors --minutes 75 --threads 1 \\
+    python -m model.train --codec-from codec2.safetensors --minutes 80 --threads 1 \\
         --out model/checkpoints/builtin.safetensors
-    python -m model.train --sequential --codec-from codec2.safetensors --minutes 75 --threads 1 \\
+    python -m model.train --sequential --codec-from codec2.safetensors --minutes 80 --threads 1 \\
         --out model/checkpoints/sequential.safetensors
 
 Two stages. First the frame autoencoder (codecs.VideoAutoencoder) learns to reconstruct world frames
