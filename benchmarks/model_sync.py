@@ -104,15 +104,19 @@ def generated_events(
         mel_frames = round(seconds * config.mel_fps) // config.audio_patch * config.audio_patch
         given["audio"] = encode_audio(torch.from_numpy(scene.stems), config)[..., :mel_frames]
     video, audio, _ = backend.generate_latents(request, given)
-    with torch.no_grad():
-        frames = backend.model.video_codec.decode(video.permute(1, 0, 2, 3))  # (T, 3, S, S)
-    pixels = ((frames.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).numpy()
-    effects = decode_audio(audio[STEMS.index("effects")], config, generator=torch.Generator().manual_seed(seed))
+    # A given stream comes back as given: measure the scene's own rather than a decoded copy of it.
     if mode == "video-to-audio":
         pixels = truth_pixels
+    else:
+        with torch.no_grad():
+            frames = backend.model.video_codec.decode(video.permute(1, 0, 2, 3))  # (T, 3, S, S)
+        pixels = ((frames.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).numpy()
     if mode == "audio-to-video":
-        effects = torch.from_numpy(scene.stems[STEMS.index("effects")])
-    return visual_events(pixels, config.latent_fps, scene.kind), audio_onsets(effects.numpy(), config.sample_rate)
+        effects = scene.stems[STEMS.index("effects")]
+    else:
+        stem = audio[STEMS.index("effects")]
+        effects = decode_audio(stem, config, generator=torch.Generator().manual_seed(seed)).numpy()
+    return visual_events(pixels, config.latent_fps, scene.kind), audio_onsets(effects, config.sample_rate)
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from model.layers import MLP, Attention, modulate, time_window_bias
+from model.layers import MLP, Attention, modulate
 
 # Per tower, the adaLN projection yields: shift/scale/gate for self-attention, shift/scale/gate for the
 # MLP, and gates for the text and cross-modal attention.
@@ -26,8 +26,10 @@ class TowerState:
     # Temporal-only angles (the token's time in seconds) for cross-modal attention, keyed by the head
     # dim of the attention they feed: a2v runs at the video head dim, v2a at the audio head dim.
     time_angles: dict[int, torch.Tensor]
-    # Each token's time in seconds (N,): with the other tower's, the cross-modal time window.
+    # Each token's time in seconds (N,), and the cross-modal time window it gives (H, N, M): this tower's
+    # queries against the other tower's keys (layers.time_window_bias), set once per forward pass.
     seconds: torch.Tensor
+    cross_bias: torch.Tensor | None = None
 
 
 class DualTowerBlock(nn.Module):
@@ -74,10 +76,8 @@ class DualTowerBlock(nn.Module):
         context: torch.Tensor,
         context_mask: torch.Tensor,
         cross_modal: torch.Tensor,
-        window_s: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``cross_modal``: (B, 1, 1) of 1.0 / 0.0, per sample whether the towers exchange information;
-        ``window_s``: width of the cross-modal time window of the first head (0: none; layers.time_window_bias)."""
+        """``cross_modal``: (B, 1, 1) of 1.0 / 0.0, per sample whether the towers exchange information."""
         v, a = video.tokens, audio.tokens
         (v_shift1, v_scale1, v_gate1, v_shift2, v_scale2, v_gate2, v_gate_text, v_gate_cross) = self.video_modulation(
             video.condition
@@ -103,15 +103,19 @@ class DualTowerBlock(nn.Module):
         if self.cross_modal and bool(cross_modal.any()):
             v_in, a_in = self.video_norm3(v), self.audio_norm3(a)
             v_head, a_head = self.a2v.head_dim, self.v2a.head_dim
-            a2v_bias = v2a_bias = None
-            if window_s > 0:
-                a2v_bias = time_window_bias(video.seconds, audio.seconds, self.a2v.heads, window_s)
-                v2a_bias = time_window_bias(audio.seconds, video.seconds, self.v2a.heads, window_s)
             v = v + cross_modal * v_gate_cross.unsqueeze(1) * self.a2v(
-                v_in, a_in, q_angles=video.time_angles[v_head], k_angles=audio.time_angles[v_head], bias=a2v_bias
+                v_in,
+                a_in,
+                q_angles=video.time_angles[v_head],
+                k_angles=audio.time_angles[v_head],
+                bias=video.cross_bias,
             )
             a = a + cross_modal * a_gate_cross.unsqueeze(1) * self.v2a(
-                a_in, v_in, q_angles=audio.time_angles[a_head], k_angles=video.time_angles[a_head], bias=v2a_bias
+                a_in,
+                v_in,
+                q_angles=audio.time_angles[a_head],
+                k_angles=video.time_angles[a_head],
+                bias=audio.cross_bias,
             )
 
         # 4. MLP

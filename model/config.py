@@ -57,8 +57,7 @@ class DualTowerConfig:
     # Cross-modal (a2v / v2a) attention is also biased towards the other modality's tokens near the same
     # instant: a Gaussian in the time difference, head h of width cross_modal_window_s · 2^h (0.08, 0.16,
     # 0.32 s at the default), so that one head reads "now" and others the moments around it. 0 turns it
-    # off (rotary phase alone then has to learn where "now" is, which a small model trained briefly
-    # did not manage: see model/checkpoints/README.md).
+    # off (rotary phase alone then has to learn where "now" is).
     cross_modal_window_s: float = 0.08
 
     def __post_init__(self) -> None:

@@ -2,8 +2,9 @@
 
 Path: x_t = (1 - t)·x_0 + t·ε, t ∈ [0, 1] (t = 1 is pure noise); the network returns the velocity
 v = ε - x_0 (the audio tower gets there by predicting x_0: see DualTowerTransformer.forward), and the
-loss is the velocity error. Each modality has its own t during training, and either may be held clean (t = 0) so the
-same network learns audio-to-video and video-to-audio (the conditioning LTX-2 trains with).
+loss is the velocity error. Each modality has its own t during training, and either may be held
+clean (t = 0) so the same network learns audio-to-video and video-to-audio (the conditioning LTX-2
+trains with).
 """
 
 from __future__ import annotations

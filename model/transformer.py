@@ -17,7 +17,7 @@ from torch import nn
 from model.blocks import DualTowerBlock, TowerState
 from model.codecs import VideoAutoencoder, encode_audio
 from model.config import DualTowerConfig
-from model.layers import TimestepEmbedder, index_angles, modulate, time_angles
+from model.layers import TimestepEmbedder, index_angles, modulate, time_angles, time_window_bias
 
 REFERENCE_KINDS = ("image", "video", "audio")
 # Below this flow time the audio velocity (x_t − clean) / t is taken at t = AUDIO_MIN_T, not blown up.
@@ -275,15 +275,16 @@ class DualTowerTransformer(nn.Module):
         audio_condition = self.audio_time(audio_t) + self.audio_other_time(video_t) + self.audio_text_pool(pooled)
         video = self._video_state(v, frames, rows, cols, video_condition)
         audio = self._audio_state(a, audio_condition)
+        if c.cross_modal and c.cross_modal_window_s > 0:  # the same for every block: computed once
+            video.cross_bias = time_window_bias(video.seconds, audio.seconds, c.video_heads, c.cross_modal_window_s)
+            audio.cross_bias = time_window_bias(audio.seconds, video.seconds, c.audio_heads, c.cross_modal_window_s)
 
         # 3. the coupled blocks
         if isinstance(cross_modal, bool):
             cross_modal = torch.full((batch,), cross_modal, device=v.device)
         cross_modal = cross_modal.to(v.dtype).view(batch, 1, 1)
         for block in self.blocks:
-            video.tokens, audio.tokens = block(
-                video, audio, context, context_mask, cross_modal=cross_modal, window_s=c.cross_modal_window_s
-            )
+            video.tokens, audio.tokens = block(video, audio, context, context_mask, cross_modal=cross_modal)
 
         # 4. final adaLN and heads, back to latent shapes
         shift, scale = self.video_final_modulation(video_condition).chunk(2, dim=-1)
