@@ -56,6 +56,9 @@ CHECKPOINT = Path(__file__).with_name("checkpoints") / "builtin.safetensors"
 INIT_SEED = 20261123
 WINDOW_S = 4.0
 OVERLAP_S = 0.8
+# When both streams are generated, the sound's flow time trails the picture's by this much of the
+# schedule (flow_matching.time_grid): the picture settles, then the sound is made to match it.
+AUDIO_LAG = 0.0
 # Roles that set what is generated rather than conditioning it as tokens.
 MODE_ROLES = ("first_frame", "voice", "footage", "continue")
 # Roles that enter as context tokens: those model/train.py gives the world's clips.
@@ -92,10 +95,17 @@ class BuiltinGenerator(Generator):
     name = "builtin"
 
     def __init__(
-        self, checkpoint: Path | None = CHECKPOINT, *, config: DualTowerConfig | None = None, device: str | None = None
+        self,
+        checkpoint: Path | None = CHECKPOINT,
+        *,
+        config: DualTowerConfig | None = None,
+        device: str | None = None,
+        audio_lag: float = AUDIO_LAG,
     ):
         """Load ``checkpoint`` when it exists; otherwise (or with checkpoint=None) build ``config``
-        (default ``small()``) from the fixed initialisation seed."""
+        (default ``small()``) from the fixed initialisation seed. ``audio_lag``: how far the sound's
+        flow time trails the picture's when both are generated (flow_matching.time_grid)."""
+        self.audio_lag = audio_lag
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.trained = checkpoint is not None and Path(checkpoint).is_file()
         if self.trained:
@@ -226,6 +236,7 @@ class BuiltinGenerator(Generator):
                 steps=request.steps,
                 guidance=guidance,
                 known=KnownParts(**{k: (p.to(self.device) if p is not None else None) for k, p in parts.items()}),
+                audio_lag=self.audio_lag,
                 generator=generator,
             )
             video[:, start : start + length] = v[0].cpu()

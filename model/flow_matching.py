@@ -1,10 +1,10 @@
 """Flow matching: the training objective and the ODE sampler with per-modality and sync guidance.
 
 Path: x_t = (1 - t)·x_0 + t·ε, t ∈ [0, 1] (t = 1 is pure noise); the network returns the velocity
-v = ε - x_0 (the audio tower gets there by predicting x_0: see DualTowerTransformer.forward), and the
-loss is the velocity error. Each modality has its own t during training, and either may be held
-clean (t = 0) so the same network learns audio-to-video and video-to-audio (the conditioning LTX-2
-trains with).
+v = ε - x_0 (the audio tower gets there by predicting x_0: see DualTowerTransformer.forward). The
+loss is the velocity error for video and the clean-latent error for audio. Each modality has its
+own t during training, and either may be held clean (t = 0) so the same network learns
+audio-to-video and video-to-audio (the conditioning LTX-2 trains with).
 """
 
 from __future__ import annotations
@@ -14,7 +14,23 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from model.transformer import DualTowerTransformer
+from model.transformer import AUDIO_MIN_T, DualTowerTransformer
+
+
+@dataclass(frozen=True)
+class TrainingModes:
+    """How training samples are split between the generation modes; the rest noise both streams."""
+
+    video_to_audio: float = 0.25  # share with the video clean: the sound learns to follow a given picture
+    audio_to_video: float = 0.25  # share with the audio clean: the picture learns to follow a given sound
+    cross_modal_dropout: float = 0.1  # share seen with a2v / v2a off (what sync guidance contrasts with)
+
+    def __post_init__(self) -> None:
+        shares = (self.video_to_audio, self.audio_to_video, self.cross_modal_dropout)
+        if min(shares) < 0 or max(shares) > 1 or self.video_to_audio + self.audio_to_video > 1:
+            raise ValueError(
+                f"training mode shares must lie in [0, 1] and video_to_audio + audio_to_video <= 1, got {self}"
+            )
 
 
 def shift_time(t: torch.Tensor, shift: float) -> torch.Tensor:
@@ -29,39 +45,44 @@ def flow_matching_loss(
     context: torch.Tensor,
     context_mask: torch.Tensor,
     *,
-    clean_probability: float = 0.5,
-    cross_modal_dropout: float = 0.1,
+    modes: TrainingModes = TrainingModes(),
     shift: float = 3.0,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Velocity-matching loss with an independent flow time per modality.
+    """Flow-matching loss with an independent flow time per modality.
 
-    With ``clean_probability`` a sample keeps one modality clean (t = 0; half the time video, half the
-    time audio), teaching video-to-audio and audio-to-video. With ``cross_modal_dropout`` a sample is
-    seen with the audio↔video attention off, so the network also knows what it would predict without
-    the other modality — the reference that sync guidance pushes away from.
+    Per ``modes``, a sample keeps the video clean (t = 0; video-to-audio), or the audio clean
+    (audio-to-video), or noises both; and a share of samples is seen with the audio↔video attention
+    off, so the network also knows what it would predict without the other modality — the reference
+    that sync guidance pushes away from.
+
+    Video: the velocity error. Audio: the error of the clean latent the audio head predicts (the
+    velocity it returns is (x_t − clean) / t, so the velocity error is this one weighted by 1 / t²:
+    nearly all of it would come from the nearly clean samples, where the picture has nothing left to
+    tell the sound, and the coupling would not be learned; see model/checkpoints/README.md).
     """
     batch = video.shape[0]
     device = video.device
     video_t = shift_time(torch.rand(batch, device=device, generator=generator), shift)
     audio_t = shift_time(torch.rand(batch, device=device, generator=generator), shift)
     choice = torch.rand(batch, device=device, generator=generator)
-    video_t = torch.where(choice < clean_probability / 2, torch.zeros_like(video_t), video_t)
-    audio_t = torch.where(
-        (choice >= clean_probability / 2) & (choice < clean_probability), torch.zeros_like(audio_t), audio_t
-    )
-    coupled = torch.rand(batch, device=device, generator=generator) >= cross_modal_dropout
+    video_clean = choice < modes.video_to_audio
+    audio_clean = (choice >= modes.video_to_audio) & (choice < modes.video_to_audio + modes.audio_to_video)
+    video_t = torch.where(video_clean, torch.zeros_like(video_t), video_t)
+    audio_t = torch.where(audio_clean, torch.zeros_like(audio_t), audio_t)
+    coupled = torch.rand(batch, device=device, generator=generator) >= modes.cross_modal_dropout
     video_noise = torch.randn(video.shape, device=device, generator=generator)
     audio_noise = torch.randn(audio.shape, device=device, generator=generator)
     v_shape, a_shape = (-1,) + (1,) * (video.dim() - 1), (-1,) + (1,) * (audio.dim() - 1)
     video_x = (1 - video_t.view(v_shape)) * video + video_t.view(v_shape) * video_noise
     audio_x = (1 - audio_t.view(a_shape)) * audio + audio_t.view(a_shape) * audio_noise
     video_v, audio_v = model(video_x, audio_x, video_t, audio_t, context, context_mask, cross_modal=coupled)
+    audio_clean_hat = audio_x - audio_t.clamp(min=AUDIO_MIN_T).view(a_shape) * audio_v  # what the head predicted
     # A clean modality has nothing to predict; leave it out of the loss.
     video_weight = (video_t > 0).float().view(v_shape)
     audio_weight = (audio_t > 0).float().view(a_shape)
     video_loss = _masked_mean(F.mse_loss(video_v, video_noise - video, reduction="none"), video_weight)
-    audio_loss = _masked_mean(F.mse_loss(audio_v, audio_noise - audio, reduction="none"), audio_weight)
+    audio_loss = _masked_mean(F.mse_loss(audio_clean_hat, audio, reduction="none"), audio_weight)
     loss = video_loss + audio_loss
     return loss, {"loss": loss.item(), "video": video_loss.item(), "audio": audio_loss.item()}
 
@@ -154,6 +175,22 @@ def _pad_cat(parts: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat(padded)
 
 
+def time_grid(steps: int, shift: float, audio_lag: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flow times of the video and the audio at each of ``steps`` + 1 points, from 1 (noise) to 0.
+
+    ``audio_lag`` (0 to 1) lets the audio trail the video: one progress variable runs from 1 + lag down
+    to 0, the video's time is it minus the lag and the audio's is it, each clamped to [0, 1] (then
+    shifted). The picture settles first and the sound is denoised against an ever cleaner picture —
+    at the end the video-to-audio case that training covers. 0 gives both the same grid.
+    """
+    if not 0 <= audio_lag <= 1:
+        raise ValueError(f"audio_lag must lie in [0, 1], got {audio_lag}")
+    progress = torch.linspace(1 + audio_lag, 0, steps + 1, device=device)
+    video = shift_time((progress - audio_lag).clamp(0, 1), shift)
+    audio = shift_time(progress.clamp(0, 1), shift)
+    return video, audio
+
+
 @torch.no_grad()
 def sample(
     model: DualTowerTransformer,
@@ -167,12 +204,14 @@ def sample(
     guidance: Guidance = Guidance(),
     known: KnownParts = KnownParts(),
     shift: float = 3.0,
+    audio_lag: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Integrate the flow ODE from noise (t = 1) to data (t = 0). Deterministic for a given generator.
 
-    Known parts (see KnownParts) come back exactly as given: a whole known modality is never
-    integrated, and prefixes are put back at t = 0.
+    Each modality moves on its own time grid (time_grid: ``audio_lag`` > 0 lets the sound trail the
+    picture). Known parts (see KnownParts) come back exactly as given: a whole known modality is
+    never integrated, and prefixes are put back at t = 0.
     """
     if solver not in ("euler", "heun"):
         raise ValueError(f"solver must be 'euler' or 'heun', got {solver!r}")
@@ -185,24 +224,26 @@ def sample(
     audio_noise = torch.randn(audio_shape, device=device, generator=generator)
     video = video_noise.clone() if known.video is None else known.video.clone()
     audio = audio_noise.clone() if known.audio is None else known.audio.clone()
-    times = shift_time(torch.linspace(1, 0, steps + 1, device=device), shift)
+    # With one modality given there is nothing for the other to trail.
+    lag = audio_lag if known.video is None and known.audio is None else 0.0
+    video_times, audio_times = time_grid(steps, shift, lag, device)
     batch = video_shape[0]
 
-    def impose(v: torch.Tensor, a: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def impose(v: torch.Tensor, a: torch.Tensor, t_v: float, t_a: float) -> tuple[torch.Tensor, torch.Tensor]:
         if known.video_prefix is not None and known.video is None:
             k = known.video_prefix.shape[2]
             v = v.clone()
-            v[:, :, :k] = (1 - t) * known.video_prefix + t * video_noise[:, :, :k]
+            v[:, :, :k] = (1 - t_v) * known.video_prefix + t_v * video_noise[:, :, :k]
         if known.audio_prefix is not None and known.audio is None:
             k = known.audio_prefix.shape[-1]
             a = a.clone()
-            a[..., :k] = (1 - t) * known.audio_prefix + t * audio_noise[..., :k]
+            a[..., :k] = (1 - t_a) * known.audio_prefix + t_a * audio_noise[..., :k]
         return v, a
 
-    def velocity(v: torch.Tensor, a: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def velocity(v: torch.Tensor, a: torch.Tensor, t_v: float, t_a: float) -> tuple[torch.Tensor, torch.Tensor]:
         # A whole known modality is given clean, as in training (its t = 0); its velocity is unused.
-        t_video = torch.full((batch,), 0.0 if known.video is not None else t, device=device)
-        t_audio = torch.full((batch,), 0.0 if known.audio is not None else t, device=device)
+        t_video = torch.full((batch,), 0.0 if known.video is not None else t_v, device=device)
+        t_audio = torch.full((batch,), 0.0 if known.audio is not None else t_a, device=device)
         v_vel, a_vel = _guided_velocity(model, v, a, t_video, t_audio, cond, uncond, guidance)
         if known.video is not None:
             v_vel = torch.zeros_like(v_vel)
@@ -211,13 +252,14 @@ def sample(
         return v_vel, a_vel
 
     for index in range(steps):
-        t, t_next = times[index].item(), times[index + 1].item()
-        video, audio = impose(video, audio, t)
-        v_vel, a_vel = velocity(video, audio, t)
-        video_next, audio_next = video + (t_next - t) * v_vel, audio + (t_next - t) * a_vel
-        if solver == "heun" and t_next > 0:
-            v_vel2, a_vel2 = velocity(*impose(video_next, audio_next, t_next), t_next)
-            video_next = video + (t_next - t) * (v_vel + v_vel2) / 2
-            audio_next = audio + (t_next - t) * (a_vel + a_vel2) / 2
+        t_v, t_a = video_times[index].item(), audio_times[index].item()
+        next_v, next_a = video_times[index + 1].item(), audio_times[index + 1].item()
+        video, audio = impose(video, audio, t_v, t_a)
+        v_vel, a_vel = velocity(video, audio, t_v, t_a)
+        video_next, audio_next = video + (next_v - t_v) * v_vel, audio + (next_a - t_a) * a_vel
+        if solver == "heun" and max(next_v, next_a) > 0:
+            v_vel2, a_vel2 = velocity(*impose(video_next, audio_next, next_v, next_a), next_v, next_a)
+            video_next = video + (next_v - t_v) * (v_vel + v_vel2) / 2
+            audio_next = audio + (next_a - t_a) * (a_vel + a_vel2) / 2
         video, audio = video_next, audio_next
-    return impose(video, audio, 0.0)
+    return impose(video, audio, 0.0, 0.0)

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from model.checkpoint import load_checkpoint, load_codec_state, read_metadata, save_checkpoint
 from model.codecs import encode_audio
 from model.config import DualTowerConfig, sequential, small
-from model.flow_matching import flow_matching_loss
+from model.flow_matching import TrainingModes, flow_matching_loss
 from model.plot import plot_curves
 from model.transformer import (
     DualTowerTransformer,
@@ -138,7 +138,9 @@ def train(
     out: Path,
     resume: Path | None = None,
     codec_from: Path | None = None,
+    modes: TrainingModes | None = None,
 ) -> None:
+    modes = modes or TrainingModes()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     done_before, provenance = 0, {}
@@ -160,6 +162,8 @@ def train(
         "seed": seed,
         "resumed_from": str(resume or ""),
         "codec_from": str(codec_from or provenance.get("codec_from", "")),
+        "video_to_audio_share": modes.video_to_audio,
+        "audio_to_video_share": modes.audio_to_video,
     }
     with log.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -186,7 +190,7 @@ def train(
             with torch.no_grad():
                 video = codec.encode(frames.flatten(0, 1)).unflatten(0, frames.shape[:2]).transpose(1, 2)
             context = model.encode_context(tokenize(captions, config.text_vocab, config.max_text_tokens), references)
-            loss, parts = flow_matching_loss(model, video, audio, *context)
+            loss, parts = flow_matching_loss(model, video, audio, *context, modes=modes)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -234,6 +238,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=CHECKPOINTS / "builtin.safetensors")
     parser.add_argument("--resume", type=Path, help="Continue from this checkpoint's weights.")
     parser.add_argument("--codec-from", type=Path, help="Take the frame autoencoder from this checkpoint.")
+    parser.add_argument(
+        "--video-to-audio", type=float, default=0.25, help="Share of samples with the video clean (sound generated)."
+    )
+    parser.add_argument(
+        "--audio-to-video", type=float, default=0.25, help="Share of samples with the audio clean (picture generated)."
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -250,6 +260,7 @@ def main() -> None:
         out=args.out,
         resume=args.resume,
         codec_from=args.codec_from,
+        modes=TrainingModes(video_to_audio=args.video_to_audio, audio_to_video=args.audio_to_video),
     )
 
 

@@ -17,7 +17,7 @@ from model.builtin import CHECKPOINT, BuiltinGenerator
 from model.checkpoint import CheckpointError, load_checkpoint, load_codec_state, save_checkpoint
 from model.codecs import decode_audio, decode_video, encode_audio, encode_video, fit_square
 from model.config import DualTowerConfig, base, sequential, small, tiny
-from model.flow_matching import Guidance, KnownParts, flow_matching_loss, sample
+from model.flow_matching import Guidance, KnownParts, TrainingModes, flow_matching_loss, sample, shift_time, time_grid
 from model.generator import GenerationRequest, ReferenceInput, get_generator
 from model.layers import Attention, time_window_bias
 from model.transformer import AUDIO_MIN_T, DualTowerTransformer, tokenize
@@ -164,6 +164,47 @@ def test_loss_decreases_when_fitting_a_fixed_batch():
         optimizer.step()
         losses.append(loss.item())
     assert np.mean(losses[-8:]) < 0.8 * np.mean(losses[:8])
+
+
+def test_training_modes_pick_the_clean_stream_and_audio_loss_is_the_clean_latent_error():
+    model = make_model()  # zero-initialised heads: the audio head predicts a clean latent of zeros
+    video, audio = inputs(model.config, batch=3)
+    ctx = context(model, ["one", "two", "three"])
+    generator = torch.Generator().manual_seed(0)
+    _, v2a = flow_matching_loss(model, video, audio, *ctx, modes=TrainingModes(1.0, 0.0), generator=generator)
+    _, a2v = flow_matching_loss(model, video, audio, *ctx, modes=TrainingModes(0.0, 1.0), generator=generator)
+    assert v2a["video"] == 0.0 and v2a["audio"] > 0  # the video was clean in every sample: nothing to predict
+    assert a2v["audio"] == 0.0 and a2v["video"] > 0
+    # The audio error is measured on the clean latent, not on the velocity: with a predicted clean latent
+    # of zeros it is the mean square of the audio itself, whatever the flow times drawn.
+    assert v2a["audio"] == pytest.approx(audio.pow(2).mean().item(), rel=1e-4)
+    for bad in (dict(video_to_audio=0.7, audio_to_video=0.4), dict(video_to_audio=-0.1), dict(cross_modal_dropout=2)):
+        with pytest.raises(ValueError, match="training mode shares"):
+            TrainingModes(**bad)
+
+
+def test_time_grid_lets_the_audio_trail_the_video():
+    same_v, same_a = time_grid(8, 3.0, 0.0, torch.device("cpu"))
+    assert torch.equal(same_v, same_a) and torch.equal(same_v, shift_time(torch.linspace(1, 0, 9), 3.0))
+    video_t, audio_t = time_grid(12, 3.0, 0.5, torch.device("cpu"))
+    assert video_t[0] == audio_t[0] == 1 and video_t[-1] == audio_t[-1] == 0
+    assert (video_t <= audio_t).all() and (video_t.diff() <= 0).all() and (audio_t.diff() <= 0).all()
+    assert audio_t[1] == 1 and video_t[1] < 1  # the picture starts first ...
+    assert video_t[-2] == 0 and audio_t[-2] > 0  # ... and is clean while the sound still forms
+    with pytest.raises(ValueError, match="audio_lag"):
+        time_grid(8, 3.0, 1.5, torch.device("cpu"))
+
+
+def test_sampler_with_audio_lag_is_deterministic_and_ignored_when_a_stream_is_given():
+    model = make_model(randomize=True)
+    lagged = run_sampler(model, seed=3, audio_lag=0.4, steps=4)
+    assert torch.equal(lagged[1], run_sampler(model, seed=3, audio_lag=0.4, steps=4)[1])
+    assert not torch.allclose(lagged[1], run_sampler(model, seed=3, steps=4)[1])
+    given = KnownParts(video=inputs(model.config, seed=9)[0])
+    assert torch.equal(
+        run_sampler(model, seed=3, steps=4, known=given)[1],
+        run_sampler(model, seed=3, steps=4, known=given, audio_lag=0.4)[1],
+    )
 
 
 def run_sampler(model, seed=0, seconds=2.0, **kwargs):
