@@ -53,6 +53,7 @@ from model.world import WorldClip, face, sample_clip
 CAPTION_DROPOUT = 0.1
 REFERENCE_PROBABILITY = 0.3
 LOG_EVERY = 20  # steps per row of the loss log (each row averages them)
+SAVE_EVERY = 500  # steps between interim checkpoints (the final one is written in half precision)
 CHECKPOINTS = Path(__file__).with_name("checkpoints")
 
 
@@ -213,8 +214,8 @@ def train(
                     flush=True,
                 )
                 running = []
-            if step % 500 == 0:
-                save_checkpoint(model, out, steps=done_before + step, **provenance)
+            if step % SAVE_EVERY == 0:
+                save_checkpoint(model, out, **{**provenance, "steps": done_before + step})
     # Shipped in half precision: half the size; the backend computes in float32 after loading.
     provenance.update(steps=done_before + step, minutes=round((time.perf_counter() - started) / 60, 1))
     save_checkpoint(model, out, dtype=torch.float16, **provenance)

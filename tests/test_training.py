@@ -14,7 +14,7 @@ from model.config import sequential, tiny
 from model.train import train
 
 
-def test_training_writes_a_loadable_checkpoint_resumes_and_plots(tmp_path):
+def test_training_writes_a_loadable_checkpoint_resumes_and_plots(tmp_path, monkeypatch):
     out = tmp_path / "ck.safetensors"
     common = dict(batch=2, seconds=1.0, lr=1e-3, seed=0)
     train(tiny(), codec_minutes=0.02, minutes=5, max_steps=20, out=out, **common)
@@ -27,7 +27,8 @@ def test_training_writes_a_loadable_checkpoint_resumes_and_plots(tmp_path):
     colours = np.unique(np.asarray(plot.convert("RGB")).reshape(-1, 3), axis=0)
     assert plot.size == (900, 420) and len(colours) > 5  # drawn, not blank
 
-    # resuming continues the step count and keeps the first curve
+    # resuming continues the step count and keeps the first curve; interim saves carry the new count
+    monkeypatch.setattr("model.train.SAVE_EVERY", 10)
     train(tiny(), codec_minutes=0.02, minutes=5, max_steps=20, out=out, resume=out, **common)
     assert load_checkpoint(out)[1]["steps"] == 40
     assert (tmp_path / "ck-resumed.csv").is_file() and (tmp_path / "ck.csv").is_file()
