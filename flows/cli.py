@@ -80,6 +80,123 @@ def validate(brief: Annotated[Path, typer.Argument(help="Brief file (.yaml, .yml
     )
 
 
+def _qa_one(video: Path, expect: Any, thresholds: dict[str, Any], tracker: Any) -> dict[str, Any]:
+    """Technical QC and both sync scores of one file, as a JSON-ready record (``error`` when unreadable)."""
+    from media.errors import MediaError
+    from media.probe import probe
+    from media.qc import TECHNICAL_CHECKS, measure
+    from media.syncqa import score_sync
+
+    record: dict[str, Any] = {"path": str(video)}
+    try:
+        info = probe(video)
+        qc = measure(video, info)
+        checks = [check(info, qc, expect) for check in TECHNICAL_CHECKS]
+        if info.video is not None and not info.is_image:
+            report = score_sync(video, tracker=tracker, **thresholds)
+            checks += list(report.checks)
+    except MediaError as exc:
+        return {**record, "verdict": "error", "error": str(exc)}
+    record["checks"] = [
+        {"check": c.check, "verdict": c.verdict, "message": c.message, "metrics": c.metrics} for c in checks
+    ]
+    verdicts = {c.verdict for c in checks}
+    record["verdict"] = "fail" if "fail" in verdicts else "warn" if "warn" in verdicts else "pass"
+    return record
+
+
+_QA_HEADLINES = {
+    "lipsync": ("offset_ms", "confidence", "drift_ms_per_s", "face_share"),
+    "sfx_sync": ("offset_ms", "confidence", "onsets"),
+}
+
+
+def _qa_table(record: dict[str, Any]) -> Table:
+    table = Table(title=f"{record['path']}: {record['verdict']}", title_justify="left")
+    for column in ("check", "verdict", "scores", "message"):
+        table.add_column(column, overflow="fold")
+    for check in record["checks"]:
+        metrics = check["metrics"]
+        scores = []
+        if check["check"] in _QA_HEADLINES:
+            scores.append(str(metrics.get("status")))
+            for key in _QA_HEADLINES[check["check"]]:
+                value = metrics.get(key)
+                if isinstance(value, float):
+                    scores.append(f"{key} {value:.2f}")
+                else:
+                    scores.append(f"{key} {'–' if value is None else value}")
+        table.add_row(check["check"], _styled(check["verdict"]), "\n".join(scores), check["message"])
+    return table
+
+
+@app.command()
+def qa(
+    videos: Annotated[list[Path], typer.Argument(help="Video files to check (any source, not only syncreel's).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print every score and verdict as JSON.")] = False,
+    platform: Annotated[
+        str | None, typer.Option(help="Also check against this platform's spec (size, fps, codecs, loudness).")
+    ] = None,
+    speaker: Annotated[
+        bool, typer.Option("--speaker", help="The clip should show its speaker talking: no face or speech fails.")
+    ] = False,
+    effects: Annotated[
+        bool, typer.Option("--effects", help="Its sounds should follow what moves: no relation fails.")
+    ] = False,
+    max_audio_early_ms: Annotated[float, typer.Option(help="Lip / effect sync: audio early by more fails.")] = 45.0,
+    max_audio_late_ms: Annotated[float, typer.Option(help="Lip / effect sync: audio late by more fails.")] = 125.0,
+    min_lipsync_confidence: Annotated[
+        float | None, typer.Option(help="Lip-sync confidence (peak − median correlation) under which it fails.")
+    ] = None,
+) -> None:
+    """Score clips: lip-sync, sound-effect sync and technical QC, with a verdict for each.
+
+    Exit 0 when every check passes or warns, 1 when one fails, 2 when a file cannot be read.
+    """
+    from media.faces import FaceModelError, FaceTracker
+    from media.lipsync import DEFAULT_MIN_CONFIDENCE
+    from media.qc import Expectation
+    from schemas.platforms import resolve_platforms
+
+    if platform is None:
+        expect = Expectation(video_codec=None, audio_codec=None)
+    else:
+        specs = resolve_platforms()
+        if platform not in specs:
+            err_console.print(f"[red]unknown platform {platform!r}[/]; accepted: {', '.join(sorted(specs))}")
+            raise typer.Exit(2)
+        expect = Expectation.for_platform(specs[platform], None)
+    thresholds = {
+        "max_audio_early_ms": max_audio_early_ms,
+        "max_audio_late_ms": max_audio_late_ms,
+        "min_lipsync_confidence": DEFAULT_MIN_CONFIDENCE if min_lipsync_confidence is None else min_lipsync_confidence,
+        "speaker_expected": speaker,
+        "effects_expected": effects,
+    }
+    try:
+        tracker = FaceTracker()
+    except FaceModelError as exc:
+        err_console.print(f"[red]cannot score lip-sync[/]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    records = []
+    for video in videos:
+        record = _qa_one(video, expect, thresholds, tracker)
+        records.append(record)
+        if as_json:
+            continue
+        if record["verdict"] == "error":
+            err_console.print(f"[red]error[/] {record['error']}", highlight=False, soft_wrap=True)
+        else:
+            console.print(_qa_table(record))
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+    verdicts = {record["verdict"] for record in records}
+    if "error" in verdicts:
+        raise typer.Exit(2)
+    if "fail" in verdicts:
+        raise typer.Exit(1)
+
+
 @app.command()
 def run(
     brief: Annotated[Path, typer.Argument(help="Brief file (.yaml, .yml, .json).")],

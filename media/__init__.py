@@ -1,2 +1,3 @@
 """Pure audio/video functions over PyAV, ffmpeg and numpy: probe, normalize, encode, assemble, reframe,
-loudness and technical QC. No orchestration here: every function runs and tests on its own."""
+loudness, technical QC, face landmarks and the lip-sync and sound-effect sync scores. No orchestration
+here: every function runs and tests on its own."""

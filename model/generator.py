@@ -1,6 +1,6 @@
 """The `Generator` interface: one scene request in, one synchronized clip (frames + waveform) out.
 
-Every backend (`builtin`, later `ltx2`) implements it. The flow never sees tensors: a task turns the
+Every backend (`builtin`, `ltx2`) implements it. The flow never sees tensors: a task turns the
 `MasterClip` into an MP4 in the asset store (``media.encode.write_master``) and passes the URI on.
 Plain dataclasses and numpy only, so `model/` stays free of Prefect and pydantic.
 """
@@ -8,6 +8,8 @@ Plain dataclasses and numpy only, so `model/` stays free of Prefect and pydantic
 from __future__ import annotations
 
 import abc
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,8 +120,18 @@ class Generator(abc.ABC):
         """Generate one clip. Deterministic for a given request (seed included) on the same device."""
 
 
+class GeneratorUnavailable(RuntimeError):
+    """A backend cannot start in this process: its weights or its packages are missing. The message says
+    which setting to change or what to install."""
+
+
+class GeneratorOutOfMemory(RuntimeError):
+    """The device ran out of memory even after the backend's own retry with less memory."""
+
+
 _BACKENDS: dict[str, type[Generator]] = {}
-_INSTANCES: dict[str, Generator] = {}
+_INSTANCES: dict[tuple[str, tuple[tuple[str, object], ...]], Generator] = {}
+_lock = threading.Lock()
 
 
 def register_backend(cls: type[Generator]) -> type[Generator]:
@@ -127,15 +139,19 @@ def register_backend(cls: type[Generator]) -> type[Generator]:
     return cls
 
 
-def get_generator(name: str) -> Generator:
-    """The process-wide instance of a backend (weights load once per worker)."""
+def get_generator(name: str, options: Mapping[str, object] | None = None) -> Generator:
+    """The process-wide instance of a backend for these constructor ``options`` (weights load once per
+    worker; schemas.settings.Settings.generator_options gives a backend's options from the settings)."""
     _import_builtin_backends()
     if name not in _BACKENDS:
         raise ValueError(f"unknown generation backend {name!r}; available: {', '.join(sorted(_BACKENDS))}")
-    if name not in _INSTANCES:
-        _INSTANCES[name] = _BACKENDS[name]()
-    return _INSTANCES[name]
+    key = (name, tuple(sorted((options or {}).items())))
+    with _lock:  # two threads asking at once must not load the weights twice
+        if key not in _INSTANCES:
+            _INSTANCES[key] = _BACKENDS[name](**(options or {}))
+        return _INSTANCES[key]
 
 
 def _import_builtin_backends() -> None:
-    from model import builtin  # noqa: F401  (registers "builtin")
+    # Registers "builtin" and "ltx2"; model.ltx2 imports diffusers only when an LTX2Generator is made.
+    from model import builtin, ltx2  # noqa: F401

@@ -86,7 +86,7 @@ def generate_scene(
     item = f"{scene_id}/{language}"
     emit("generate", item, "started", f"attempt {attempt}")
     scene = next(s for s in plan.brief.scenes if s.id == scene_id)
-    generator = get_generator(rt.settings.backend)
+    generator = get_generator(rt.settings.backend, rt.settings.generator_options())
     request = build_request(rt, plan, scene, language, references, attempt)
     key = cache_key(
         "generate",

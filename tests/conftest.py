@@ -6,6 +6,8 @@
   skip them deliberately.
 - ``db_url``: each store test once on SQLite and once on that PostgreSQL database.
 - ``s3_endpoint``: moto's S3 API server on 127.0.0.1 (a free port), for boto3 to talk to.
+- ``harness``: Prefect's test harness (a temporary API server), started once per test run for the flow tests.
+- ``embedded_state``: a test's own SQLite database, asset folder and work dir under ``tmp_path``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+from schemas.settings import get_settings
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -84,3 +89,22 @@ def s3_endpoint() -> Iterator[str]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def harness() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness  # ~4 s to import: only for the tests that use it
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def embedded_state(tmp_path, monkeypatch) -> Iterator[Path]:
+    # Under state/: the brief's folder (tmp_path) holds an `assets` link to the example references.
+    monkeypatch.setenv("SYNCREEL_DATABASE_URL", f"sqlite:///{tmp_path}/state/state.db")
+    monkeypatch.setenv("SYNCREEL_STORAGE_URL", f"file://{tmp_path}/state/assets")
+    monkeypatch.setenv("SYNCREEL_WORK_DIR", str(tmp_path / "state" / "work"))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()

@@ -1,4 +1,6 @@
-"""The flow in-process (programmatic use) under Prefect's test harness: tasks, artifacts, bad input."""
+"""The flow in-process (programmatic use) under Prefect's test harness: tasks, artifacts, bad input.
+
+The ``harness`` and ``embedded_state`` fixtures live in conftest.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 from prefect.artifacts import Artifact
-from prefect.testing.utilities import prefect_test_harness
 from test_campaign import small_brief
 
 from schemas.brief import validate_brief
@@ -17,23 +18,6 @@ from schemas.settings import get_settings
 from tasks.ingest import ReferenceRejected
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-@pytest.fixture
-def embedded_state(tmp_path, monkeypatch):
-    # Under state/: the brief's folder (tmp_path) holds an `assets` link to the example references.
-    monkeypatch.setenv("SYNCREEL_DATABASE_URL", f"sqlite:///{tmp_path}/state/state.db")
-    monkeypatch.setenv("SYNCREEL_STORAGE_URL", f"file://{tmp_path}/state/assets")
-    monkeypatch.setenv("SYNCREEL_WORK_DIR", str(tmp_path / "state" / "work"))
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 def test_produce_campaign_in_process_publishes_manifest_and_artifacts(harness, embedded_state):

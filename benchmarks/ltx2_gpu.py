@@ -1,0 +1,236 @@
+"""Speed of the `ltx2` backend on a GPU: seconds per denoising step and end-to-end seconds per generated second.
+
+    python benchmarks/ltx2_gpu.py [--weights DIR] [--steps 30] [--repeats 2] [--json FILE]
+
+One request at LTX-2's reference size — 768×512, 121 frames at 24 fps (5.04 s), from text, with a line
+of dialogue — through the backend's own ``generate`` (model/ltx2.py: prompt, pipeline call, crop, audio
+resampling), after one 2-step warm-up at the same size. With ``--weights`` the checkpoint in that
+folder is timed; without, a random-weight pipeline of LTX-2.0's released dimensions built in memory
+(model/ltx2_random.py ``full()``: the 48-layer 19 B transformer, a Gemma-3-12B-sized text encoder, the
+released VAE, audio VAE and vocoder configs) — the same arithmetic, noise for output.
+
+Figures: the transformer's time (forward hooks, CUDA-synchronised) per denoising step and its calls per
+step (classifier-free guidance runs as one batch of two; spatio-temporal and modality guidance add a
+call each), the text encoder's time, the rest (VAE decode, vocoder, copies), the end-to-end time and
+that divided by the clip's duration, and the peak GPU memory allocated.
+
+Without CUDA it says so and measures nothing (exit 0, ``"measured": false`` in the JSON), unless
+``--device cpu`` asks for a run on this CPU — with ``--tiny`` (the test pipeline) and a small
+``--width/--height/--frames`` that is the script's smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model.generator import GenerationRequest  # noqa: E402
+
+PROMPT = (
+    "A woman in a sunlit kitchen opens a chilled can of sparkling drink, the tab pops and the drink "
+    "fizzes; she smiles into the camera. Warm backlight, shallow depth of field, handheld close-up. "
+    "Brand: Lumen Fizz. Tone: bright, playful, early-summer energy."
+)
+LINE = ("presenter", "Summer tastes lighter with Lumen Fizz.")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, help="A diffusers-format LTX-2 checkpoint directory to time.")
+    parser.add_argument("--tiny", action="store_true", help="Without --weights: the tiny test pipeline, not full().")
+    parser.add_argument("--width", type=int, default=768)
+    parser.add_argument("--height", type=int, default=512)
+    parser.add_argument("--frames", type=int, default=121)
+    parser.add_argument("--fps", type=float, default=24.0)
+    parser.add_argument("--steps", type=int, default=30, help="Denoising steps of each measured run.")
+    parser.add_argument("--repeats", type=int, default=1, help="Measured runs, after the warm-up; figures averaged.")
+    parser.add_argument("--video-guidance", type=float, default=3.0)
+    parser.add_argument("--audio-guidance", type=float, default=3.0)
+    parser.add_argument("--sync-guidance", type=float, default=1.0, help="LTX-2's modality guidance; 1 = off.")
+    parser.add_argument("--stg-scale", type=float, default=1.0, help="Spatio-temporal guidance; 0 = off.")
+    parser.add_argument("--stg-blocks", type=int, nargs="+", default=None, help="Default: 28, or 1 with --tiny.")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float16", "float32"])
+    parser.add_argument("--cpu-offload", action="store_true", help="Model CPU offload (SYNCREEL_LTX2_CPU_OFFLOAD).")
+    parser.add_argument("--vae-tiling", action="store_true", help="VAE tiling (SYNCREEL_LTX2_VAE_TILING).")
+    parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    parser.add_argument("--json", type=Path, help="Also write the figures to this JSON file.")
+    args = parser.parse_args(argv)
+    if args.weights is not None and args.tiny:
+        parser.error("--tiny builds a random pipeline: it does not go with --weights")
+    if min(args.width, args.height, args.frames, args.steps, args.repeats) < 1 or args.fps <= 0:
+        parser.error("--width, --height, --frames, --steps, --repeats and --fps must be positive")
+    if args.stg_blocks is None:
+        args.stg_blocks = [1] if args.tiny else [28]
+    return args
+
+
+class ForwardTimer:
+    """Seconds spent in a module's forward calls (synchronising the device around each) and their count."""
+
+    def __init__(self, module: torch.nn.Module, synchronize: Callable[[], None]):
+        self.synchronize, self.seconds, self.calls, self._started = synchronize, 0.0, 0, 0.0
+        module.register_forward_pre_hook(self._start)
+        module.register_forward_hook(self._stop)
+
+    def _start(self, module, args) -> None:
+        self.synchronize()
+        self._started = time.perf_counter()
+
+    def _stop(self, module, args, output) -> None:
+        self.synchronize()
+        self.seconds += time.perf_counter() - self._started
+        self.calls += 1
+
+    def reset(self) -> None:
+        self.seconds, self.calls = 0.0, 0
+
+
+def make_generator(args: argparse.Namespace, device: torch.device):
+    """The backend over ``--weights``, or over a random pipeline built in memory; and what it is."""
+    from model.ltx2 import LTX2Generator, _resolve_dtype
+
+    options = {
+        "cpu_offload": args.cpu_offload,
+        "vae_tiling": args.vae_tiling,
+        "stg_scale": args.stg_scale,
+        "stg_blocks": tuple(args.stg_blocks),
+        "device": device.type,
+    }
+    if args.weights is not None:
+        return LTX2Generator(args.weights, dtype=args.dtype, **options), str(args.weights)
+    from model.ltx2_random import build_random_pipeline, full, tiny
+
+    dtype = _resolve_dtype(args.dtype, device)
+    # With offload the weights wait in CPU memory; otherwise they are created on the GPU directly.
+    placement = "cpu" if args.cpu_offload else device
+    pipeline = build_random_pipeline(tiny() if args.tiny else full(), dtype=dtype, device=placement)
+    label = "random weights, " + ("tiny() test shape" if args.tiny else "full(): LTX-2.0's shape")
+    return LTX2Generator(pipeline=pipeline, **options), label
+
+
+def bench_request(args: argparse.Namespace, steps: int) -> GenerationRequest:
+    return GenerationRequest(
+        scene_id="bench",
+        language="en",
+        prompt=PROMPT,
+        duration_s=args.frames / args.fps,
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        sample_rate=48_000,
+        seed=0,
+        dialogue=(LINE,),
+        sound_cues=((1.0, "a can tab pops, then fizz"),),
+        steps=steps,
+        video_guidance=args.video_guidance,
+        audio_guidance=args.audio_guidance,
+        sync_guidance=args.sync_guidance,
+    )
+
+
+def measure(args: argparse.Namespace, device: torch.device) -> dict[str, object]:
+    cuda = device.type == "cuda"
+    synchronize = torch.cuda.synchronize if cuda else (lambda: None)
+    started = time.perf_counter()
+    generator, checkpoint = make_generator(args, device)
+    setup_s = time.perf_counter() - started
+    denoiser = ForwardTimer(generator.pipeline.transformer, synchronize)
+    text = ForwardTimer(generator.pipeline.text_encoder, synchronize)
+    generator.generate(bench_request(args, steps=2))  # warm-up: kernels, allocator, cuDNN plans
+    denoiser.reset()
+    text.reset()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    request = bench_request(args, steps=args.steps)
+    total = 0.0
+    for _ in range(args.repeats):
+        synchronize()
+        started = time.perf_counter()
+        clip = generator.generate(request)
+        synchronize()
+        total += time.perf_counter() - started
+    runs = args.repeats
+    end_to_end = total / runs
+    denoise = denoiser.seconds / runs
+    text_s = text.seconds / runs
+    generated = clip.parameters["generated"]
+    row = {
+        "mode": clip.parameters["mode"],
+        "size": f"{generated['width']}×{generated['height']}×{generated['frames']}",
+        "steps": args.steps,
+        "transformer_calls_per_step": round(denoiser.calls / runs / args.steps, 2),
+        "s_per_step": round(denoise / args.steps, 4),
+        "denoise_s": round(denoise, 3),
+        "text_s": round(text_s, 3),
+        "decode_and_rest_s": round(end_to_end - denoise - text_s, 3),
+        "end_to_end_s": round(end_to_end, 3),
+        "clip_s": round(clip.duration_s, 3),
+        "s_per_generated_s": round(end_to_end / clip.duration_s, 3),
+        "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+    }
+    return {
+        "checkpoint": checkpoint,
+        "model_version": generator.model_version,
+        "dtype": str(generator.dtype).removeprefix("torch."),
+        "cpu_offload": generator.cpu_offload,
+        "vae_tiling": generator.vae_tiling,
+        "guidance": clip.parameters["guidance"],
+        "setup_s": round(setup_s, 1),
+        "rows": [row],
+    }
+
+
+def print_table(device_name: str, figures: dict[str, object]) -> None:
+    print(
+        f"LTX-2 on {device_name}: {figures['checkpoint']}, {figures['dtype']}, "
+        f"offload {'on' if figures['cpu_offload'] else 'off'}, VAE tiling {'on' if figures['vae_tiling'] else 'off'}"
+        f" (set up in {figures['setup_s']} s)"
+    )
+    header = (
+        f"{'mode':<22}{'generated':>15}{'steps':>7}{'calls/step':>11}{'s/step':>9}{'denoise s':>11}"
+        f"{'text s':>8}{'decode+ s':>10}{'e2e s':>9}{'s per gen s':>12}{'peak GiB':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in figures["rows"]:
+        peak = "-" if row["peak_gib"] is None else f"{row['peak_gib']:.2f}"
+        print(
+            f"{row['mode']:<22}{row['size']:>15}{row['steps']:>7}{row['transformer_calls_per_step']:>11}"
+            f"{row['s_per_step']:>9.3f}{row['denoise_s']:>11.2f}{row['text_s']:>8.2f}{row['decode_and_rest_s']:>10.2f}"
+            f"{row['end_to_end_s']:>9.2f}{row['s_per_generated_s']:>12.2f}{peak:>10}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(
+            "ltx2_gpu: no CUDA device here — unmeasured. Run it on a GPU machine "
+            "(python benchmarks/ltx2_gpu.py [--weights DIR]); --tiny --device cpu smoke-tests the script."
+        )
+        if args.json:
+            args.json.write_text(json.dumps({"measured": False, "reason": "no CUDA device"}, indent=2))
+        return 0
+    device = torch.device(args.device)
+    device_name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    figures = measure(args, device)
+    print_table(device_name, figures)
+    if args.json:
+        args.json.write_text(json.dumps({"measured": True, "device": device_name, **figures}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""Both sync scores of a clip from one decode, judged, and as `media.qc.CheckResult`s (checks
+``lipsync`` and ``sfx_sync``) that sit in the same list as the technical checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from media import lipsync, sfxsync
+from media.faces import FaceTracker
+from media.qc import CheckResult
+from media.tracks import analyse
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    path: str
+    lipsync: lipsync.LipSyncScore
+    lipsync_verdict: lipsync.LipSyncVerdict
+    sfx: sfxsync.SfxSyncScore
+    sfx_verdict: sfxsync.SfxSyncVerdict
+
+    @property
+    def checks(self) -> tuple[CheckResult, CheckResult]:
+        return (
+            CheckResult(
+                "lipsync",
+                self.lipsync_verdict.verdict,
+                {"status": self.lipsync_verdict.status, **_json(self.lipsync.to_dict())},
+                self.lipsync_verdict.message,
+            ),
+            CheckResult(
+                "sfx_sync",
+                self.sfx_verdict.verdict,
+                {"status": self.sfx_verdict.status, **_json(self.sfx.to_dict())},
+                self.sfx_verdict.message,
+            ),
+        )
+
+
+def _json(value: Any) -> Any:
+    """Tuples → lists and floats rounded, so that the metrics are plain JSON."""
+    if isinstance(value, dict):
+        return {key: _json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(item) for item in value]
+    if isinstance(value, float):
+        return round(value, 4)
+    return value
+
+
+def score_sync(
+    path: str | Path,
+    *,
+    max_audio_early_ms: float = 45.0,
+    max_audio_late_ms: float = 125.0,
+    min_lipsync_confidence: float = lipsync.DEFAULT_MIN_CONFIDENCE,
+    min_sfx_confidence: float = sfxsync.DEFAULT_MIN_CONFIDENCE,
+    speaker_expected: bool = False,
+    effects_expected: bool = False,
+    events_s: tuple[float, ...] = (),
+    tracker: FaceTracker | None = None,
+) -> SyncReport:
+    """Decode ``path`` once; score and judge its lip-sync and sound-effect sync. The thresholds are a
+    brief's ``qa`` fields (ITU-R BT.1359 defaults); ``speaker_expected``: the clip should show its
+    speaker talking; ``effects_expected``: its sounds should follow what moves (implied by
+    ``events_s``, the generator's visual event times)."""
+    tracks = analyse(path, tracker=tracker)
+    lip = lipsync.score_tracks(tracks)
+    sfx = sfxsync.score_tracks(tracks, events_s)
+    return SyncReport(
+        path=str(path),
+        lipsync=lip,
+        lipsync_verdict=lipsync.judge_lipsync(
+            lip,
+            max_audio_early_ms=max_audio_early_ms,
+            max_audio_late_ms=max_audio_late_ms,
+            min_confidence=min_lipsync_confidence,
+            speaker_expected=speaker_expected,
+        ),
+        sfx=sfx,
+        sfx_verdict=sfxsync.judge_sfx_sync(
+            sfx,
+            max_audio_early_ms=max_audio_early_ms,
+            max_audio_late_ms=max_audio_late_ms,
+            min_confidence=min_sfx_confidence,
+            effects_expected=bool(events_s) or effects_expected,
+        ),
+    )
