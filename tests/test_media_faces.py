@@ -4,8 +4,6 @@ the analysis decoder: pictures on the 25 fps clock, regions as RGB, the sound on
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -21,20 +19,9 @@ from media.faces import FaceModelError, FaceTracker, model_path
 from media.frames import Picture, audio_track, pictures
 from media.tracks import analyse, mouth_opening
 
-ROOT = Path(__file__).resolve().parents[1]
 # The astronaut's face in the 512×512 photo (rows 20–240, columns 115–335 hold it, model/world.py's crop)
 FACE_ROWS, FACE_COLUMNS = (20, 240), (115, 335)
 MOUTH_ROW = 146  # the line between her lips
-
-
-def calibration_module() -> ModuleType:
-    """benchmarks/calibration.py (a script, not a package), loaded once."""
-    if "syncreel_calibration" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("syncreel_calibration", ROOT / "benchmarks" / "calibration.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return sys.modules["syncreel_calibration"]
 
 
 def picture_of(rgb: np.ndarray) -> Picture:
@@ -99,8 +86,8 @@ def test_small_face_in_a_large_frame_is_found_by_tiles(tracker: FaceTracker) -> 
     assert 1500 < x0 < x1 < 1756 and 600 < y0 < y1 < 856
 
 
-def test_landmarks_follow_the_face_and_measure_an_open_mouth(tracker: FaceTracker) -> None:
-    talking_face = calibration_module().talking_face
+def test_landmarks_follow_the_face_and_measure_an_open_mouth(tracker: FaceTracker, calibration: ModuleType) -> None:
+    talking_face = calibration.talking_face
     tracker.reset()
     closed = tracker(picture_of(talking_face(0)))
     tracker.reset()

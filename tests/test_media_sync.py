@@ -8,9 +8,7 @@ unchanged; ``-m slow`` scores every shift of the full set."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -21,19 +19,8 @@ from flows.cli import app
 from media.faces import FaceTracker
 from media.syncqa import SyncReport, score_sync
 
-ROOT = Path(__file__).resolve().parents[1]
 FRAME_MS = 40.0
 EARLY_MS, LATE_MS = 45.0, 125.0  # the brief's defaults (ITU-R BT.1359)
-
-
-def calibration_module() -> ModuleType:
-    """benchmarks/calibration.py (a script, not a package), loaded once."""
-    if "syncreel_calibration" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("syncreel_calibration", ROOT / "benchmarks" / "calibration.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    return sys.modules["syncreel_calibration"]
 
 
 def _folder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -53,13 +40,13 @@ def _scored(cases: list) -> dict[str, tuple[object, SyncReport]]:
 
 
 @pytest.fixture(scope="module")
-def fast_set(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return _scored(calibration_module().build(_folder(request, tmp_path_factory)))
+def fast_set(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, calibration: ModuleType) -> dict:
+    return _scored(calibration.build(_folder(request, tmp_path_factory)))
 
 
 @pytest.fixture(scope="module")
-def full_set(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return _scored(calibration_module().build(_folder(request, tmp_path_factory), full=True))
+def full_set(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, calibration: ModuleType) -> dict:
+    return _scored(calibration.build(_folder(request, tmp_path_factory), full=True))
 
 
 def expected_status(true_offset_ms: float) -> str:
