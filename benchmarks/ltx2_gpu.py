@@ -16,7 +16,9 @@ that divided by the clip's duration, and the peak GPU memory allocated.
 
 Without CUDA it says so and measures nothing (exit 0, ``"measured": false`` in the JSON), unless
 ``--device cpu`` asks for a run on this CPU — with ``--tiny`` (the test pipeline) and a small
-``--width/--height/--frames`` that is the script's smoke test.
+``--width/--height/--frames`` that is the script's smoke test (``--device cpu`` needs ``--tiny`` or
+``--weights``: LTX-2.0's full shape would be ~120 GB of float32 random weights). A checkpoint that cannot be
+loaded, missing packages or the GPU running out of memory end it with the reason and exit 1.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.generator import GenerationRequest  # noqa: E402
+from model.generator import GenerationRequest, GeneratorOutOfMemory, GeneratorUnavailable  # noqa: E402
 
 PROMPT = (
     "A woman in a sunlit kitchen opens a chilled can of sparkling drink, the tab pops and the drink "
@@ -66,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.weights is not None and args.tiny:
         parser.error("--tiny builds a random pipeline: it does not go with --weights")
+    if args.device == "cpu" and args.weights is None and not args.tiny:
+        parser.error("--device cpu needs --tiny or --weights: LTX-2.0's full random shape does not fit a CPU's memory")
     if min(args.width, args.height, args.frames, args.steps, args.repeats) < 1 or args.fps <= 0:
         parser.error("--width, --height, --frames, --steps, --repeats and --fps must be positive")
     if args.stg_blocks is None:
@@ -210,6 +214,13 @@ def print_table(device_name: str, figures: dict[str, object]) -> None:
         )
 
 
+def _fail(args: argparse.Namespace, reason: str) -> int:
+    print(f"ltx2_gpu: unmeasured — {reason}", file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps({"measured": False, "reason": reason}, indent=2))
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -225,7 +236,14 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    figures = measure(args, device)
+    try:
+        figures = measure(args, device)
+    except ImportError as exc:
+        return _fail(args, f"{exc}: pip install -e '.[ltx2]'")
+    except (GeneratorUnavailable, GeneratorOutOfMemory) as exc:
+        return _fail(args, str(exc))
+    except torch.cuda.OutOfMemoryError as exc:  # building the random weights on the GPU
+        return _fail(args, f"{device_name} ran out of memory ({exc}); try --cpu-offload")
     print_table(device_name, figures)
     if args.json:
         args.json.write_text(json.dumps({"measured": True, "device": device_name, **figures}, indent=2))

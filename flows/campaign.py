@@ -15,39 +15,57 @@ import time
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.dispatch import generate_master
 from schemas.brief import Brief, load_brief
 from schemas.records import MasterRecord, QAReport, RunSummary
-from tasks.generate import generate_scene
 from tasks.ingest import ingest_reference
 from tasks.plan import mark_failed, parse_brief
 from tasks.publish import publish
 from tasks.qa import qa_deliverable, qa_master
 from tasks.render import assemble_spot, render_variant
+from tasks.review import await_review
 
 
 @flow(name="produce-campaign", task_runner=ThreadPoolTaskRunner(max_workers=2), persist_result=False)
-def produce_campaign(brief: Brief | str) -> RunSummary:
-    """Produce every deliverable of a campaign brief (a Brief, or the path of a YAML/JSON brief)."""
+def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
+    """Produce every deliverable of a campaign brief (a Brief, or the path of a YAML/JSON brief).
+
+    ``preview``: render only the scenes, small and with few sampler steps but the full render's seeds,
+    with their QA, for a producer to approve or reject scene by scene (``syncreel approve``); the full
+    render then starts each scene from the seed its preview settled on.
+    """
     started = time.time()
     if isinstance(brief, str):
         brief = load_brief(brief)
-    plan = parse_brief(brief)
+    plan = parse_brief(brief, preview)
+    brief = plan.brief
     try:
         references = [ingest_reference(ref, brief.base_uri) for ref in brief.references]
 
-        masters: list[MasterRecord] = []
-        reports: list[QAReport] = []
+        masters: list[MasterRecord] = []  # the one each scene keeps
+        generations: list[MasterRecord] = []  # every attempt's, to count what was generated or reused
+        reports: list[QAReport] = []  # every attempt's, so the report shows what was regenerated and why
         for scene_id, language in plan.scene_languages:
-            for attempt in range(brief.qa.max_regenerations + 1):
-                master = generate_scene(plan, scene_id, language, references, attempt)
+            attempt = plan.first_attempt(scene_id, language)
+            while True:
+                master = generate_master(plan, scene_id, language, references, attempt)
                 report = qa_master(plan, master)
-                if report.verdict != "fail":
+                generations.append(master)
+                reports.append(report)
+                if report.decision != "regenerate":
                     break
+                attempt += 1
             masters.append(master)
-            reports.append(report)
+
+        review = None
+        flagged = [r for r in reports if r.decision == "needs_review"]
+        if flagged and brief.qa.on_review == "pause":
+            review = await_review(plan, flagged)
+        if plan.preview or (review is not None and not review.approve):
+            return publish(plan, masters, [], [], reports, started, review, generations, references)
 
         spots = [
-            assemble_spot(plan, language, [m for m in masters if m.language == language])
+            assemble_spot(plan, language, [m for m in masters if m.language == language], references)
             for language in brief.languages
         ]
         renders = [render_variant.submit(plan, spot, platform) for spot in spots for platform in plan.platforms]
@@ -57,7 +75,7 @@ def produce_campaign(brief: Brief | str) -> RunSummary:
             qa_deliverable.submit(plan, d, plan.platforms[d.platform], durations[d.language]) for d in deliverables
         ]
         reports += [future.result() for future in checks]
-        return publish(plan, masters, spots, deliverables, reports, started)
+        return publish(plan, masters, spots, deliverables, reports, started, review, generations, references)
     except BaseException as exc:
         mark_failed(plan, exc)
         raise

@@ -55,18 +55,19 @@ def _load(brief_path: Path) -> Brief:
         raise typer.Exit(2) from None
 
 
-def _stage_totals(brief: Brief) -> dict[str, int]:
+def _stage_totals(brief: Brief, *, preview: bool = False) -> dict[str, int]:
     scenes = len(brief.scenes) * len(brief.languages)
-    variants = len(brief.platforms) * len(brief.languages)
-    return {
+    variants = 0 if preview else len(brief.platforms) * len(brief.languages)
+    totals = {
         "ingest": len(brief.references),
         "generate": scenes,
         "qa_master": scenes,
-        "assemble": len(brief.languages),
+        "assemble": 0 if preview else len(brief.languages),
         "render": variants,
         "qa_deliverable": variants,
         "publish": 1,
     }
+    return {stage: total for stage, total in totals.items() if total}
 
 
 @app.command()
@@ -197,6 +198,70 @@ def qa(
         raise typer.Exit(1)
 
 
+def _analysis_lines(result: dict[str, Any]) -> list[str]:
+    """The analysis a producer reads: tempo and beats, speech, shots and motion, faces and colours."""
+    lines = [f"[bold]{result['file']}[/] ({result['format']}, {result['duration_s']:.2f} s)"]
+    if music := result.get("music"):
+        beats = ", ".join(f"{t:.2f}" for t in music["beats_s"][:8]) + (" …" if len(music["beats_s"]) > 8 else "")
+        downbeats = ", ".join(f"{t:.2f}" for t in music["downbeats_s"][:6])
+        lines.append(f"  tempo {music['tempo_bpm']:.1f} BPM, {len(music['beats_s'])} beats: {beats}")
+        confidence = music["downbeat_confidence"]
+        lines.append(f"  downbeats ({music['beats_per_bar']}/4, confidence {confidence:.2f}): {downbeats}")
+        sections = ", ".join(
+            f"{part['start_s']:.1f}–{part['end_s']:.1f} s ({part['level_db']:.0f} dB)" for part in music["sections"]
+        )
+        lines.append(f"  sections: {sections}")
+    if voice := result.get("voice"):
+        spans = ", ".join(f"{s['start_s']:.2f}–{s['end_s']:.2f}" for s in voice["speech_segments"][:8])
+        level = voice["speech_level_dbfs"]
+        lines.append(
+            f"  speech {voice['speech_s']:.2f} s in {len(voice['speech_segments'])} segments"
+            f"{f', level {level:.1f} dBFS' if level is not None else ''}: {spans or 'none'}"
+        )
+    if motion := result.get("motion"):
+        cuts = ", ".join(f"{t:.2f}" for t in motion["shot_boundaries_s"]) or "none"
+        lines.append(
+            f"  {motion['shots']} shot(s), cuts at: {cuts}; mean motion energy {motion['mean_motion_energy']:.1f}"
+            f" over {motion['frames']} frames"
+        )
+    if image := result.get("image"):
+        faces = image.get("faces")
+        found = "detector unavailable" if faces is None else f"{len(faces)} face(s)"
+        if faces:
+            found += ": " + "; ".join(f"box {f['box']} (score {f['score']:.2f})" for f in faces[:3])
+        colours = ", ".join(f"{c['hex']} {c['share'] * 100:.0f}%" for c in image["dominant_colours"])
+        lines.append(f"  {found}; colours {colours}")
+    return lines
+
+
+@app.command()
+def analyze(
+    files: Annotated[list[Path], typer.Argument(help="Audio, video or image files to analyse before briefing them.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print every analysis as JSON.")] = False,
+) -> None:
+    """Tempo, beats, downbeats and sections; speech segments; shots and motion; faces and colours."""
+    from media.analysis import analyse_file
+    from media.errors import MediaError
+
+    results, failed = [], False
+    for path in files:
+        try:
+            result = analyse_file(path)
+        except MediaError as exc:
+            failed = True
+            result = {"file": str(path), "error": exc.problem}
+            if not as_json:
+                err_console.print(f"[red]error[/] {path}: {exc.problem}", highlight=False, soft_wrap=True)
+        results.append(result)
+        if not as_json and "error" not in result:
+            for line in _analysis_lines(result):
+                console.print(line, highlight=False, soft_wrap=True)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+    if failed:
+        raise typer.Exit(2)
+
+
 @app.command()
 def run(
     brief: Annotated[Path, typer.Argument(help="Brief file (.yaml, .yml, .json).")],
@@ -204,8 +269,19 @@ def run(
         "out"
     ),
     as_json: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+    preview: Annotated[
+        bool,
+        typer.Option(
+            "--preview",
+            help="Render only the scenes, small and with few sampler steps (the full render's seeds), with "
+            "their QA; approve or reject them with `syncreel approve`, then run without --preview.",
+        ),
+    ] = False,
 ) -> None:
-    """Produce a campaign: generate, QA, assemble, render every platform variant, publish."""
+    """Produce a campaign: generate, QA, assemble, render every platform variant, publish.
+
+    Exit 0 when the run succeeded, 3 when it needs review (the report says why), 1 when it failed.
+    """
     loaded = _load(brief)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
@@ -215,7 +291,7 @@ def run(
     from tasks.publish import export_deliverables
     from tasks.runtime import get_runtime
 
-    totals = _stage_totals(loaded)
+    totals = _stage_totals(loaded, preview=preview)
     columns = (
         TextColumn("{task.description:<16}"),
         BarColumn(),
@@ -249,7 +325,7 @@ def run(
 
         try:
             with listening(on_event):
-                summary = produce_campaign(loaded)
+                summary = produce_campaign(loaded, preview=preview)
         except Exception as exc:
             err_console.print(f"[red]run failed[/]: {type(exc).__name__}: {exc}", highlight=False)
             raise typer.Exit(1) from None
@@ -276,13 +352,22 @@ def run(
             _styled(report.verdict),
             str(path.relative_to(folder)),
         )
-    console.print(table)
+    if summary.deliverables:
+        console.print(table)
     scene_reports = [r for r in summary.qa if r.subject.startswith("master:")]
+    for report in scene_reports:
+        console.print(f"  {report.subject.removeprefix('master:')}: {_styled(report.decision or report.verdict)}")
     console.print(
-        f"scenes: {summary.generated} generated, {summary.reused} reused; "
+        f"generations: {summary.generated} run, {summary.reused} reused; "
         f"master QA: {sum(r.verdict != 'fail' for r in scene_reports)}/{len(scene_reports)} passed; "
-        f"manifest: {summary.manifest_uri}; {summary.seconds:.1f} s"
+        f"manifest: {summary.manifest_uri}; report: {folder / 'preview' if not summary.deliverables else folder}"
+        f"/report.html; {summary.seconds:.1f} s"
     )
+    if not summary.deliverables and summary.status != "failed":
+        console.print(
+            f"preview run {summary.run_id}: approve or reject each scene with "
+            f"`syncreel approve {summary.run_id} SCENE[:LANG]... [--reject]`, then run without --preview"
+        )
     for report in summary.qa:
         for check in report.checks:
             if check.verdict != "pass":
@@ -293,6 +378,130 @@ def run(
         raise typer.Exit(3)
 
 
+def _variant_checks(results: dict[str, Any], specs: dict[str, Any], duration_s: float) -> dict[str, list[Any]]:
+    """Technical QC of every output against its platform's spec; a copy shares its original's measurement."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from media.probe import probe
+    from media.qc import TECHNICAL_CHECKS, Expectation, measure
+
+    originals = [name for name, result in results.items() if result.same_render_as is None]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        measured = dict(zip(originals, pool.map(lambda n: measure(results[n].path), originals), strict=True))
+    checks = {}
+    for name, result in results.items():
+        qc = measured[result.same_render_as or name]
+        expect = Expectation.for_platform(specs[name], duration_s)
+        checks[name] = [check(probe(result.path), qc, expect) for check in TECHNICAL_CHECKS]
+    return checks
+
+
+@app.command()
+def variants(
+    video: Annotated[Path, typer.Argument(help="The master to reframe and encode (any footage).")],
+    platform: Annotated[
+        list[str], typer.Option("--platform", "-p", help="Platform name from the registry (repeat for more).")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for <platform>.mp4 and its side files.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Spec check, loudness and the crop window per frame, as JSON.")
+    ] = False,
+    captions: Annotated[
+        Path | None, typer.Option(help="SRT or WebVTT file: burned in where the platform says so, and sidecars.")
+    ] = None,
+    language: Annotated[str | None, typer.Option(help="Language of the captions (for the WebVTT header).")] = None,
+    hints: Annotated[
+        Path | None,
+        typer.Option(help="JSON list of subject hints: {start_s, end_s, box: [x0, y0, x1, y1] (0-1), required}."),
+    ] = None,
+    overrides: Annotated[
+        Path | None, typer.Option(help="YAML/JSON of platform overrides, as a brief's platform_overrides.")
+    ] = None,
+    preset: Annotated[str, typer.Option(help="x264 preset.")] = "veryfast",
+    faces: Annotated[bool, typer.Option(help="Look for faces when reframing (--no-faces: motion only).")] = True,
+) -> None:
+    """Reframe and encode one master for several platforms: one decode, subject-aware crops.
+
+    Exit 0 when every output passes its platform's checks (or warns), 1 when one fails, 2 on bad input.
+    """
+    import yaml
+    from pydantic import ValidationError
+
+    from media.captions import read_subtitles
+    from media.errors import MediaError
+    from media.probe import probe
+    from media.reframe import SubjectHint
+    from media.variants import render_variants
+    from schemas.platforms import resolve_platforms
+
+    try:
+        registry = resolve_platforms(yaml.safe_load(overrides.read_text()) if overrides else None)
+        unknown = [name for name in platform if name not in registry]
+        if unknown:
+            raise ValueError(f"unknown platform {', '.join(unknown)}; accepted: {', '.join(sorted(registry))}")
+        specs = {name: registry[name] for name in dict.fromkeys(platform)}
+        cues = read_subtitles(captions) if captions else []
+        subject_hints = [SubjectHint.from_dict(h) for h in json.loads(hints.read_text())] if hints else []
+        source = probe(video)
+        with Progress(
+            TextColumn("{task.description}"), TimeElapsedColumn(), console=err_console, disable=as_json
+        ) as progress:
+            progress.add_task(f"rendering {len(specs)} variants of {video.name}", total=None)
+            results = render_variants(
+                video, specs, out, cues=cues, language=language, hints=subject_hints, x264_preset=preset, faces=faces
+            )
+            checks = _variant_checks(results, specs, source.duration_s)
+    except (MediaError, ValidationError, ValueError, OSError, yaml.YAMLError) as exc:
+        err_console.print(f"[red]error[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    verdicts = {
+        name: "fail" if any(c.verdict == "fail" for c in found) else "warn" if any(c.verdict == "warn" for c in found)
+        else "pass"
+        for name, found in checks.items()
+    }  # fmt: skip
+    if as_json:
+        report = []
+        for name, result in results.items():
+            crop = result.crop_path.to_dict()
+            report.append(
+                {
+                    **result.to_dict(),
+                    "verdict": verdicts[name],
+                    "checks": [
+                        {"check": c.check, "verdict": c.verdict, "message": c.message, "metrics": c.metrics}
+                        for c in checks[name]
+                    ],
+                    "crop_windows": [{"x": x, "y": y, "w": w, "h": h, "mode": m} for x, y, w, h, m in crop["frames"]],
+                }
+            )
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        table = Table(title=f"{video} → {out}/", title_justify="left")
+        for column in ("platform", "size", "reframe", "max step px", "LUFS", "dBTP", "QA", "file"):
+            table.add_column(column, overflow="fold")
+        for name, result in results.items():
+            summary = result.crop_path.summary()
+            reframe = summary["mode"] + (f" ({summary['pad_share']:.0%} padded)" if summary["mode"] == "mixed" else "")
+            loud = result.loudness
+            table.add_row(
+                name,
+                f"{result.info.video.width}x{result.info.video.height}" if result.info.video else "",
+                reframe,
+                f"{summary['max_step_px']:.0f}",
+                "" if loud.output_lufs is None else f"{loud.output_lufs:.1f}",
+                "" if loud.output_true_peak_dbtp is None else f"{loud.output_true_peak_dbtp:.1f}",
+                _styled(verdicts[name]),
+                result.path.name + (f" (= {result.same_render_as})" if result.same_render_as else ""),
+            )
+        console.print(table)
+        for name, found in checks.items():
+            for check in found:
+                if check.verdict != "pass":
+                    console.print(f"  {_styled(check.verdict)} {name} {check.check}: {check.message}", highlight=False)
+    if "fail" in verdicts.values():
+        raise typer.Exit(1)
+
+
 @contextmanager
 def _store_session() -> Iterator[tuple[ModuleType, Session]]:
     from store import runs
@@ -300,6 +509,71 @@ def _store_session() -> Iterator[tuple[ModuleType, Session]]:
 
     with get_runtime().session() as session:
         yield runs, session
+
+
+@app.command()
+def approve(
+    run_id: Annotated[str, typer.Argument(help="The preview run (id or unique prefix).")],
+    scenes: Annotated[
+        list[str] | None, typer.Argument(help="SCENE or SCENE:LANG (every language when LANG is left out).")
+    ] = None,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject them: the full render tries a new seed.")] = False,
+    every: Annotated[bool, typer.Option("--all", help="Every scene of the preview.")] = False,
+    reviewer: Annotated[str, typer.Option(help="Who decides (shown in the report).")] = os.environ.get("USER", ""),
+    note: Annotated[str, typer.Option(help="Why (shown in the report).")] = "",
+) -> None:
+    """Approve (or --reject) previewed scenes: the full render keeps an approved scene's seed and gives a
+    rejected one the next seed."""
+    from tasks.plan import run_key_for
+    from tasks.review import record_approval
+
+    with _store_session() as (runs, session):
+        try:
+            run = runs.get_run(session, run_id)
+        except LookupError as exc:
+            err_console.print(f"[red]{exc}[/]")
+            raise typer.Exit(2) from None
+        detail = runs.run_detail(session, run.id)
+        run_id, items = run.id, [(job["scene_id"], job["language"]) for job in detail["scene_jobs"]]
+        is_preview = run.run_key == run_key_for(Brief.model_validate(run.brief), preview=True)
+    if not is_preview:
+        err_console.print(f"[red]{run_id}[/]: not a preview run (make one with `syncreel run BRIEF --preview`)")
+        raise typer.Exit(2)
+    chosen = items if every else []
+    for wanted in scenes or []:
+        scene_id, _, language = wanted.partition(":")
+        matched = [item for item in items if item[0] == scene_id and (not language or item[1] == language)]
+        if not matched:
+            known = ", ".join(sorted({f"{s}:{lang}" for s, lang in items}))
+            err_console.print(f"[red]{wanted}[/]: not a scene of run {run_id}; its scenes: {known}")
+            raise typer.Exit(2)
+        chosen += matched
+    if not chosen:
+        err_console.print("name scenes (SCENE or SCENE:LANG) or pass --all")
+        raise typer.Exit(2)
+    for scene_id, language in dict.fromkeys(chosen):
+        record_approval(run_id, scene_id, language, approve=not reject, reviewer=reviewer, note=note)
+        decided = "rejected" if reject else "approved"
+        console.print(f"{scene_id}:{language} {_styled('fail' if reject else 'pass')} {decided}", highlight=False)
+
+
+@app.command()
+def report(
+    run_id: Annotated[str | None, typer.Argument(help="Run id or unique prefix; default: newest.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the HTML here (default: report-<run>.html).")] = None,
+) -> None:
+    """The run's HTML QA report: stills, sync curves, crop paths, loudness and every verdict."""
+    from tasks.report import build_report
+    from tasks.runtime import get_runtime
+
+    try:
+        found, page = build_report(get_runtime(), run_id)
+    except LookupError as exc:
+        err_console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    target = out or Path(f"report-{found}.html")
+    target.write_text(page, encoding="utf-8")
+    console.print(f"report of {found}: {target}")
 
 
 @app.command(name="runs")
@@ -391,6 +665,128 @@ def _detail(run_id: str | None) -> dict[str, Any]:
         except LookupError as exc:
             err_console.print(f"[red]{exc}[/]")
             raise typer.Exit(2) from None
+
+
+@app.command()
+def server(
+    database_url: Annotated[
+        str,
+        typer.Option(
+            envvar="PREFECT_SERVER_DATABASE_URL",
+            help="Postgres database of the Prefect server (postgresql+psycopg:// or +asyncpg://).",
+        ),
+    ],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the API and UI.")] = 4200,
+    gpus: Annotated[int, typer.Option(min=1, help="GPUs in the fleet: slots of the GPU concurrency limit.")] = 1,
+    apply_deployments: Annotated[
+        bool, typer.Option("--deploy/--no-deploy", help="Apply deployments/prefect.yaml once the server is up.")
+    ] = False,
+) -> None:
+    """Run the Prefect server on Postgres with syncreel's work pools and GPU limit (deployments/README.md)."""
+    from flows.deployments import serve
+
+    raise typer.Exit(serve(database_url, host, port, gpus, apply_deployments))
+
+
+def _follow(run_key: str) -> dict[str, Any] | None:
+    from store import runs
+
+    with _store_session() as (_, session):
+        found = runs.find_run(session, run_key)
+        return None if found is None else runs.run_detail(session, found.id)
+
+
+@app.command()
+def submit(
+    brief: Annotated[Path, typer.Argument(help="Brief file (.yaml, .yml, .json).")],
+    deployment: Annotated[
+        str | None, typer.Option(help="Deployment to run; default: SYNCREEL_CAMPAIGN_DEPLOYMENT.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Copy the deliverables here: OUT/<campaign>/<lang>/*.mp4.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    preview: Annotated[bool, typer.Option("--preview", help="A preview run (see `syncreel run --preview`).")] = False,
+    timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = 6 * 3600,
+) -> None:
+    """Produce a campaign through the produce-campaign deployment (workers do the work) and follow it.
+
+    Progress and outcome come from syncreel's database, so any machine with its settings can follow any
+    run. Exit 0 when the run succeeded, 3 when it needs review, 1 when it failed, 4 on timeout.
+    """
+    import time
+
+    loaded = _load(brief)
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from prefect import get_client
+    from prefect.deployments import run_deployment
+
+    from schemas.settings import get_settings
+    from tasks.plan import preview_brief, run_key_for
+    from tasks.runtime import get_runtime
+
+    name = deployment or get_settings().campaign_deployment
+    flow_run = run_deployment(
+        name, parameters={"brief": loaded.model_dump(mode="json"), "preview": preview}, timeout=0, as_subflow=False
+    )
+    run_key = run_key_for(preview_brief(loaded) if preview else loaded, preview=preview)
+    scenes = len(loaded.scenes) * len(loaded.languages)
+    variants = 0 if preview else len(loaded.platforms) * len(loaded.languages)
+    err_console.print(f"submitted to {name}: flow run {flow_run.name} ({flow_run.id})", highlight=False)
+    columns = (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    deadline = time.monotonic() + timeout
+    detail: dict[str, Any] | None = None
+    with Progress(*columns, console=err_console, disable=as_json) as progress, get_client(sync_client=True) as client:
+        scene_bar = progress.add_task("scenes", total=scenes)
+        variant_bar = progress.add_task("deliverables", total=variants or 1, visible=bool(variants))
+        state = client.read_flow_run(flow_run.id).state
+        while time.monotonic() < deadline:
+            state = client.read_flow_run(flow_run.id).state
+            detail = _follow(run_key)
+            if detail is not None:
+                settled = sum(j["status"] in ("generated", "passed", "needs_review") for j in detail["scene_jobs"])
+                progress.update(scene_bar, completed=settled)
+                progress.update(variant_bar, completed=len(detail["deliverables"]))
+            if state is not None and state.is_final():
+                break
+            time.sleep(1)
+    detail = _follow(run_key)
+    run_row = (detail or {}).get("run") or {}
+    if out is not None and detail is not None:
+        store = get_runtime().store
+        for row in detail["deliverables"]:
+            target = (
+                out
+                / loaded.campaign_id
+                / row["language"]
+                / f"{loaded.campaign_id}_{row['language']}_{row['platform']}.mp4"
+            )
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(store.fetch(row["uri"]).read_bytes())
+    outcome = {
+        "flow_run_id": str(flow_run.id),
+        "flow_run_state": state.name if state is not None else None,
+        "run_id": run_row.get("id"),
+        "status": run_row.get("status"),
+        "manifest_uri": run_row.get("manifest_uri"),
+        "deliverables": [
+            {"language": d["language"], "platform": d["platform"], "uri": d["uri"]}
+            for d in (detail or {}).get("deliverables", [])
+        ],
+    }
+    if as_json:
+        typer.echo(json.dumps(outcome, indent=2, default=str))
+    else:
+        console.print(
+            f"flow run {flow_run.name}: {_styled(str(outcome['flow_run_state']).lower())}; run {outcome['run_id']}: "
+            f"{_styled(str(outcome['status']))}, {len(outcome['deliverables'])} deliverables",
+            highlight=False,
+        )
+    if state is None or not state.is_final():
+        raise typer.Exit(4)
+    if not state.is_completed() or outcome["status"] == "failed":
+        raise typer.Exit(1)
+    if outcome["status"] != "succeeded":
+        raise typer.Exit(3)
 
 
 def main() -> None:

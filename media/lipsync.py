@@ -233,19 +233,23 @@ def judge_lipsync(
     max_audio_late_ms: float = 125.0,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     speaker_expected: bool = False,
+    speech_expected: bool = False,
 ) -> LipSyncVerdict:
     """Status and pass/warn/fail for a score, against a brief's ``qa`` thresholds.
 
-    ``speaker_expected``: the clip is meant to show its speaker talking (a scene with dialogue). Then
-    no speech, no face and a still mouth fail; otherwise they warn (a voice-over, a silent shot) or,
-    for no speech, pass — there is nothing to sync.
+    ``speaker_expected``: the clip is meant to show its speaker talking (a scene with on-screen
+    dialogue). Then no speech, no face and a still mouth fail; otherwise they warn (a voice-over, a
+    silent shot) or, for no speech, pass — there is nothing to sync. ``speech_expected``: the clip
+    should hold speech (a voice-over line, say), so no speech fails even without a speaker to see.
     """
     strict: Verdict = "fail" if speaker_expected else "warn"
     if score.speech_s < MIN_SPEECH_S:
+        wanted = speaker_expected or speech_expected
         return LipSyncVerdict(
             "no_speech",
-            "fail" if speaker_expected else "pass",
-            f"no speech to sync ({score.speech_s:.2f} s of speech-band activity, need {MIN_SPEECH_S:g} s)",
+            "fail" if wanted else "pass",
+            f"{'the dialogue is missing: ' if wanted else ''}no speech to sync "
+            f"({score.speech_s:.2f} s of speech-band activity, need {MIN_SPEECH_S:g} s)",
         )
     if score.speech_face_share < MIN_SPEECH_FACE_SHARE:
         return LipSyncVerdict(

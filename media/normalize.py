@@ -139,6 +139,22 @@ def _check_image_header(src: Path, limits: ReferenceLimits) -> None:
         )
 
 
+def _check_not_text(src: Path, kind: ReferenceKind) -> None:
+    """A text file given a media name (an HTML error page saved as .png, notes renamed .mp4): say so."""
+    with src.open("rb") as handle:
+        head = handle.read(512)
+    if not head or b"\x00" in head:
+        return
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    if all(ch.isprintable() or ch in "\r\n\t" for ch in text):
+        start = " ".join(text.split())[:40]
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise MediaError(src, f"is a text file (it starts {start!r}), not {article} {kind} file")
+
+
 def _check_duration(src: Path, info: MediaInfo, limits: ReferenceLimits) -> None:
     if info.duration_s > limits.max_clip_s:
         raise MediaError(src, f"lasts {info.duration_s:.1f} s; accepted: at most {limits.max_clip_s:g} s")
@@ -166,6 +182,8 @@ def normalize_reference(
     src = Path(src)
     if kind not in OUTPUT_SUFFIX:
         raise MediaError(src, f"unknown reference kind {kind!r}; accepted: image, video, audio")
+    if src.is_file():
+        _check_not_text(src, kind)
     if src.is_file() and kind == "image":
         _check_image_header(src, limits)
     info = probe(src)

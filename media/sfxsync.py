@@ -147,9 +147,11 @@ def judge_sfx_sync(
     effects_expected: bool = False,
 ) -> SfxSyncVerdict:
     """Status and pass/warn/fail. A clip without onsets or without motion has nothing to sync: it
-    passes with its own status. Sounds that follow no motion at any offset (``unsynced``) fail when
-    ``effects_expected`` (the generator reported visual events, or the scene has sound cues), and
-    only warn otherwise: speech, music and ambience need not follow what moves."""
+    passes with its own status. Sounds that follow no motion at any offset (``unsynced``) or follow it
+    too early or too late fail when ``effects_expected`` (the generator reported visual events, or the
+    scene has sound cues), and only warn otherwise: speech, music and ambience need not follow what
+    moves (speech onsets against a talking face's motion lead it by ~150 ms: lip-sync judges those)."""
+    strict: Verdict = "fail" if effects_expected else "warn"
     if score.onsets < MIN_ONSETS:
         return SfxSyncVerdict("no_onsets", "pass", f"{score.onsets} sound onset(s): no sound effects to sync")
     if score.motion < MIN_MOTION or score.confidence is None or score.offset_ms is None:
@@ -159,16 +161,16 @@ def judge_sfx_sync(
     if score.confidence < min_confidence:
         return SfxSyncVerdict(
             "unsynced",
-            "fail" if effects_expected else "warn",
+            strict,
             f"the sounds do not follow the picture's motion at any offset within ±600 ms "
             f"(confidence {score.confidence:.2f}, need {min_confidence:g})",
         )
     offset = score.offset_ms
     if offset < -max_audio_early_ms:
-        return SfxSyncVerdict("audio_early", "fail", f"sound effects {-offset:.0f} ms early "
+        return SfxSyncVerdict("audio_early", strict, f"sound effects {-offset:.0f} ms early "
                               f"(allowed {max_audio_early_ms:g} ms; confidence {score.confidence:.2f})")  # fmt: skip
     if offset > max_audio_late_ms:
-        return SfxSyncVerdict("audio_late", "fail", f"sound effects {offset:.0f} ms late "
+        return SfxSyncVerdict("audio_late", strict, f"sound effects {offset:.0f} ms late "
                               f"(allowed {max_audio_late_ms:g} ms; confidence {score.confidence:.2f})")  # fmt: skip
     return SfxSyncVerdict(
         "in_sync", "pass", f"sound effects in sync: {offset:+.0f} ms, confidence {score.confidence:.2f}"

@@ -58,14 +58,16 @@ def score_sync(
     min_lipsync_confidence: float = lipsync.DEFAULT_MIN_CONFIDENCE,
     min_sfx_confidence: float = sfxsync.DEFAULT_MIN_CONFIDENCE,
     speaker_expected: bool = False,
+    speech_expected: bool = False,
     effects_expected: bool = False,
     events_s: tuple[float, ...] = (),
     tracker: FaceTracker | None = None,
 ) -> SyncReport:
     """Decode ``path`` once; score and judge its lip-sync and sound-effect sync. The thresholds are a
     brief's ``qa`` fields (ITU-R BT.1359 defaults); ``speaker_expected``: the clip should show its
-    speaker talking; ``effects_expected``: its sounds should follow what moves (implied by
-    ``events_s``, the generator's visual event times)."""
+    speaker talking; ``speech_expected``: it should hold speech (on screen or voice-over);
+    ``effects_expected``: its sounds should follow what moves (implied by ``events_s``, the
+    generator's visual event times)."""
     tracks = analyse(path, tracker=tracker)
     lip = lipsync.score_tracks(tracks)
     sfx = sfxsync.score_tracks(tracks, events_s)
@@ -78,6 +80,7 @@ def score_sync(
             max_audio_late_ms=max_audio_late_ms,
             min_confidence=min_lipsync_confidence,
             speaker_expected=speaker_expected,
+            speech_expected=speech_expected,
         ),
         sfx=sfx,
         sfx_verdict=sfxsync.judge_sfx_sync(

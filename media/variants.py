@@ -1,10 +1,22 @@
-"""Platform variants: reframe the spot to a platform's frame and encode it exactly to its spec.
+"""Platform variants: one master in, every platform's deliverable out, from one decode.
 
-Reframing rule: scale the source to *cover* the target frame and crop, when that crop cuts at most
-``MAX_CROP_LOSS`` (25 %) of the source's width or height — 4:3 → 1:1 or 16:9 → 2:1 crop. Otherwise the
-crop would cut the subject (16:9 → 9:16 keeps only 32 % of the width, 16:9 → 1:1 56 %, 16:9 → 4:5 45 %),
-so the whole picture is *fitted* inside the frame over a blurred, scaled copy of itself — never black
-bars. The crop window is centred on ``focus`` (the frame centre unless a subject tracker says otherwise).
+`render_variants` is the fan-out:
+
+1. **Analyse once** (`media.reframe.analyse_subjects`): shots, faces, motion, generator hints; and,
+   in a thread alongside, one loudness measurement pass per distinct loudness target.
+2. **Group** the platforms whose render is identical (`PlatformSpec.render_key`: the 9:16 platforms
+   when no captions are burned in, for example): each group is encoded once and copied to its
+   other platforms.
+3. **One ffmpeg run** decodes the master once and splits it into every group's branch: its crop path
+   (per-frame windows sent to ``crop`` by a ``sendcmd`` file; padded shots fitted over a blurred copy,
+   switched on the timeline), burned-in captions (an ASS file), its own x264 encoder (ffmpeg runs
+   encoders in their own threads: both cores stay busy), its audio (two-pass loudness) and a contact
+   sheet and thumbnails cut from the encoded branch.
+4. **Check** each output: re-probed, loudness measured independently (``ebur128``, true peak),
+   crop path written as JSON and drawn for the report, SRT + WebVTT sidecars when there are captions.
+
+Reframing: see `media.reframe` (a smooth crop path that keeps faces and what moves in frame; a padded
+shot when they cannot fit). Policy "fit" always pads, "centre" always crops in the middle.
 
 Loudness is two-pass EBU R128: `loudnorm` measures the source, then the render pass applies the
 measured values in linear mode (one gain, dynamics untouched) when that gain keeps the true peak under
@@ -13,6 +25,9 @@ the platform's ceiling. Peaky sound that one gain cannot lift that far (linear m
 instead, followed by loudnorm in linear mode with the limited sound's own measurement as the
 true-peak safety (a single-pass, dynamic loudnorm there would undo the work: on a 12 s spot with a
 wide loudness range it came out at −17.4 LUFS).
+
+Nothing a user wrote reaches a filter string: caption text goes through the ASS file, crop windows
+through the sendcmd file, and the paths of both are escaped for the filter graph (`filter_path`).
 """
 
 from __future__ import annotations
@@ -20,14 +35,21 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
+from media.captions import Cue, fonts_dir, layout_cues, write_ass, write_srt, write_vtt
 from media.errors import MediaError
 from media.ffmpeg import BITEXACT, run
 from media.probe import MediaInfo, probe
+from media.reframe import CropPath, SourceAnalysis, SubjectHint, analyse_subjects, draw_crop_path, plan_crop_path
 from schemas.platforms import PlatformSpec
 
 MAX_CROP_LOSS = 0.25
@@ -36,6 +58,9 @@ LOUDNESS_RANGE_LU = 11.0  # loudnorm's LRA target; wide enough that linear mode 
 BACKGROUND_DOWNSCALE = 8  # the blurred background is built at 1/8 size: cheap, and blurry anyway
 BACKGROUND_BLUR_SIGMA = 6.0
 BACKGROUND_BRIGHTNESS = -0.08  # a slightly darker background lets the fitted picture stand out
+THUMBNAILS = 6  # per deliverable, evenly spread; the contact sheet tiles them 3 × 2
+THUMBNAIL_WIDTH = 360
+_FLOAT = r"(-?(?:\d+(?:\.\d*)?|inf|nan))"
 
 
 @dataclass(frozen=True)
@@ -55,20 +80,6 @@ class Reframe:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class VariantResult:
-    path: Path
-    info: MediaInfo
-    reframe: Reframe
-    input_lufs: float | None  # integrated loudness of the source (pass 1); None for silence
-    input_true_peak_dbtp: float | None
-    target_lufs: float
-    output_lufs: float | None  # what loudnorm measured on its output in the render pass
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "path": str(self.path), "info": self.info.to_dict()}
 
 
 def _even(value: float) -> int:
@@ -102,23 +113,6 @@ def plan_reframe(
 
 def _rate(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
-
-
-def _video_filter(reframe: Reframe, spec: PlatformSpec) -> str:
-    size = f"{spec.width}:{spec.height}"
-    tail = f"fps={_rate(spec.fps)},setsar=1,format={spec.pix_fmt}"
-    if reframe.mode == "crop":
-        crop = f"crop={reframe.width}:{reframe.height}:{reframe.x}:{reframe.y}"
-        return f"[0:v]{crop},scale={size}:flags=lanczos,{tail}[v]"
-    small = f"{_even(spec.width / BACKGROUND_DOWNSCALE)}:{_even(spec.height / BACKGROUND_DOWNSCALE)}"
-    return (
-        f"[0:v]split=2[bg][fg];"
-        f"[bg]scale={small}:force_original_aspect_ratio=increase:flags=bilinear,crop={small},"
-        f"gblur=sigma={BACKGROUND_BLUR_SIGMA},eq=brightness={BACKGROUND_BRIGHTNESS},"
-        f"scale={size}:flags=bicubic[blur];"
-        f"[fg]scale={reframe.width}:{reframe.height}:flags=lanczos[picture];"
-        f"[blur][picture]overlay={reframe.x}:{reframe.y},{tail}[v]"
-    )
 
 
 def _loudnorm_json(stderr: str, path: Path) -> dict[str, str]:
@@ -188,21 +182,8 @@ def _linear_loudnorm(spec: PlatformSpec, measured: dict[str, str]) -> str:
     return (
         f"{_loudnorm(spec)}:measured_I={measured['input_i']}:measured_TP={measured['input_tp']}:"
         f"measured_LRA={measured['input_lra']}:measured_thresh={measured['input_thresh']}:"
-        f"offset={measured['target_offset']}:linear=true:print_format=json"
+        f"offset={measured['target_offset']}:linear=true"
     )
-
-
-def _audio_filter(src: Path, spec: PlatformSpec, measured: dict[str, str] | None, seconds: float) -> str:
-    layout = "mono" if spec.audio_channels == 1 else "stereo"
-    if measured is None:  # a spot without sound still gets the audio track the platform expects
-        return f"anullsrc=r={spec.audio_rate}:cl={layout},atrim=duration={seconds:.6f}[a]"
-    tail = f"aresample={spec.audio_rate},aformat=sample_fmts=fltp:channel_layouts={layout}[a]"
-    if _number(measured["input_i"]) is None:  # digital silence has no loudness to normalize; QC flags it
-        return f"[0:a]{tail}"
-    if not linear_fits(spec, measured):
-        gain, limited = limited_gain(src, spec, measured)
-        return f"[0:a]{_gain_and_limit(gain, spec)},{_linear_loudnorm(spec, limited)},{tail}"
-    return f"[0:a]{_linear_loudnorm(spec, measured)},{tail}"
 
 
 def _encoder_args(spec: PlatformSpec, x264_preset: str) -> list[str]:
@@ -218,37 +199,413 @@ def _encoder_args(spec: PlatformSpec, x264_preset: str) -> list[str]:
     ]  # fmt: skip
 
 
-def render_variant(src: Path, spec: PlatformSpec, out: Path, *, x264_preset: str = "veryfast") -> VariantResult:
-    """Reframe and encode ``src`` to ``spec`` in one ffmpeg pass, after a loudness measurement pass."""
-    src, out = Path(src), Path(out)
-    if spec.video_codec != "h264" or spec.audio_codec != "aac":
-        raise MediaError(
-            out,
-            f"only H.264 + AAC deliverables are rendered, {spec.name} asks for {spec.video_codec} + {spec.audio_codec}",
+def filter_path(path: Path) -> str:
+    """A file path as a filter option value inside a filter graph: escaped for the option parser
+    (``\\ ' :``) and then for the graph parser (``\\ ' [ ] , ;``)."""
+    value = re.sub(r"([\\':])", r"\\\1", str(path))
+    return re.sub(r"([\\'\[\],;])", r"\\\1", value)
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """The source's loudness (pass 1) and the deliverable's, measured independently (ebur128)."""
+
+    target_lufs: float
+    ceiling_dbtp: float
+    input_lufs: float | None  # None: no sound, or digital silence
+    input_true_peak_dbtp: float | None
+    output_lufs: float | None = None
+    output_true_peak_dbtp: float | None = None
+    output_lra_lu: float | None = None
+    limited: bool = False  # a gain + limiter was needed to reach the target under the ceiling
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    platform: str
+    path: Path
+    info: MediaInfo
+    crop_path: CropPath
+    loudness: Loudness
+    same_render_as: str | None = None  # the platform whose encode this file is a copy of
+    files: dict[str, Path] = field(default_factory=dict)  # crop_path, crop_drawing, contact_sheet, srt, vtt, …
+    thumbnails: tuple[Path, ...] = ()
+    encode_s: float = 0.0  # wall time of the encode that made it (shared by a group, and by the fan-out)
+
+    @property
+    def input_lufs(self) -> float | None:
+        return self.loudness.input_lufs
+
+    @property
+    def output_lufs(self) -> float | None:
+        return self.loudness.output_lufs
+
+    @property
+    def target_lufs(self) -> float:
+        return self.loudness.target_lufs
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON: the file, its probe, loudness, crop path summary and side files (the per-frame windows
+        are in ``files["crop_path"]``)."""
+        return {
+            "platform": self.platform,
+            "path": str(self.path),
+            "info": self.info.to_dict(),
+            "loudness": self.loudness.to_dict(),
+            "reframe": self.crop_path.summary(),
+            "same_render_as": self.same_render_as,
+            "files": {name: str(p) for name, p in self.files.items()},
+            "thumbnails": [str(p) for p in self.thumbnails],
+            "encode_s": round(self.encode_s, 3),
+        }
+
+
+@dataclass
+class _Group:
+    """Platforms with one render: the first one's spec is encoded, the others get copies."""
+
+    platforms: list[str]
+    spec: PlatformSpec
+    crop: CropPath | None = None
+    measured: dict[str, str] | None = None
+    limited_gain: tuple[float, dict[str, str]] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.platforms[0]
+
+
+def _check_specs(specs: Mapping[str, PlatformSpec], out_dir: Path) -> None:
+    for name, spec in specs.items():
+        if spec.video_codec != "h264" or spec.audio_codec != "aac":
+            raise MediaError(
+                out_dir,
+                f"only H.264 + AAC deliverables are rendered, {name} asks for {spec.video_codec} + {spec.audio_codec}",
+            )
+
+
+def _groups(specs: Mapping[str, PlatformSpec], with_captions: bool) -> list[_Group]:
+    groups: dict[str, _Group] = {}
+    for name, spec in specs.items():
+        key = json.dumps(spec.render_key(with_captions=with_captions), sort_keys=True)
+        if key in groups:
+            groups[key].platforms.append(name)
+        else:
+            groups[key] = _Group([name], spec)
+    return list(groups.values())
+
+
+def _output_frames(info: MediaInfo, fps: float) -> int:
+    video = info.video
+    assert video is not None
+    seconds = video.frames / video.fps if video.frames and video.fps else video.duration_s or info.duration_s
+    return max(1, round(seconds * fps))
+
+
+def _crop_commands(crop: CropPath, label: str) -> str:
+    """sendcmd lines that move ``crop@label`` to each frame's window, only where it changes (frame k's
+    command half a frame before its time)."""
+    lines, previous = [], None
+    for k, (window, mode) in enumerate(zip(crop.windows, crop.modes, strict=True)):
+        if mode != "crop":
+            continue
+        x, y = int(window[0]), int(window[1])
+        if (x, y) != previous and k > 0:
+            lines.append(f"{max(0.0, (k - 0.5) / crop.fps):.6f} crop@{label} x {x}, crop@{label} y {y};")
+        previous = (x, y)
+    return "\n".join(lines) + "\n"
+
+
+def _frames_expression(ranges: Sequence[tuple[int, int]]) -> str:
+    """Frames [start, end) as a filter expression over ``n`` (to be single-quoted in the graph)."""
+    return "+".join(f"between(n,{a},{b - 1})" for a, b in ranges) or "0"
+
+
+def _pad_chain(source: str, spec: PlatformSpec, src_w: int, src_h: int, label: str) -> str:
+    fit = plan_reframe(src_w, src_h, spec, max_crop_loss=0.0)
+    size = f"{spec.width}:{spec.height}"
+    small = f"{_even(spec.width / BACKGROUND_DOWNSCALE)}:{_even(spec.height / BACKGROUND_DOWNSCALE)}"
+    return (
+        f"{source}split=2[{label}bg][{label}fg];"
+        f"[{label}bg]scale={small}:force_original_aspect_ratio=increase:flags=bilinear,crop={small},"
+        f"gblur=sigma={BACKGROUND_BLUR_SIGMA},eq=brightness={BACKGROUND_BRIGHTNESS},"
+        f"scale={size}:flags=bicubic[{label}blur];"
+        f"[{label}fg]scale={fit.width}:{fit.height}:flags=bicubic[{label}pic];"
+        f"[{label}blur][{label}pic]overlay={fit.x}:{fit.y}"
+    )
+
+
+def _video_graph(group: _Group, index: int, src: MediaInfo, scratch: Path, ass: Path | None) -> list[str]:
+    """The graph of group ``index``: from [0:v] to [venc{index}], [vsheet{index}] and [vth{index}]."""
+    spec, crop = group.spec, group.crop
+    assert crop is not None and src.video is not None
+    src_w, src_h = src.video.width, src.video.height
+    label = f"g{index}"
+    head = f"[0:v]fps={_rate(spec.fps)},"
+    crop_ranges = [(s.start, s.end) for s in crop.shots if s.mode == "crop"]
+    crop_w, crop_h = crop.crop_size
+    chains: list[str] = []
+    if crop_ranges:
+        first = next(w for w, m in zip(crop.windows, crop.modes, strict=True) if m == "crop")
+        commands = _crop_commands(crop, label)
+        send = ""
+        if commands.strip():
+            command_file = scratch / f"{group.name}.cmd"
+            command_file.write_text(commands)
+            send = f"sendcmd=f={filter_path(command_file)},"
+        crop_chain = (
+            f"{send}crop@{label}=w={crop_w}:h={crop_h}:x={int(first[0])}:y={int(first[1])},"
+            f"scale={spec.width}:{spec.height}:flags=bicubic"
         )
+    if not crop_ranges:
+        chains.append(_pad_chain(head, spec, src_w, src_h, label) + f"[{label}out]")
+    elif len(crop_ranges) == len(crop.shots):
+        chains.append(f"{head}{crop_chain}[{label}out]")
+    else:  # some shots padded: both branches, the crop shown over the pad on its shots' frames
+        chains.append(f"{head}split=2[{label}c][{label}p]")
+        chains.append(f"[{label}c]{crop_chain}[{label}crop]")
+        chains.append(_pad_chain(f"[{label}p]", spec, src_w, src_h, f"{label}p") + f"[{label}pad]")
+        chains.append(f"[{label}pad][{label}crop]overlay=0:0:enable='{_frames_expression(crop_ranges)}'[{label}out]")
+    tail = "setsar=1"
+    if ass is not None:
+        fonts = fonts_dir()
+        tail += f",ass=filename={filter_path(ass)}" + (f":fontsdir={filter_path(fonts)}" if fonts else "")
+    frames = len(crop.modes)
+    picks = sorted({min(frames - 1, int((k + 0.5) * frames / THUMBNAILS)) for k in range(THUMBNAILS)})
+    thumb_h = _even(THUMBNAIL_WIDTH * spec.height / spec.width)
+    chains.append(f"[{label}out]{tail},format={spec.pix_fmt},split=2[venc{index}][{label}sel]")
+    chains.append(
+        f"[{label}sel]select='{_frames_expression([(p, p + 1) for p in picks])}',"
+        f"scale={THUMBNAIL_WIDTH}:{thumb_h}:flags=bicubic,split=2[vth{index}][{label}tile];"
+        f"[{label}tile]tile=3x2:padding=4:color=0x181818[vsheet{index}]"
+    )
+    return chains
+
+
+def _audio_graph(group: _Group, index: int, source: str | None, seconds: float) -> str:
+    spec, measured = group.spec, group.measured
+    layout = "mono" if spec.audio_channels == 1 else "stereo"
+    out = f"[aenc{index}]"
+    if source is None or measured is None:  # a master without sound still gets the track platforms expect
+        return f"anullsrc=r={spec.audio_rate}:cl={layout},atrim=duration={seconds:.6f}{out}"
+    tail = f"aresample={spec.audio_rate},aformat=sample_fmts=fltp:channel_layouts={layout}{out}"
+    if _number(measured["input_i"]) is None:  # digital silence has no loudness to normalize; QC flags it
+        return f"{source}{tail}"
+    if group.limited_gain is not None:
+        gain, limited = group.limited_gain
+        return f"{source}{_gain_and_limit(gain, spec)},{_linear_loudnorm(spec, limited)},{tail}"
+    return f"{source}{_linear_loudnorm(spec, measured)},{tail}"
+
+
+def _measure_group_loudness(src: Path, groups: list[_Group]) -> None:
+    """Pass 1 for every distinct loudness target (audio-only passes), plus the limiter tuning where
+    one linear gain would pass the ceiling."""
+    by_target: dict[tuple[float, float], tuple[dict[str, str], tuple[float, dict[str, str]] | None]] = {}
+    for group in groups:
+        spec = group.spec
+        key = (spec.loudness_lufs, spec.true_peak_dbtp)
+        if key not in by_target:
+            measured = measure_loudness(src, spec)
+            fits = _number(measured["input_i"]) is None or linear_fits(spec, measured)
+            by_target[key] = (measured, None if fits else limited_gain(src, spec, measured))
+        group.measured, group.limited_gain = by_target[key]
+
+
+def measure_r128(path: Path) -> tuple[float | None, float | None, float | None]:
+    """Integrated loudness (LUFS), true peak (dBTP) and loudness range (LU) of a file's sound, by
+    ``ebur128`` (independent of the loudnorm that made it); Nones for silence or no sound."""
+    stderr = run(
+        ["-i", str(path), "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-"],
+        what="loudness check",
+        path=path,
+    )
+    summary = stderr[stderr.rfind("Summary:") :]
+
+    def last(pattern: str) -> float | None:
+        found = re.findall(pattern, summary)
+        value = float(found[-1]) if found else math.nan
+        return value if math.isfinite(value) else None
+
+    integrated = last(r"I:\s+" + _FLOAT + r" LUFS")
+    return (
+        integrated if integrated is not None and integrated > -70.0 else None,
+        last(r"Peak:\s+" + _FLOAT + r" dBFS"),
+        last(r"LRA:\s+" + _FLOAT + r" LU"),
+    )
+
+
+def _analysis_for(src: Path, groups: list[_Group], hints: Sequence[SubjectHint], faces: bool) -> SourceAnalysis:
+    needs_subjects = any(g.spec.reframe == "subject" for g in groups)
+    return analyse_subjects(src, hints=hints, faces=faces and needs_subjects)
+
+
+def render_variants(
+    src: Path,
+    specs: Mapping[str, PlatformSpec],
+    out_dir: Path,
+    *,
+    cues: Sequence[Cue] = (),
+    language: str | None = None,
+    hints: Sequence[SubjectHint] = (),
+    x264_preset: str = "veryfast",
+    faces: bool = True,
+    analysis: SourceAnalysis | None = None,
+) -> dict[str, VariantResult]:
+    """Every platform in ``specs`` from one decode of ``src`` (see the module docstring), written as
+    ``out_dir/<platform>.mp4`` plus its side files. ``cues`` are burned in where the platform says
+    so and written as ``<platform>.srt`` / ``.vtt`` sidecars for every platform."""
+    src, out_dir = Path(src), Path(out_dir)
+    if not specs:
+        raise MediaError(out_dir, "no platforms to render")
+    _check_specs(specs, out_dir)
     info = probe(src)
     if info.video is None or info.is_image:
         raise MediaError(src, "a spot needs a video stream")
-    reframe = plan_reframe(info.video.width, info.video.height, spec)
-    measured = measure_loudness(src, spec) if info.audio is not None else None
-    seconds = info.video.duration_s or info.duration_s
-    graph = f"{_video_filter(reframe, spec)};{_audio_filter(src, spec, measured, seconds)}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    streams = ["-filter_complex", graph, "-map", "[v]", "-map", "[a]"]
-    faststart = ["-movflags", "+faststart"] if spec.faststart else []
-    stderr = run(
-        ["-i", str(src), *streams, *_encoder_args(spec, x264_preset), *BITEXACT, *faststart, "-y", str(out)],
-        what=f"rendering the {spec.name} variant",
+    out_dir.mkdir(parents=True, exist_ok=True)
+    groups = _groups(specs, with_captions=bool(cues))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        loudness = pool.submit(_measure_group_loudness, src, groups) if info.audio is not None else None
+        analysis = analysis or _analysis_for(src, groups, hints, faces)
+        if loudness is not None:
+            loudness.result()
+    for group in groups:
+        group.crop = plan_crop_path(
+            analysis,
+            (group.spec.width, group.spec.height),
+            group.spec.fps,
+            _output_frames(info, group.spec.fps),
+            policy=group.spec.reframe,
+        )
+    analysed = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="syncreel-variants-") as temporary:
+        scratch = Path(temporary)
+        encoded = _encode(src, info, groups, out_dir, scratch, cues, x264_preset)
+    encode_s = time.perf_counter() - analysed
+    results: dict[str, VariantResult] = {}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        checked = list(pool.map(lambda g: _finish(g, encoded[g.name], analysis, out_dir, cues, language), groups))
+    for group_results in checked:
+        for result in group_results:
+            results[result.platform] = replace(result, encode_s=encode_s)
+    return {name: results[name] for name in specs}
+
+
+def _encode(
+    src: Path,
+    info: MediaInfo,
+    groups: list[_Group],
+    out_dir: Path,
+    scratch: Path,
+    cues: Sequence[Cue],
+    x264_preset: str,
+) -> dict[str, dict[str, Any]]:
+    """The one ffmpeg run: the master decoded once and fed to one filter graph per group (ffmpeg runs
+    each graph, and each encoder, in a thread of its own: the scaling of one output does not wait for
+    another's), each graph ending in its encoder, contact sheet and thumbnails."""
+    has_audio = info.audio is not None
+    seconds = (info.video.frames / info.video.fps) if info.video and info.video.frames else info.duration_s
+    graphs: list[str] = []
+    outputs: list[str] = []
+    made: dict[str, dict[str, Any]] = {}
+    for index, group in enumerate(groups):
+        spec = group.spec
+        ass = None
+        if cues and spec.burn_captions:
+            ass = write_ass(layout_cues(cues, spec), spec, scratch / f"{group.name}.ass")
+        graph = _video_graph(group, index, info, scratch, ass)
+        graph.append(_audio_graph(group, index, "[0:a]" if has_audio else None, seconds))
+        script = scratch / f"{group.name}.graph"
+        script.write_text(";\n".join(graph))
+        graphs += ["-/filter_complex", str(script)]
+        target = out_dir / f"{group.name}.mp4"
+        sheet = out_dir / f"{group.name}.contact.jpg"
+        thumbs = out_dir / f"{group.name}.thumb-%02d.jpg"
+        faststart = ["-movflags", "+faststart"] if spec.faststart else []
+        outputs += ["-map", f"[venc{index}]", "-map", f"[aenc{index}]", *_encoder_args(spec, x264_preset)]
+        outputs += [*BITEXACT, *faststart, "-y", str(target)]
+        outputs += ["-map", f"[vsheet{index}]", "-frames:v", "1", "-q:v", "3", "-update", "1", "-y", str(sheet)]
+        outputs += ["-map", f"[vth{index}]", "-fps_mode", "passthrough", "-q:v", "3", "-y", str(thumbs)]
+        made[group.name] = {"path": target, "contact_sheet": sheet, "thumbs": thumbs}
+    run(
+        ["-i", str(src), *graphs, *outputs],
+        what=f"rendering {', '.join(p for g in groups for p in g.platforms)}",
         path=src,
     )
-    input_lufs = _number(measured["input_i"]) if measured else None
-    output_lufs = _number(_loudnorm_json(stderr, src)["output_i"]) if input_lufs is not None else None
-    return VariantResult(
-        path=out,
-        info=probe(out),
-        reframe=reframe,
-        input_lufs=input_lufs,
-        input_true_peak_dbtp=_number(measured["input_tp"]) if measured else None,
+    return made
+
+
+def _finish(
+    group: _Group,
+    encoded: dict[str, Any],
+    analysis: SourceAnalysis,
+    out_dir: Path,
+    cues: Sequence[Cue],
+    language: str | None,
+) -> list[VariantResult]:
+    """Probe, measure and document the group's file, then copy it (and its side files) to the group's
+    other platforms."""
+    spec, crop = group.spec, group.crop
+    assert crop is not None
+    path = encoded["path"]
+    info = probe(path)
+    output_lufs, output_peak, output_lra = measure_r128(path)
+    measured = group.measured
+    loudness = Loudness(
         target_lufs=spec.loudness_lufs,
+        ceiling_dbtp=spec.true_peak_dbtp,
+        input_lufs=_number(measured["input_i"]) if measured else None,
+        input_true_peak_dbtp=_number(measured["input_tp"]) if measured else None,
         output_lufs=output_lufs,
+        output_true_peak_dbtp=output_peak,
+        output_lra_lu=output_lra,
+        limited=group.limited_gain is not None,
     )
+    thumbs = tuple(sorted(out_dir.glob(f"{group.name}.thumb-*.jpg")))
+    results = []
+    for platform in group.platforms:
+        target = out_dir / f"{platform}.mp4"
+        files: dict[str, Path] = {}
+        if platform != group.name:
+            shutil.copyfile(path, target)
+            files["contact_sheet"] = shutil.copyfile(encoded["contact_sheet"], out_dir / f"{platform}.contact.jpg")
+            platform_thumbs = tuple(
+                shutil.copyfile(t, out_dir / t.name.replace(f"{group.name}.", f"{platform}.", 1)) for t in thumbs
+            )
+        else:
+            files["contact_sheet"] = encoded["contact_sheet"]
+            platform_thumbs = thumbs
+        crop_json = out_dir / f"{platform}.crop.json"
+        crop_json.write_text(json.dumps({"platform": platform, **crop.to_dict()}))
+        files["crop_path"] = crop_json
+        if analysis.pictures:
+            files["crop_drawing"] = draw_crop_path(analysis, crop, out_dir / f"{platform}.crop.png")
+        if cues:
+            shown = layout_cues(cues, spec)  # wrapped as the burned-in text is
+            files["srt"] = write_srt(shown, out_dir / f"{platform}.srt")
+            files["vtt"] = write_vtt(shown, out_dir / f"{platform}.vtt", language)
+        results.append(
+            VariantResult(
+                platform=platform,
+                path=target,
+                info=info if platform == group.name else probe(target),
+                crop_path=crop,
+                loudness=loudness,
+                same_render_as=None if platform == group.name else group.name,
+                files=files,
+                thumbnails=platform_thumbs,
+            )
+        )
+    return results
+
+
+def render_variant(src: Path, spec: PlatformSpec, out: Path, *, x264_preset: str = "veryfast") -> VariantResult:
+    """One platform: `render_variants` for ``spec`` alone, the deliverable moved to ``out``."""
+    out = Path(out)
+    with tempfile.TemporaryDirectory(prefix=".variant-", dir=out.parent if out.parent.exists() else None) as folder:
+        result = render_variants(src, {spec.name: spec}, Path(folder), x264_preset=x264_preset)[spec.name]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(result.path, out)
+        return replace(result, path=out, info=probe(out), files={}, thumbnails=())

@@ -10,8 +10,9 @@ diffusers and transformers are imported only when the backend is created (``pip 
 
 One request becomes one pipeline call:
 - prompt: the scene prompt (with the brand and its tone, as tasks/generate.py writes it), each dialogue
-  line quoted with its speaker and language, and the sound cues with their times; the negative prompt is
-  the brief's, or LTX-2's own default when the brief gives none;
+  line quoted with its speaker and language, and the sound cues with their times (in the generated clip's
+  time, so after a continue video's context frames); the negative prompt is the brief's, or LTX-2's own
+  default when the brief gives none;
 - size: width and height rounded up to the model's grid (multiples of 32), frames up to 8k + 1, then the
   picture centre-cropped and the clip trimmed back to exactly what was asked;
 - the brief's video and audio guidance are LTX-2's per-modality CFG scales, its sync guidance is LTX-2's
@@ -19,16 +20,19 @@ One request becomes one pipeline call:
   off); spatio-temporal guidance comes from the settings;
 - references: a ``first_frame`` image goes through `LTX2ImageToVideoPipeline` (the clip starts on it),
   a ``continue`` video through `LTX2ConditionPipeline` (its last frames are the clip's first latent
-  frames, generated again and cut off, so the scene continues that clip). Every other role — and a
-  first_frame beside a continue — is reported in ``unused_reference_roles``.
+  frames, generated again and cut off, so the scene continues that clip). Either is scaled to cover the
+  requested size and placed where the kept window lies on the grid, the margin mirrored, so the kept
+  clip starts on the reference as framed at the requested size. Every other role — and a first_frame
+  beside a continue — is reported in ``unused_reference_roles``.
 - sound: the vocoder's waveform at its real output rate (``vocoder.config.output_sampling_rate``, 24 kHz
   for LTX-2.0, 48 kHz with the bandwidth-extension vocoder; not the 16 kHz mel rate), resampled to the
   request's rate. LTX-2 makes a mix, no stems.
 
 GPU: bf16 on CUDA (float32 on a CPU) unless set otherwise; model CPU offload and VAE tiling as options.
-A CUDA out-of-memory error is retried once with the VAE tiled at half the default tile size, frame by
-frame, and model CPU offload on; those settings then stay for the worker's later requests. A second one
-fails with a message that says what to change.
+Models that do not fit on the GPU together are loaded with model CPU offload instead. A CUDA
+out-of-memory error while generating is retried once with the VAE tiled at half the default tile size,
+frame by frame, and model CPU offload on; those settings then stay for the worker's later requests. A
+second one fails with a message that says what to change.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import json
 import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +51,7 @@ from typing import Any
 import av
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from scipy.signal import resample_poly
 
 from model.generator import (
@@ -79,6 +84,8 @@ COMPONENT_FILES: dict[str, tuple[tuple[str, ...], bool]] = {
     "vocoder": (("config.json",), True),
 }
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
+# The pipeline's max_sequence_length: longer prompts are cut to this many tokens.
+MAX_PROMPT_TOKENS = 1024
 # The retry after an out-of-memory error: VAE tiles of half the default 512 px, overlapping by 64 px.
 RETRY_TILE_PX = 256
 RETRY_TILE_STRIDE_PX = 192
@@ -89,6 +96,8 @@ LANGUAGE_NAMES = {
     "ru": "Russian", "sv": "Swedish", "tr": "Turkish", "zh": "Chinese",
 }  # fmt: skip
 INSTALL_HINT = "pip install -e '.[ltx2]' (or pip install 'syncreel[ltx2]')"
+# Part of model_version: bump it when a change in this file changes the clips for the same request.
+REVISION = 2
 
 
 # -- the request as the pipeline sees it (pure functions) ----------------------------------------------
@@ -149,13 +158,14 @@ def language_name(code: str) -> str:
     return f"{name} ({region})" if region and name != code else name
 
 
-def build_prompt(request: GenerationRequest) -> str:
-    """The scene prompt, then each line of dialogue quoted in the request's language, then the sound cues."""
+def build_prompt(request: GenerationRequest, offset_s: float = 0.0) -> str:
+    """The scene prompt, then each line of dialogue quoted in the request's language, then the sound cues.
+    ``offset_s``: how far into the generated clip the request's own time starts (a continue video's context)."""
     parts = [request.prompt.strip()]
     language = language_name(request.language)
     parts += [f'{speaker} says in {language}: "{line}"' for speaker, line in request.dialogue]
     if request.sound_cues:
-        cues = "; ".join(f"at {at:g} s, {description}" for at, description in request.sound_cues)
+        cues = "; ".join(f"at {at + offset_s:g} s, {description}" for at, description in request.sound_cues)
         parts.append(f"Sounds: {cues}.")
     return " ".join(part for part in parts if part)
 
@@ -206,26 +216,43 @@ def fit_waveform(wave: np.ndarray, rate: int, target_rate: int, start_s: float, 
     return np.clip(wave, -1.0, 1.0).astype(np.float32)
 
 
-def _cover(image: Image.Image, width: int, height: int) -> Image.Image:
-    """Scaled to cover ``width`` × ``height`` and centre-cropped to it (no stretching)."""
-    return ImageOps.fit(image.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
+def place_on_grid(image: Image.Image, grid: GridSize, width: int, height: int) -> np.ndarray:
+    """(grid.height, grid.width, 3) uint8: ``image`` scaled to cover the kept ``width`` × ``height`` window
+    (never stretched) and centred on it, so that window holds the reference as framed at the requested size;
+    the margin around it shows more of the image where there is more, mirrors it where there is not."""
+    image = image.convert("RGB")
+    scale = max(width / image.width, height / image.height)
+    size = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
+    scaled = np.asarray(image.resize(size, Image.Resampling.LANCZOS))
+    left = (size[0] - width) // 2 - grid.crop_left  # where the grid's canvas starts in the scaled image
+    top = (size[1] - height) // 2 - grid.crop_top
+    pad_top, pad_left = max(0, -top), max(0, -left)
+    pad_bottom, pad_right = max(0, top + grid.height - size[1]), max(0, left + grid.width - size[0])
+    padded = np.pad(scaled, ((pad_top, pad_bottom), (pad_left, pad_right), (0, 0)), mode="symmetric")
+    top, left = top + pad_top, left + pad_left
+    return np.ascontiguousarray(padded[top : top + grid.height, left : left + grid.width])
 
 
-def _tail_frames(path: Path, fps: float) -> list[Image.Image]:
-    """The last frames of a video at ``fps`` (nearest source frame), as many as context_frames allows."""
+def _tail_frames(path: Path, fps: float, temporal: int = TEMPORAL_MULTIPLE) -> list[Image.Image]:
+    """The last frames of a video at ``fps`` (nearest source frame), as many as context_frames allows. Only
+    about the last CONTINUE_CONTEXT_S of the video is kept while decoding, however long it is."""
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             rate = float(stream.average_rate or stream.guessed_rate or 24)
-            frames = [frame.to_image() for frame in container.decode(video=0)]
+            tail: deque[av.VideoFrame] = deque(maxlen=math.ceil(CONTINUE_CONTEXT_S * rate) + 2)
+            total = 0
+            for frame in container.decode(video=0):
+                tail.append(frame)
+                total += 1
+            if not total:
+                raise ValueError(f"{path}: the continue video has no frames")
+            count = context_frames(max(1, round(total / rate * fps)), fps, temporal)
+            # Frame i of the context is (count - 1 - i) / fps before the video's last frame.
+            back = [round((count - 1 - i) / fps * rate) for i in range(count)]
+            return [tail[-1 - min(step, len(tail) - 1)].to_image() for step in back]
     except (av.FFmpegError, IndexError) as exc:
         raise ValueError(f"{path}: cannot read the continue video ({exc})") from exc
-    if not frames:
-        raise ValueError(f"{path}: the continue video has no frames")
-    count = context_frames(max(1, round(len(frames) / rate * fps)), fps)
-    last = (len(frames) - 1) / rate
-    picks = [round((last - (count - 1 - i) / fps) * rate) for i in range(count)]
-    return [frames[min(max(pick, 0), len(frames) - 1)] for pick in picks]
 
 
 # -- the weights folder -----------------------------------------------------------------------------------
@@ -266,16 +293,39 @@ def check_weights(path: Path | None) -> dict[str, Any]:
             problems.append(f"{component}/: no {' or '.join(configs)}")
         elif has_weights and not any(p.suffix in WEIGHT_SUFFIXES for p in folder.iterdir()):
             problems.append(f"{component}/: no weights (*.safetensors)")
+        else:
+            problems += _missing_shards(folder)
     if problems:
         raise GeneratorUnavailable(f"SYNCREEL_LTX2_PATH={path} is incomplete: " + "; ".join(problems))
     return index
 
 
+def _missing_shards(folder: Path) -> list[str]:
+    """The shards a sharded checkpoint's ``*.index.json`` names that are not in ``folder`` (a download cut short)."""
+    problems = []
+    for index_file in sorted(folder.glob("*.index.json")):
+        try:
+            shards = set(json.loads(index_file.read_text())["weight_map"].values())
+        except (OSError, ValueError, KeyError, AttributeError) as exc:
+            problems.append(f"{folder.name}/{index_file.name}: unreadable ({exc})")
+            continue
+        missing = sorted(shard for shard in shards if not (folder / shard).is_file())
+        if missing:
+            problems.append(f"{folder.name}/: {len(missing)} of {len(shards)} weight shards missing ({missing[0]}…)")
+    return problems
+
+
 def weights_digest(path: Path) -> str:
     """Identifies a weights folder without reading tens of GB: every config and tokenizer file whole,
-    and each weights file's name, size and first and last MiB."""
+    and each weights file's name, size and first and last MiB. Hidden files and folders (the ``.cache`` that
+    ``hf download --local-dir`` leaves, with its locks) are not part of the weights."""
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+    files = (
+        p
+        for p in path.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
+    for file in sorted(files):
         digest.update(str(file.relative_to(path)).encode())
         if file.suffix in WEIGHT_SUFFIXES:
             size = file.stat().st_size
@@ -346,19 +396,37 @@ class LTX2Generator(Generator):
         if vae_tiling:
             self._base.vae.enable_tiling()
         if self.device.type == "cuda" and not self.cpu_offload:
-            self._base.to(self.device)
+            self._move_to_device()
         # Weights, library and what changes the numbers without being in the request.
         weights_id = weights_digest(self.weights) if pipeline is None else _config_digest(self._base)
         guidance = f"stg{stg_scale:g}@{','.join(map(str, self.stg_blocks))}" if stg_scale > 0 else "stg0"
         dtype_name = str(self.dtype).removeprefix("torch.")
-        self._version = f"ltx2-{weights_id}-diffusers{diffusers.__version__}-{dtype_name}-{guidance}"
+        self._version = f"ltx2-r{REVISION}-{weights_id}-diffusers{diffusers.__version__}-{dtype_name}-{guidance}"
 
     def _load(self, pipeline_class: Any) -> Any:
         """The pipeline from the weights folder, from local files only."""
+        from safetensors import SafetensorError
+
         try:
             return pipeline_class.from_pretrained(str(self.weights), dtype=self.dtype, local_files_only=True)
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+        except (OSError, ValueError, TypeError, KeyError, SafetensorError) as exc:
             raise GeneratorUnavailable(f"SYNCREEL_LTX2_PATH={self.weights}: cannot load LTX-2 ({exc})") from exc
+
+    def _move_to_device(self) -> None:
+        """All models onto the GPU; when they do not fit together, model CPU offload instead."""
+        try:
+            self._base.to(self.device)
+            return
+        except torch.cuda.OutOfMemoryError:
+            pass  # handled outside the except block, so the partly moved tensors can be freed
+        self._base.to("cpu")
+        _free_device_memory()
+        self.cpu_offload, self._offloaded = True, None
+        self._add_relief("model CPU offload (the models do not fit in GPU memory together)")
+
+    def _add_relief(self, what: str) -> None:
+        if what not in self.memory_relief:
+            self.memory_relief = (*self.memory_relief, what)
 
     @property
     def model_version(self) -> str:
@@ -410,11 +478,10 @@ class LTX2Generator(Generator):
             tile_sample_stride_width=RETRY_TILE_STRIDE_PX,
         )
         vae.use_framewise_encoding = vae.use_framewise_decoding = True
-        relief = [f"VAE tiling at {RETRY_TILE_PX} px, frame-wise"]
+        self._add_relief(f"VAE tiling at {RETRY_TILE_PX} px, frame-wise")
         if self.device.type == "cuda" and not self.cpu_offload:
             self.cpu_offload, self._offloaded = True, None
-            relief.append("model CPU offload")
-        self.memory_relief = tuple(relief)
+            self._add_relief("model CPU offload")
 
     def _run(self, mode: str, arguments: dict[str, Any], seed: int) -> tuple[Any, Any]:
         generator = torch.Generator(device="cpu").manual_seed(seed)  # the same noise on every device
@@ -426,9 +493,7 @@ class LTX2Generator(Generator):
             return self._run(mode, arguments, seed)
         except torch.cuda.OutOfMemoryError:
             pass  # retried outside the handler, so the failed attempt's tensors can be freed first
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        _free_device_memory()
         self._reduce_memory()
         try:
             return self._run(mode, arguments, seed)
@@ -447,6 +512,7 @@ class LTX2Generator(Generator):
         # Below 1 a guidance scale is not guidance but its opposite, and LTX-2 reads an audio scale of 0
         # as "same as video": 1 is the floor (no guidance).
         video_guidance, audio_guidance = max(1.0, request.video_guidance), max(1.0, request.audio_guidance)
+        modality_guidance = max(1.0, request.sync_guidance)
         return {
             "prompt": prompt,
             "negative_prompt": request.negative_prompt.strip() or DEFAULT_NEGATIVE_PROMPT,
@@ -457,11 +523,12 @@ class LTX2Generator(Generator):
             "num_inference_steps": request.steps,
             "guidance_scale": video_guidance,
             "audio_guidance_scale": audio_guidance,
-            "modality_scale": request.sync_guidance,
-            "audio_modality_scale": request.sync_guidance,
+            "modality_scale": modality_guidance,
+            "audio_modality_scale": modality_guidance,
             "stg_scale": self.stg_scale,
             "audio_stg_scale": self.stg_scale,
             "spatio_temporal_guidance_blocks": list(self.stg_blocks) if self.stg_scale > 0 else None,
+            "max_sequence_length": MAX_PROMPT_TOKENS,
         }
 
     def generate(self, request: GenerationRequest) -> MasterClip:
@@ -470,23 +537,30 @@ class LTX2Generator(Generator):
         started = time.perf_counter()
         plan = plan_references(request.references)
         spatial, temporal = self._grid_multiples()
-        context = _tail_frames(plan.continue_from.path, request.fps) if plan.continue_from else []
+        context = _tail_frames(plan.continue_from.path, request.fps, temporal) if plan.continue_from else []
         grid = grid_size(
             request.width, request.height, request.num_frames, lead_frames=len(context), spatial=spatial,
             temporal=temporal,
         )  # fmt: skip
-        prompt = build_prompt(request)
+        prompt = build_prompt(request, offset_s=grid.lead_frames / request.fps)
         arguments = self._arguments(request, prompt, grid)
         if plan.first_frame is not None:
             with Image.open(plan.first_frame.path) as image:
-                arguments["image"] = _cover(image, grid.width, grid.height)
+                on_grid = place_on_grid(image, grid, request.width, request.height)
+            arguments["image"] = Image.fromarray(on_grid)  # a PIL image: the pipeline re-compresses it as trained
         if context:
-            frames = np.stack([np.asarray(_cover(frame, grid.width, grid.height)) for frame in context])
+            frames = np.stack([place_on_grid(frame, grid, request.width, request.height) for frame in context])
             arguments["conditions"] = [LTX2VideoCondition(frames=frames, index=0, strength=1.0)]
         with self._lock:  # the pipelines share one scheduler and one set of modules
             tokens = len(self._base.tokenizer(prompt).input_ids)
             video, audio = self._call(plan.mode, arguments, request.seed, grid)
             rate = self.output_sampling_rate
+            # As this call ran: another thread's out-of-memory retry may change them afterwards.
+            memory = {
+                "cpu_offload": self.cpu_offload,
+                "vae_tiling": self.vae_tiling,
+                "memory_relief": list(self.memory_relief),
+            }
         generated = (np.clip(video[0], 0.0, 1.0) * 255).round().astype(np.uint8)  # (F, H', W', 3)
         frames = crop_and_trim(generated, grid, request.width, request.height, request.num_frames)
         wave = audio[0].float().cpu().numpy()  # (C, N) at the vocoder's rate
@@ -504,21 +578,19 @@ class LTX2Generator(Generator):
                 "mode": plan.mode,
                 "prompt": prompt,
                 "prompt_tokens": tokens,
-                "prompt_truncated": tokens > 1024,  # the pipeline's max_sequence_length
+                "prompt_truncated": tokens > MAX_PROMPT_TOKENS,
                 "generated": {"width": grid.width, "height": grid.height, "frames": grid.frames},
                 "context_frames": grid.lead_frames,
                 "vocoder_rate": rate,
                 "guidance": {
                     "video": arguments["guidance_scale"],
                     "audio": arguments["audio_guidance_scale"],
-                    "modality": request.sync_guidance,
+                    "modality": arguments["modality_scale"],
                     "stg": self.stg_scale,
                 },
                 "dtype": str(self.dtype).removeprefix("torch."),
                 "device": self.device.type,
-                "cpu_offload": self.cpu_offload,
-                "vae_tiling": self.vae_tiling,
-                "memory_relief": list(self.memory_relief),
+                **memory,
                 "references_used": list(plan.used),
                 "seconds": round(time.perf_counter() - started, 3),
             },
@@ -537,6 +609,12 @@ def _config_digest(pipeline: Any) -> str:
 
     configs = {name: describe(part) for name, part in pipeline.components.items() if part is not None}
     return "memory-" + hashlib.sha256(json.dumps(configs, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _free_device_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _resolve_dtype(name: str, device: torch.device) -> torch.dtype:

@@ -60,7 +60,10 @@ class Brand(_Model):
 class Reference(_Model):
     id: str = Field(pattern=_ID)
     kind: ReferenceKind
-    role: Literal["character", "style", "product", "background", "first_frame", "motion", "music", "voice", "sfx"]
+    role: Literal[
+        "character", "style", "product", "background", "first_frame", "motion", "footage", "continue",
+        "music", "voice", "sfx",
+    ]  # fmt: skip
     uri: str = Field(
         min_length=1,
         description="A path (relative to the brief's folder), file://, or s3://bucket/key.",
@@ -72,6 +75,7 @@ class DialogueLine(_Model):
     speaker: str = Field(min_length=1, max_length=60)
     text: dict[str, str] = Field(min_length=1, description="Line per language code, e.g. {en: ..., es: ...}.")
     start_s: float | None = Field(None, ge=0, description="When the line starts within the scene.")
+    on_screen: bool = Field(True, description="The speaker is seen talking (lip-sync is checked); false: voice-over.")
 
 
 class SoundCue(_Model):
@@ -89,9 +93,24 @@ class Scene(_Model):
     seed: int | None = Field(None, ge=0, lt=2**31, description="Fixes generation; default derives from the ids.")
 
 
+class LayerGains(_Model):
+    """Levels of the spot's sound layers (the generator's stems) before the platform's loudness pass."""
+
+    dialogue_db: float = Field(0.0, ge=-60, le=12)
+    effects_db: float = Field(0.0, ge=-60, le=12)
+    ambience_db: float = Field(0.0, ge=-60, le=12)
+
+
 class Music(_Model):
     reference: str | None = Field(None, description="Id of an audio reference with role music.")
     description: str = Field("", max_length=300)
+    beat_sync: bool = Field(False, description="Move the cuts between scenes onto the track's beats (downbeats first).")
+    snap_tolerance_s: float = Field(
+        0.25, ge=0, le=1.0, description="How far a cut may move to reach a beat; farther ones stay where they are."
+    )
+    gain_db: float = Field(-6.0, ge=-60, le=12, description="The music layer's level in the mix.")
+    duck_db: float = Field(9.0, ge=0, le=40, description="How far the music goes down under dialogue.")
+    layers: LayerGains = LayerGains()
 
 
 class MasterFormat(_Model):
@@ -115,12 +134,27 @@ class GenerationSettings(_Model):
 
 
 class QAThresholds(_Model):
-    # ITU-R BT.1359: detectable at about 45 ms (audio early) and 125 ms (audio late).
-    max_audio_early_ms: float = Field(45.0, ge=0, le=1000)
-    max_audio_late_ms: float = Field(125.0, ge=0, le=1000)
-    min_lipsync_confidence: float = Field(1.0, ge=0)
+    """The gate every generated scene passes: a failing master is regenerated with a new seed up to
+    ``max_regenerations`` times, then it needs a human (flagged, or the run pauses for a decision)."""
+
+    # ITU-R BT.1359: sync error is detectable at about 45 ms (audio early) and 125 ms (audio late).
+    max_audio_early_ms: float = Field(45.0, ge=0, le=1000, description="Sound ahead of the picture, at most (ms).")
+    max_audio_late_ms: float = Field(125.0, ge=0, le=1000, description="Sound behind the picture, at most (ms).")
+    # Confidences are peak minus median correlation over the ±600 ms offsets searched (0 … 2); the
+    # defaults separate the calibration set's positives from its negatives (benchmarks/qa.py).
+    min_lipsync_confidence: float = Field(0.5, ge=0, le=2, description="Mouth-vs-speech confidence needed.")
+    min_sfx_confidence: float = Field(0.4, ge=0, le=2, description="Sound-onsets-vs-motion confidence needed.")
+    sync_checks: bool = Field(True, description="Score lip-sync and sound-effect sync on every master.")
     loudness_tolerance_lu: float = Field(2.0, gt=0, le=10)
     max_regenerations: int = Field(2, ge=0, le=10, description="New seeds tried before human review.")
+    on_review: Literal["flag", "pause"] = Field(
+        "flag",
+        description="A master still failing after its regenerations: 'flag' finishes the run as needs_review; "
+        "'pause' suspends the run in Prefect until a reviewer approves or rejects it.",
+    )
+    review_timeout_s: int = Field(
+        86_400, ge=10, le=7 * 86_400, description="How long a paused run waits for its reviewer before needs_review."
+    )
 
 
 class Brief(_Model):

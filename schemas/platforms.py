@@ -1,15 +1,17 @@
 """The platform registry: every deliverable spec in one place, as data.
 
-Each entry says what a file must be to pass the platform's upload checks first time. Safe zones and
-limits change often, so they live here and nowhere else; a brief may add or override entries
-(``Brief.platform_overrides``).
+Each entry says what a file must be to pass the platform's upload checks first time (frame, fps, H.264
+profile / level / pixel format, rate control, GOP, AAC, loudness and true-peak ceiling, duration and
+file-size limits, ``+faststart``) and how it is made from a master (reframing policy, burned-in
+captions inside the safe zone). Safe zones and limits change often, so they live here and nowhere
+else; a brief may add or override entries (``Brief.platform_overrides``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -54,6 +56,14 @@ class PlatformSpec(BaseModel):
     max_file_mb: float = Field(500.0, gt=0)
     safe_zone: SafeZone = SafeZone()
     faststart: bool = True
+    # "subject": crop around faces / motion / generator hints, blurred padding where they cannot fit;
+    # "fit": always the whole picture over a blurred copy; "centre": always a centred crop.
+    reframe: Literal["subject", "fit", "centre"] = "subject"
+    # Burned-in captions (feeds that autoplay muted); SRT and WebVTT sidecars are written either way.
+    burn_captions: bool = False
+    caption_font_size: float = Field(0.045, gt=0.01, le=0.15)  # of the frame height: readable on a phone
+    caption_max_lines: int = Field(2, ge=1, le=4)  # longer lines become consecutive captions
+    caption_box: bool = True  # a translucent box behind the text; False: an outline only
 
     @field_validator("width", "height")
     @classmethod
@@ -61,6 +71,16 @@ class PlatformSpec(BaseModel):
         if value % 2:
             raise ValueError(f"must be even for 4:2:0 H.264, got {value}")
         return value
+
+    def render_key(self, *, with_captions: bool = True) -> dict[str, Any]:
+        """The fields that change the rendered file: platforms with equal keys get one encode, the same
+        bytes (the 9:16 platforms when no captions are burned in, for example). Limits and labels only
+        change what QA expects; the safe zone only matters where captions are burned in
+        (``with_captions``: the footage has captions to burn)."""
+        ignored = {"name", "label", "min_duration_s", "max_duration_s", "max_file_mb"}
+        if not (self.burn_captions and with_captions):
+            ignored |= {"safe_zone", "caption_font_size", "caption_max_lines", "caption_box"}
+        return self.model_dump(mode="json", exclude=ignored)
 
     @property
     def aspect(self) -> Fraction:
@@ -89,6 +109,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             max_duration_s=60,
             max_file_mb=500,
             safe_zone=_VERTICAL_SAFE,
+            burn_captions=True,
         ),
         _spec(
             name="instagram_reels",
@@ -98,6 +119,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             max_duration_s=90,
             max_file_mb=4000,
             safe_zone=_VERTICAL_SAFE,
+            burn_captions=True,
         ),
         _spec(
             name="youtube_shorts",
@@ -107,6 +129,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             max_duration_s=60,
             max_file_mb=2000,
             safe_zone=SafeZone(top=0.10, bottom=0.25, left=0.06, right=0.14),
+            burn_captions=True,
         ),
         _spec(
             name="instagram_feed",
@@ -116,6 +139,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             max_duration_s=60,
             max_file_mb=4000,
             safe_zone=SafeZone(top=0.06, bottom=0.10),
+            burn_captions=True,
         ),
         _spec(
             name="facebook_feed",
@@ -125,6 +149,7 @@ PLATFORMS: dict[str, PlatformSpec] = {
             max_duration_s=240,
             max_file_mb=4000,
             safe_zone=SafeZone(top=0.06, bottom=0.12),
+            burn_captions=True,
         ),
         _spec(name="square", label="Square 1:1", width=1080, height=1080, max_duration_s=60, max_file_mb=4000),
         _spec(

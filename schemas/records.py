@@ -24,6 +24,12 @@ class CampaignPlan(_Record):
     brief: Brief
     platforms: dict[str, PlatformSpec]
     attempt: int
+    preview: bool = False  # masters only, small and fast, for a producer to approve scene by scene
+    # Per "scene:language": the attempt (hence seed) generation starts from; 0 when absent.
+    first_attempts: dict[str, int] = {}
+
+    def first_attempt(self, scene_id: str, language: str) -> int:
+        return self.first_attempts.get(f"{scene_id}:{language}", 0)
 
     @property
     def scene_languages(self) -> list[tuple[str, str]]:
@@ -38,6 +44,10 @@ class IngestedReference(_Record):
     sha256: str
     source_sha256: str
     media_info: dict[str, Any]
+    # What the upload was (probe of the file as briefed) and what its role's analysis found
+    # (media/analysis.py: tempo and beats, speech segments, motion and shots, face box and colours).
+    source_info: dict[str, Any] = {}
+    analysis: dict[str, Any] = {}
 
 
 class MasterRecord(_Record):
@@ -57,10 +67,17 @@ class MasterRecord(_Record):
     height: int
     fps: float
     unused_reference_roles: tuple[str, ...] = ()
+    # Times (s) of the sound events the backend reports (the sound-effect sync check's per-event table).
+    event_times_s: tuple[float, ...] = ()
     # The audio as stems (one WAV, one channel per name), when the backend makes them.
     stems_uri: str | None = None
     stem_names: tuple[str, ...] = ()
     cached: bool = False
+
+    @property
+    def subject(self) -> str:
+        """Its QA subject: every attempt's evidence is kept under its own name."""
+        return f"master:{self.scene_id}:{self.language}:a{self.attempt}"
 
 
 class CheckOutcome(_Record):
@@ -70,16 +87,21 @@ class CheckOutcome(_Record):
     metrics: dict[str, Any]
 
 
+# What the gate does with a master: keep it, generate it again with a new seed, or hand it to a person.
+Decision = Literal["pass", "regenerate", "needs_review"]
+
+
 class QAReport(_Record):
-    subject: str  # "master:<scene>:<lang>" | "spot:<lang>" | "deliverable:<lang>:<platform>"
+    subject: str  # "master:<scene>:<lang>:a<attempt>" | "deliverable:<lang>:<platform>"
     verdict: Verdict
     checks: tuple[CheckOutcome, ...]
+    decision: Decision | None = None  # masters only
 
     @classmethod
-    def from_checks(cls, subject: str, checks: list[CheckOutcome]) -> QAReport:
+    def from_checks(cls, subject: str, checks: list[CheckOutcome], decision: Decision | None = None) -> QAReport:
         verdicts = {check.verdict for check in checks}
         verdict: Verdict = "fail" if "fail" in verdicts else "warn" if "warn" in verdicts else "pass"
-        return cls(subject=subject, verdict=verdict, checks=tuple(checks))
+        return cls(subject=subject, verdict=verdict, checks=tuple(checks), decision=decision)
 
     @property
     def failures(self) -> list[CheckOutcome]:
@@ -96,6 +118,17 @@ class SpotRecord(_Record):
     width: int
     height: int
     fps: float
+    # Where each scene starts on the spot's clock (beat sync can move a cut from where the durations put it).
+    scene_starts_s: tuple[float, ...] = ()
+    # The cuts against the music's beat grid (media.assemble.Cut.to_dict), the mix's report, and the
+    # mixed layers (one WAV, a channel per name) kept for an editor to remix.
+    cuts: tuple[dict[str, Any], ...] = ()
+    beat_grid: dict[str, Any] | None = None
+    mix: dict[str, Any] = {}
+    stems_uri: str | None = None
+    stem_names: tuple[str, ...] = ()
+    # Per character reference: how alike its scenes look (media.analysis.character_consistency).
+    consistency: dict[str, Any] = {}
     cached: bool = False
 
 
@@ -120,6 +153,6 @@ class RunSummary(_Record):
     manifest_uri: str
     deliverables: tuple[DeliverableRecord, ...]
     qa: tuple[QAReport, ...]
-    generated: int
-    reused: int
+    generated: int  # generation attempts run by this call (a regenerated scene counts each attempt)
+    reused: int  # generation attempts found finished (earlier call, or before a crash)
     seconds: float

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,12 +47,53 @@ class Settings(BaseSettings):
     gpu_deployment: str | None = Field(
         None, description="Prefect deployment that scene generation is dispatched to; unset: in-process."
     )
+    inbox_url: str = Field(
+        "file://.syncreel/inbox",
+        description="Where the campaign-inbox schedule looks for new briefs: file://FOLDER (handled ones move "
+        "to FOLDER/handled/).",
+    )
+    campaign_deployment: str = Field(
+        "produce-campaign/production", description="Prefect deployment that `syncreel submit` and the inbox run."
+    )
     x264_preset: str = Field("veryfast", description="libx264 speed/size trade-off for deliverables.")
+    # Reference ingestion (tasks/ingest.py, media/fetch.py).
+    reference_roots: tuple[Path, ...] = Field(
+        (),
+        description="Folders besides the brief's own that local reference paths may point into (JSON list); "
+        "a path outside them, through '..' or a symlink, is refused.",
+    )
+    reference_private_networks: tuple[str, ...] = Field(
+        (),
+        description='Private, loopback or link-local networks (CIDR, JSON list, e.g. ["10.20.0.0/16"]) that '
+        "https references may reach; by default only public addresses are fetched.",
+    )
+    reference_max_download_bytes: int = Field(
+        500_000_000, gt=0, description="Largest https reference fetched; a longer body is cut off and refused."
+    )
+    reference_download_timeout_s: float = Field(
+        60.0, gt=0, description="Whole-download deadline for one https reference (connect and each read too)."
+    )
+    # Fault injection for tests and drills of the QA gate: the sound of every generated master is moved
+    # this much later (negative: earlier) on each scene's first ``fault_audio_shift_attempts`` attempts.
+    fault_audio_shift_ms: float = Field(0.0, ge=-2000, le=2000, description="Test hook: shift generated audio (ms).")
+    fault_audio_shift_attempts: int = Field(
+        1, ge=0, description="Test hook: how many attempts per scene get the shift (0: every attempt)."
+    )
     lease_seconds: float = Field(
         300.0,
         gt=0,
         description="A run whose owner has not written a heartbeat for this long may be taken over.",
     )
+
+    @field_validator("reference_private_networks")
+    @classmethod
+    def _networks(cls, networks: tuple[str, ...]) -> tuple[str, ...]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{network!r} is not a network in CIDR form such as 10.0.0.0/8 ({exc})") from None
+        return networks
 
     def generator_options(self) -> dict[str, object]:
         """Constructor options for the configured backend (model.generator.get_generator)."""

@@ -62,6 +62,10 @@ class AssetStore(abc.ABC):
         self._write(path, key)
         return StoredAsset(uri=self._uri(key), key=key, sha256=file_sha256(path), size_bytes=path.stat().st_size)
 
+    def uri_for(self, key: str) -> str:
+        """The URI a named key (see ``put_named``) has in this store, whether written yet or not."""
+        return self._uri(key)
+
     def exists(self, uri: str) -> bool:
         return self._exists_key(self._key(uri))
 

@@ -75,7 +75,8 @@ ALLOWED: dict[type[enum.StrEnum], dict[str, set[str]]] = {
             SceneStatus.needs_review,
         },
         SceneStatus.passed: {SceneStatus.generating, SceneStatus.generated},
-        SceneStatus.needs_review: {SceneStatus.generating, SceneStatus.generated},
+        # passed: a reviewer approved the flagged master as it is
+        SceneStatus.needs_review: {SceneStatus.generating, SceneStatus.generated, SceneStatus.passed},
         SceneStatus.failed: {SceneStatus.generating, SceneStatus.generated},
     },
 }
@@ -124,6 +125,24 @@ class Asset(Base):
     kind: Mapped[str] = mapped_column(String(32))
     size_bytes: Mapped[int] = mapped_column(Integer)
     media_info: Mapped[dict[str, Any] | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReferenceAsset(Base):
+    """A briefed reference as ingested: the upload (by content), its probe, its canonical asset and the
+    analysis for its role. One row per upload, kind and role, whichever campaign briefed it first."""
+
+    __tablename__ = "reference_assets"
+    __table_args__ = (UniqueConstraint("source_sha256", "kind", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(32))
+    asset_id: Mapped[int] = mapped_column(ForeignKey("assets.id"), index=True)
+    source_uri: Mapped[str] = mapped_column(Text)
+    source_info: Mapped[dict[str, Any]]
+    analysis: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

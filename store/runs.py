@@ -22,6 +22,7 @@ from store.models import (
     Generation,
     GenerationStatus,
     QAResult,
+    ReferenceAsset,
     RunStatus,
     SceneJob,
     SceneStatus,
@@ -169,6 +170,38 @@ def record_asset(
     )
 
 
+def record_reference_asset(
+    session: Session,
+    *,
+    source_sha256: str,
+    kind: str,
+    role: str,
+    asset_id: int,
+    source_uri: str,
+    source_info: dict[str, Any],
+    analysis: dict[str, Any],
+) -> ReferenceAsset:
+    """The row for this upload, kind and role (the first ingest's; an identical upload reuses it)."""
+    lookup = select(ReferenceAsset).where(
+        ReferenceAsset.source_sha256 == source_sha256, ReferenceAsset.kind == kind, ReferenceAsset.role == role
+    )
+    row = _insert_or_get(
+        session,
+        ReferenceAsset(
+            source_sha256=source_sha256,
+            kind=kind,
+            role=role,
+            asset_id=asset_id,
+            source_uri=source_uri,
+            source_info=source_info,
+            analysis=analysis,
+        ),
+        lookup,
+    )
+    row.asset_id, row.analysis = asset_id, analysis  # newer code may have analysed it differently
+    return row
+
+
 def get_output(session: Session, cache_key: str) -> TaskOutput | None:
     return session.get(TaskOutput, cache_key)
 
@@ -291,6 +324,16 @@ def _row(obj: Any) -> dict[str, Any]:
     return {column.key: getattr(obj, column.key) for column in obj.__table__.columns}
 
 
+def find_run(session: Session, run_key: str) -> CampaignRun | None:
+    return session.scalars(select(CampaignRun).where(CampaignRun.run_key == run_key)).first()
+
+
+def qa_results(session: Session, run_id: str) -> list[QAResult]:
+    return list(
+        session.scalars(select(QAResult).where(QAResult.run_id == run_id).order_by(QAResult.subject, QAResult.check))
+    )
+
+
 def run_detail(session: Session, run_id: str | None = None) -> dict[str, Any]:
     """A run with its scene jobs, generations, deliverables (with URIs) and QA results, as plain dicts."""
     run = get_run(session, run_id)
@@ -318,11 +361,6 @@ def run_detail(session: Session, run_id: str | None = None) -> dict[str, Any]:
             )
         ],
         "deliverables": [{**_row(d), "uri": uri, "size_bytes": size} for d, uri, size in deliverables],
-        "qa_results": [
-            _row(q)
-            for q in session.scalars(
-                select(QAResult).where(QAResult.run_id == run.id).order_by(QAResult.subject, QAResult.check)
-            )
-        ],
+        "qa_results": [_row(q) for q in qa_results(session, run.id)],
         "counts": {"assets": session.scalar(select(func.count()).select_from(Asset))},
     }

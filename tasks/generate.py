@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import replace
 
+import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 import media.encode
 from media.encode import write_master_clip, write_stems
-from model.generator import GenerationRequest, ReferenceInput, get_generator
+from model.generator import GenerationRequest, MasterClip, ReferenceInput, get_generator
 from schemas.brief import Brief, Scene
 from schemas.records import CampaignPlan, IngestedReference, MasterRecord
+from schemas.settings import Settings
 from store import runs
 from store.models import SceneStatus
 from tasks.progress import emit
@@ -30,6 +33,33 @@ def scene_seed(brief: Brief, scene: Scene, language: str, attempt: int) -> int:
         digest = hashlib.sha256(f"{brief.campaign_id}/{scene.id}/{language}".encode()).digest()
         base = int.from_bytes(digest[:4], "big")
     return (base + attempt * _SEED_STRIDE) % 2**31
+
+
+def fault_shift_ms(settings: Settings, attempt: int) -> float:
+    """The test hook's audio shift for this attempt (schemas.settings: ``fault_audio_shift_*``)."""
+    limit = settings.fault_audio_shift_attempts
+    return settings.fault_audio_shift_ms if limit == 0 or attempt < limit else 0.0
+
+
+def shifted_audio(clip: MasterClip, shift_ms: float) -> MasterClip:
+    """The clip with its sound (mix and stems) moved ``shift_ms`` later, silence filling the gap; the
+    reported event times stay where the picture has them."""
+    shift = int(round(shift_ms / 1000 * clip.sample_rate))
+
+    def moved(audio: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(audio)
+        if shift >= 0:
+            out[:, shift:] = audio[:, : audio.shape[1] - shift]
+        else:
+            out[:, :shift] = audio[:, -shift:]
+        return out
+
+    return replace(
+        clip,
+        audio=moved(clip.audio),
+        stems=None if clip.stems is None else moved(clip.stems),
+        parameters={**clip.parameters, "fault_audio_shift_ms": shift_ms},
+    )
 
 
 def build_request(
@@ -88,16 +118,20 @@ def generate_scene(
     scene = next(s for s in plan.brief.scenes if s.id == scene_id)
     generator = get_generator(rt.settings.backend, rt.settings.generator_options())
     request = build_request(rt, plan, scene, language, references, attempt)
+    shift_ms = fault_shift_ms(rt.settings, attempt)
     key = cache_key(
         "generate",
         _request_identity(request, references),
         generator.name,
         generator.model_version,
         code_fingerprint(media.encode),
+        *([{"fault_audio_shift_ms": shift_ms}] if shift_ms else []),
     )
     with rt.session() as session:
         runs.heartbeat(session, plan.run_id, owner_id())
         job_id = runs.ensure_scene_job(session, plan.run_id, scene_id, language).id
+
+    finish: dict = {}
 
     def produce() -> tuple[dict, int]:
         with rt.session() as session:
@@ -127,6 +161,8 @@ def generate_scene(
         started = time.perf_counter()
         try:
             clip = generator.generate(request)
+            if shift_ms:
+                clip = shifted_audio(clip, shift_ms)
             with rt.scratch(f"master-{scene_id}-{language}") as scratch:
                 info = write_master_clip(clip, scratch / "master.mp4")
                 stored, asset_id = store_asset(rt, scratch / "master.mp4", "master", info.to_dict())
@@ -143,18 +179,16 @@ def generate_scene(
                 runs.set_scene_status(session, job_id, SceneStatus.failed, error=str(exc))
             emit("generate", item, "failed", str(exc))
             raise
-        with rt.session() as session:
-            runs.finish_generation(
-                session,
-                generation_id,
-                asset_id=asset_id,
-                seconds=time.perf_counter() - started,
-                parameters_update={
-                    **clip.parameters,
-                    "unused_reference_roles": list(clip.unused_reference_roles),
-                    "event_times_s": list(clip.event_times_s),
-                },
-            )
+        finish.update(  # committed with the output record (see memoized): succeeded means remembered
+            generation_id=generation_id,
+            asset_id=asset_id,
+            seconds=time.perf_counter() - started,
+            parameters_update={
+                **clip.parameters,
+                "unused_reference_roles": list(clip.unused_reference_roles),
+                "event_times_s": list(clip.event_times_s),
+            },
+        )
         record = {
             "uri": stored.uri,
             "sha256": stored.sha256,
@@ -168,12 +202,13 @@ def generate_scene(
             "height": info.video.height,
             "fps": info.video.fps,
             "unused_reference_roles": list(clip.unused_reference_roles),
+            "event_times_s": list(clip.event_times_s),
             "stems_uri": stems_uri,
             "stem_names": list(clip.stem_names),
         }
         return record, asset_id
 
-    record, cached = memoized(rt, "generate", key, produce)
+    record, cached = memoized(rt, "generate", key, produce, lambda session: runs.finish_generation(session, **finish))
     with rt.session() as session:
         job = runs.ensure_scene_job(session, plan.run_id, scene_id, language)
         if job.status not in SETTLED or job.generation_id != record["generation_id"]:

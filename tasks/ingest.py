@@ -1,8 +1,19 @@
-"""ingest_reference: fetch a brief's reference, probe and normalize it, store it content-addressed."""
+"""ingest_reference: fetch a brief's reference, probe, normalize and analyse it, store it content-addressed.
+
+Sources: a path (relative to the brief's folder), file://, s3:// (through boto3) or https:// (media/fetch.py:
+public addresses only unless a network is allowed, size-capped, a deadline). Local paths must stay in
+the brief's folder or a folder of ``SYNCREEL_REFERENCE_ROOTS``: no ``..``, no symlink that leads out.
+Every refusal is a ReferenceRejected naming the reference id, its URI and what would be accepted;
+nothing of a refused reference reaches the asset store or the database.
+
+The output is keyed by the upload's content (plus kind, role and the code that processes it), so the
+same file briefed again, by any campaign, is found instead of processed again; the normalized file is
+content-addressed in the store, and a ``reference_assets`` row keeps the upload's probe and the analysis.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 import boto3
@@ -10,12 +21,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+import media.analysis
+import media.beats
 import media.normalize
 import media.probe
+from media.analysis import analyse_reference
 from media.errors import MediaError
+from media.fetch import FetchPolicy, fetch_https
 from media.normalize import normalize_reference
+from media.probe import probe
 from schemas.brief import Reference
 from schemas.records import IngestedReference
+from schemas.settings import Settings
+from store import runs
 from store.assets import file_sha256
 from tasks.progress import emit
 from tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, store_asset, to_record
@@ -25,45 +43,117 @@ class ReferenceRejected(ValueError):
     """A reference that cannot be used; the message names the reference id, its URI and the problem."""
 
 
-def locate_source(ref: Reference, base_uri: str | None, scratch: Path) -> Path:
-    """A local readable copy of the reference: a path (relative to the brief), file:// or s3://."""
+def _reject(ref: Reference, problem: str) -> ReferenceRejected:
+    return ReferenceRejected(f"reference {ref.id!r} ({ref.uri}): {problem}")
+
+
+def fetch_policy(settings: Settings) -> FetchPolicy:
+    return FetchPolicy(
+        max_bytes=settings.reference_max_download_bytes,
+        timeout_s=settings.reference_download_timeout_s,
+        allowed_networks=settings.reference_private_networks,
+    )
+
+
+def _s3_download(ref: Reference, uri: str, scratch: Path) -> Path:
+    parsed = urlparse(uri)
+    target = scratch / (PurePosixPath(parsed.path).name or "object")
+    try:
+        boto3.client("s3").download_file(parsed.netloc, parsed.path.lstrip("/"), str(target))
+    except (BotoCoreError, ClientError) as exc:
+        raise _reject(ref, f"cannot download {uri}: {exc}") from exc
+    return target
+
+
+def confined_path(ref: Reference, base_uri: str | None, roots: tuple[Path, ...] = ()) -> Path:
+    """The local file a path or file:// reference names, if it lies in the brief's folder (``base_uri``;
+    the working directory when the brief has none) or one of ``roots`` once every symlink is followed."""
+    parsed = urlparse(ref.uri)
+    if parsed.scheme == "file" and parsed.netloc not in ("", "localhost"):
+        raise _reject(ref, f"file:// URIs name a local path (file:///abs/path), not host {parsed.netloc!r}")
+    given = Path(parsed.path if parsed.scheme == "file" else ref.uri)
+    if ".." in given.parts:
+        raise _reject(ref, "'..' is refused in reference paths; give the path inside the brief's folder")
+    base = Path(base_uri or ".").absolute()
+    path = given if given.is_absolute() else base / given
+    allowed = [base, *(Path(root).absolute() for root in roots)]
+    real = path.resolve()
+    if not any(real.is_relative_to(folder.resolve()) for folder in allowed):
+        through = f" (through a symlink, to {real})" if path.absolute() != real else ""
+        where = ", ".join(str(folder) for folder in allowed)
+        raise _reject(
+            ref,
+            f"{path} is outside the folders references may come from{through}; accepted: files under {where}"
+            " (add a folder to SYNCREEL_REFERENCE_ROOTS to allow it)",
+        )
+    if not real.is_file():
+        raise _reject(ref, f"no such file {path}")
+    return real
+
+
+def locate_source(
+    ref: Reference,
+    base_uri: str | None,
+    scratch: Path,
+    *,
+    roots: tuple[Path, ...] = (),
+    policy: FetchPolicy | None = None,
+) -> Path:
+    """A local readable copy of the reference: a confined path (relative to the brief), file://, s3://
+    or https:// (relative paths under an s3:// ``base_uri`` are keys under it)."""
     parsed = urlparse(ref.uri)
     if parsed.scheme == "s3":
-        target = scratch / (Path(parsed.path).name or "object")
+        return _s3_download(ref, ref.uri, scratch)
+    if parsed.scheme == "https":
+        target = scratch / (PurePosixPath(parsed.path).name or "download")
         try:
-            boto3.client("s3").download_file(parsed.netloc, parsed.path.lstrip("/"), str(target))
-        except (BotoCoreError, ClientError) as exc:
-            raise ReferenceRejected(f"reference {ref.id!r} ({ref.uri}): cannot download: {exc}") from exc
-        return target
+            return fetch_https(ref.uri, target, policy or FetchPolicy())
+        except MediaError as exc:
+            raise _reject(ref, exc.problem) from None
     if parsed.scheme not in ("", "file"):
-        raise ReferenceRejected(
-            f"reference {ref.id!r} ({ref.uri}): unsupported URI scheme {parsed.scheme!r}; "
-            "accepted: a path, file:// or s3://"
-        )
-    path = Path(parsed.path if parsed.scheme == "file" else ref.uri).expanduser()
-    if not path.is_absolute():
-        path = Path(base_uri or ".") / path
-    if not path.is_file():
-        raise ReferenceRejected(f"reference {ref.id!r} ({ref.uri}): no such file {path}")
-    return path
+        raise _reject(ref, f"unsupported URI scheme {parsed.scheme!r}; accepted: a path, file://, s3:// or https://")
+    if parsed.scheme == "" and base_uri and base_uri.startswith("s3://") and not Path(ref.uri).is_absolute():
+        if ".." in PurePosixPath(ref.uri).parts:
+            raise _reject(ref, "'..' is refused in reference paths; give the key inside the brief's prefix")
+        return _s3_download(ref, f"{base_uri.rstrip('/')}/{ref.uri}", scratch)
+    return confined_path(ref, base_uri, roots)
 
 
 def _ingest(rt: Runtime, ref: Reference, base_uri: str | None) -> IngestedReference:
     with rt.scratch(f"ingest-{ref.id}") as scratch:
-        source = locate_source(ref, base_uri, scratch)
+        source = locate_source(
+            ref, base_uri, scratch, roots=rt.settings.reference_roots, policy=fetch_policy(rt.settings)
+        )
         source_sha = file_sha256(source)
-        key = cache_key("ingest", source_sha, ref.kind, code_fingerprint(media.normalize, media.probe))
+        code = code_fingerprint(media.normalize, media.probe, media.analysis, media.beats)
+        key = cache_key("ingest", source_sha, ref.kind, ref.role, code)
 
         def produce() -> tuple[dict, int]:
             try:
                 normalized, info = normalize_reference(source, ref.kind, scratch / "out")
+                source_info = probe(source).to_dict()
+                analysis = analyse_reference(normalized, ref.kind, ref.role)
             except MediaError as exc:
-                raise ReferenceRejected(f"reference {ref.id!r} ({ref.uri}): {exc}") from exc
+                raise _reject(ref, exc.problem) from exc
+            source_info["path"] = Path(source).name  # where it was fetched to is scratch, not provenance
             stored, asset_id = store_asset(rt, normalized, f"reference_{ref.kind}", info.to_dict())
+            with rt.session() as session:
+                runs.record_reference_asset(
+                    session,
+                    source_sha256=source_sha,
+                    kind=ref.kind,
+                    role=ref.role,
+                    asset_id=asset_id,
+                    source_uri=ref.uri,
+                    source_info=source_info,
+                    analysis=analysis,
+                )
             return {
                 "uri": stored.uri,
                 "sha256": stored.sha256,
                 "media_info": info.to_dict(),
+                "source_info": source_info,
+                "analysis": analysis,
                 "asset_id": asset_id,
             }, asset_id
 
@@ -75,4 +165,8 @@ def _ingest(rt: Runtime, ref: Reference, base_uri: str | None) -> IngestedRefere
 @task(name="ingest_reference", cache_policy=NO_CACHE, task_run_name="ingest-{ref.id}")
 def ingest_reference(ref: Reference, base_uri: str | None) -> IngestedReference:
     emit("ingest", ref.id, "started")
-    return _ingest(get_runtime(), ref, base_uri)
+    try:
+        return _ingest(get_runtime(), ref, base_uri)
+    except ReferenceRejected as exc:
+        emit("ingest", ref.id, "failed", str(exc))
+        raise

@@ -1,4 +1,5 @@
-"""parse_brief: bind a validated brief to a run row (created, resumed or taken over) and its scene jobs."""
+"""parse_brief: bind a validated brief to a run row (created, resumed or taken over) and its scene jobs;
+a preview run's brief and where a full render picks up the seeds its preview settled on."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy.orm import Session
 
 from schemas.brief import Brief
 from schemas.records import CampaignPlan
@@ -13,19 +15,70 @@ from store import runs
 from tasks.progress import emit
 from tasks.runtime import PIPELINE_VERSION, get_runtime, owner_id
 
+# A preview renders every scene small and with few sampler steps, with the full render's seeds.
+PREVIEW_MAX_SIDE = 320
+PREVIEW_STEPS = 4
 
-def run_key_for(brief: Brief) -> str:
-    """One run per distinct brief content: re-running the same brief resumes or re-checks that run."""
-    return hashlib.sha256(f"{PIPELINE_VERSION}:{brief.content_hash()}".encode()).hexdigest()
+
+def run_key_for(brief: Brief, *, preview: bool = False) -> str:
+    """One run per distinct brief content (and per mode): re-running the same brief resumes or
+    re-checks that run."""
+    mode = ":preview" if preview else ""
+    return hashlib.sha256(f"{PIPELINE_VERSION}:{brief.content_hash()}{mode}".encode()).hexdigest()
+
+
+def preview_brief(brief: Brief) -> Brief:
+    """The brief as its preview renders it: the master at most ``PREVIEW_MAX_SIDE`` on its long side
+    (even sizes, same aspect), at most ``PREVIEW_STEPS`` sampler steps; seeds, prompts and QA as given."""
+    master = brief.master
+    scale = min(1.0, PREVIEW_MAX_SIDE / max(master.width, master.height))
+    size = {side: max(64, 2 * round(getattr(master, side) * scale / 2)) for side in ("width", "height")}
+    steps = min(brief.generation.steps, PREVIEW_STEPS)
+    return brief.model_copy(
+        update={
+            "master": master.model_copy(update=size),
+            "generation": brief.generation.model_copy(update={"steps": steps}),
+        }
+    )
+
+
+def approval_subject(scene_id: str, language: str) -> str:
+    """Where a producer's approval or rejection of a previewed scene is recorded (a QA row of the preview run)."""
+    return f"approval:{scene_id}:{language}"
+
+
+def first_attempts(session: Session, brief: Brief) -> dict[str, int]:
+    """Per ``scene:language``, the attempt the full render starts from: the one its preview settled on
+    (same seed), or the next one when the producer rejected it; empty when the brief has no preview."""
+    preview = runs.find_run(session, run_key_for(preview_brief(brief), preview=True))
+    if preview is None:
+        return {}
+    starts: dict[str, int] = {}
+    results = runs.qa_results(session, preview.id)
+    for row in results:
+        kind, *rest = row.subject.split(":")
+        if kind == "master" and len(rest) == 3:
+            item = f"{rest[0]}:{rest[1]}"
+            starts[item] = max(starts.get(item, 0), int(rest[2].removeprefix("a")))
+    for row in results:
+        kind, *rest = row.subject.split(":")
+        if kind == "approval" and row.verdict == "fail" and ":".join(rest) in starts:
+            starts[":".join(rest)] += 1
+    return starts
 
 
 @task(name="parse_brief", cache_policy=NO_CACHE)
-def parse_brief(brief: Brief) -> CampaignPlan:
+def parse_brief(brief: Brief, preview: bool = False) -> CampaignPlan:
+    """Claim the run of this brief (its preview run when ``preview``: ``brief`` is then the full brief,
+    rendered as ``preview_brief`` makes it)."""
     rt = get_runtime()
+    if preview:
+        brief = preview_brief(brief)
     with rt.session() as session:
+        starts = {} if preview else first_attempts(session, brief)
         run = runs.claim_run(
             session,
-            run_key=run_key_for(brief),
+            run_key=run_key_for(brief, preview=preview),
             campaign_id=brief.campaign_id,
             brief=brief.model_dump(mode="json"),
             brief_source=brief.base_uri,
@@ -41,6 +94,8 @@ def parse_brief(brief: Brief) -> CampaignPlan:
             brief=brief,
             platforms=brief.platform_specs(),
             attempt=run.attempts,
+            preview=preview,
+            first_attempts=starts,
         )
     emit("parse", plan.run_id, "done", f"attempt {plan.attempt}")
     return plan

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from datetime import UTC, datetime
@@ -12,10 +13,20 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from schemas.records import CampaignPlan, DeliverableRecord, MasterRecord, QAReport, RunSummary, SpotRecord
+from schemas.records import (
+    CampaignPlan,
+    DeliverableRecord,
+    IngestedReference,
+    MasterRecord,
+    QAReport,
+    RunSummary,
+    SpotRecord,
+)
 from store import runs
 from store.models import RunStatus
 from tasks.progress import emit
+from tasks.report import report_key, store_report
+from tasks.review import ReviewDecision
 from tasks.runtime import Runtime, get_runtime
 
 
@@ -27,6 +38,8 @@ def build_manifest(
     deliverables: list[DeliverableRecord],
     reports: list[QAReport],
     status: str,
+    review: ReviewDecision | None = None,
+    references: list[IngestedReference] | None = None,
 ) -> dict:
     verdicts = {report.subject: report for report in reports}
     return {
@@ -37,8 +50,13 @@ def build_manifest(
         "run_key": plan.run_key,
         "attempt": plan.attempt,
         "status": status,
+        "preview": plan.preview,
+        "review": review.model_dump(mode="json") if review is not None else None,
         "published_at": datetime.now(UTC).isoformat(),
+        "report_uri": rt.store.uri_for(report_key(plan.run_id)),
         "languages": plan.brief.languages,
+        # each reference as ingested: its normalized asset, the upload's probe and its role's analysis
+        "references": [r.model_dump(mode="json") for r in references or []],
         "scenes": [
             {
                 "scene_id": m.scene_id,
@@ -51,7 +69,20 @@ def build_manifest(
                 "duration_s": m.duration_s,
                 "unused_reference_roles": list(m.unused_reference_roles),
                 "stems": {"uri": m.stems_uri, "channels": list(m.stem_names)} if m.stems_uri else None,
-                "qa": verdicts[f"master:{m.scene_id}:{m.language}"].verdict,
+                "attempt": m.attempt,
+                "qa": verdicts[m.subject].verdict,
+                "decision": verdicts[m.subject].decision,
+                # every attempt the gate judged, oldest first: why each earlier seed was regenerated
+                "attempts": [
+                    {
+                        "attempt": int(r.subject.rsplit(":a", 1)[1]),
+                        "verdict": r.verdict,
+                        "decision": r.decision,
+                        "failures": [f"{c.check}: {c.message}" for c in r.failures],
+                    }
+                    for r in reports
+                    if r.subject.startswith(f"master:{m.scene_id}:{m.language}:a")
+                ],
             }
             for m in masters
         ],
@@ -85,9 +116,22 @@ def _artifacts(
         }
         for d in deliverables
     ]
-    create_table_artifact(
-        key=f"deliverables-{plan.brief.campaign_id}", table=rows, description=f"Deliverables of run {plan.run_id}"
-    )
+    slug = re.sub(r"[^a-z0-9-]", "-", plan.brief.campaign_id)  # artifact keys: lowercase, digits, dashes
+    create_table_artifact(key=f"deliverables-{slug}", table=rows, description=f"Deliverables of run {plan.run_id}")
+    checks = [
+        {
+            "subject": report.subject,
+            "check": check.check,
+            "verdict": check.verdict,
+            "decision": report.decision or "",
+            "offset ms": check.metrics.get("offset_ms"),
+            "confidence": check.metrics.get("confidence"),
+            "message": check.message,
+        }
+        for report in reports
+        for check in report.checks
+    ]
+    create_table_artifact(key=f"qa-checks-{slug}", table=checks, description=f"Every QA check of run {plan.run_id}")
     failing = [r for r in reports if r.verdict != "pass"]
     lines = [
         f"# {plan.brief.title or plan.brief.campaign_id}",
@@ -99,12 +143,22 @@ def _artifacts(
     ]
     for report in failing:
         lines += [
-            f"- `{report.subject}` **{report.verdict}**: "
+            f"- `{report.subject}` **{report.verdict}**{f' → {report.decision}' if report.decision else ''}: "
             + "; ".join(c.message for c in report.checks if c.verdict != "pass")
         ]
-    create_markdown_artifact(
-        key=f"qa-{plan.brief.campaign_id}", markdown="\n".join(lines), description=f"QA of run {plan.run_id}"
-    )
+    create_markdown_artifact(key=f"qa-{slug}", markdown="\n".join(lines), description=f"QA of run {plan.run_id}")
+
+
+def run_status(reports: list[QAReport], review: ReviewDecision | None) -> RunStatus:
+    """needs_review when a deliverable fails QA, or a master the gate gave up on was not approved by a
+    reviewer; masters that were regenerated and then passed do not count against the run."""
+    approved = review is not None and review.approve
+    for report in reports:
+        if report.decision == "needs_review" and not approved:
+            return RunStatus.needs_review
+        if report.decision is None and report.verdict == "fail":
+            return RunStatus.needs_review
+    return RunStatus.succeeded
 
 
 @task(name="publish", cache_policy=NO_CACHE)
@@ -115,19 +169,27 @@ def publish(
     deliverables: list[DeliverableRecord],
     reports: list[QAReport],
     started_at: float,
+    review: ReviewDecision | None = None,
+    generations: list[MasterRecord] | None = None,
+    references: list[IngestedReference] | None = None,
 ) -> RunSummary:
+    """The manifest and the HTML QA report in the store, Prefect artifacts, and the run's final status.
+    ``masters``: the master each scene keeps; ``generations``: every attempt's (default: ``masters``),
+    counted as generated or reused in the summary."""
     rt = get_runtime()
     emit("publish", plan.run_id, "started")
-    status = RunStatus.succeeded if all(r.verdict != "fail" for r in reports) else RunStatus.needs_review
-    manifest = build_manifest(rt, plan, masters, spots, deliverables, reports, str(status))
+    status = run_status(reports, review)
+    manifest = build_manifest(rt, plan, masters, spots, deliverables, reports, str(status), review, references)
     with rt.scratch("manifest") as scratch:
         path = scratch / "manifest.json"
         path.write_text(json.dumps(manifest, indent=2))
         stored = rt.store.put_named(path, f"runs/{plan.run_id}/manifest.json")
+    store_report(rt, plan.run_id, str(status))  # from the database, as `syncreel report` makes it
     _artifacts(plan, deliverables, reports, stored.uri, str(status))
     with rt.session() as session:
         runs.finish_run(session, plan.run_id, status, manifest_uri=stored.uri)
-    generated = sum(not m.cached for m in masters)
+    attempts = masters if generations is None else generations
+    generated = sum(not m.cached for m in attempts)
     emit("publish", plan.run_id, "done", str(status))
     return RunSummary(
         run_id=plan.run_id,
@@ -137,14 +199,16 @@ def publish(
         deliverables=tuple(deliverables),
         qa=tuple(reports),
         generated=generated,
-        reused=len(masters) - generated,
+        reused=len(attempts) - generated,
         seconds=time.time() - started_at,
     )
 
 
 def export_deliverables(rt: Runtime, summary: RunSummary, out_dir: Path) -> list[Path]:
-    """Copy a run's deliverables and manifest out of the asset store under readable names:
-    ``OUT/<campaign>/<language>/<campaign>_<language>_<platform>.mp4`` and ``OUT/<campaign>/manifest.json``."""
+    """Copy a run's deliverables, manifest and HTML report out of the asset store under readable names:
+    ``OUT/<campaign>/<language>/<campaign>_<language>_<platform>.mp4``, ``OUT/<campaign>/manifest.json`` and
+    ``report.html``; a preview run's scenes go to ``OUT/<campaign>/preview/<language>/<scene>.mp4`` with its
+    manifest and report beside them. Deliverables come first in the list, in the summary's order."""
     root = out_dir / summary.campaign_id
     written = []
     for d in summary.deliverables:
@@ -152,6 +216,17 @@ def export_deliverables(rt: Runtime, summary: RunSummary, out_dir: Path) -> list
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(rt.store.fetch(d.uri), target)
         written.append(target)
-    manifest = root / "manifest.json"
-    shutil.copyfile(rt.store.fetch(summary.manifest_uri), manifest)
-    return [*written, manifest]
+    manifest = json.loads(rt.store.fetch(summary.manifest_uri).read_text())
+    if manifest.get("preview"):
+        root = root / "preview"
+        for scene in manifest["scenes"]:
+            target = root / scene["language"] / f"{scene['scene_id']}.mp4"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(rt.store.fetch(scene["uri"]), target)
+            written.append(target)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, uri in (("manifest.json", summary.manifest_uri), ("report.html", manifest.get("report_uri"))):
+        if uri and rt.store.exists(uri):
+            shutil.copyfile(rt.store.fetch(uri), root / name)
+            written.append(root / name)
+    return written

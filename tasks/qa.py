@@ -1,34 +1,80 @@
-"""qa_master / qa_deliverable: technical checks on a stored clip, recorded per run in the database."""
+"""qa_master / qa_deliverable: technical checks and sync scores on a stored clip, recorded per run in
+the database, and the gate's decision for a master: pass, regenerate with a new seed, or needs review."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+import media.faces
+import media.lipsync
 import media.probe
 import media.qc
+import media.sfxsync
+import media.syncqa
+import media.tracks
 from media.qc import Expectation, run_checks
+from media.syncqa import score_sync
+from schemas.brief import Brief, Scene
 from schemas.platforms import PlatformSpec
-from schemas.records import CampaignPlan, CheckOutcome, DeliverableRecord, MasterRecord, QAReport
+from schemas.records import CampaignPlan, CheckOutcome, Decision, DeliverableRecord, MasterRecord, QAReport
 from store import runs
 from store.models import SceneStatus
 from tasks.progress import emit
 from tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized
 
 
-def check_clip(rt: Runtime, plan: CampaignPlan, subject: str, uri: str, sha256: str, expect: Expectation) -> QAReport:
-    """Run (or recall) the technical checks on one stored clip and record them against the run."""
-    key = cache_key("qa", sha256, asdict(expect), code_fingerprint(media.qc, media.probe))
+def sync_expectation(brief: Brief, scene: Scene, master: MasterRecord) -> dict[str, Any] | None:
+    """``media.syncqa.score_sync``'s keyword arguments for one master, from the brief's ``qa`` thresholds
+    and what the scene holds (None when the brief turns sync checks off)."""
+    qa = brief.qa
+    if not qa.sync_checks:
+        return None
+    return {
+        "max_audio_early_ms": qa.max_audio_early_ms,
+        "max_audio_late_ms": qa.max_audio_late_ms,
+        "min_lipsync_confidence": qa.min_lipsync_confidence,
+        "min_sfx_confidence": qa.min_sfx_confidence,
+        "speaker_expected": any(line.on_screen for line in scene.dialogue),
+        "speech_expected": bool(scene.dialogue),
+        "effects_expected": bool(scene.sound_cues),
+        "events_s": tuple(master.event_times_s),
+    }
+
+
+def check_clip(
+    rt: Runtime,
+    plan: CampaignPlan,
+    subject: str,
+    uri: str,
+    sha256: str,
+    expect: Expectation,
+    sync: dict[str, Any] | None = None,
+    decide: Callable[[QAReport], Decision] | None = None,
+) -> QAReport:
+    """Run (or recall) the technical checks, and the sync scores when ``sync`` is given, on one stored
+    clip; record every check against the run. ``decide(report) -> Decision`` sets the gate's decision."""
+    fingerprint = code_fingerprint(media.qc, media.probe)
+    if sync is not None:
+        fingerprint += code_fingerprint(media.syncqa, media.lipsync, media.sfxsync, media.tracks, media.faces)
+    key = cache_key("qa", sha256, asdict(expect), sync, fingerprint)
 
     def produce() -> tuple[dict, None]:
-        results = run_checks(rt.store.fetch(uri), expect)
+        path = rt.store.fetch(uri)
+        results = run_checks(path, expect)
+        if sync is not None:
+            results += list(score_sync(path, **sync).checks)
         checks = [CheckOutcome(check=r.check, verdict=r.verdict, message=r.message, metrics=r.metrics) for r in results]
         return {"checks": [c.model_dump(mode="json") for c in checks]}, None
 
-    record, cached = memoized(rt, "qa", key, produce)
+    record, _ = memoized(rt, "qa", key, produce)
     report = QAReport.from_checks(subject, [CheckOutcome.model_validate(c) for c in record["checks"]])
+    if decide is not None:
+        report = report.model_copy(update={"decision": decide(report)})
     with rt.session() as session:
         for check in report.checks:
             runs.record_qa(
@@ -37,32 +83,50 @@ def check_clip(rt: Runtime, plan: CampaignPlan, subject: str, uri: str, sha256: 
                 subject=subject,
                 check=check.check,
                 verdict=check.verdict,
-                metrics=check.metrics,
+                metrics={**check.metrics, **({"decision": report.decision} if report.decision else {})},
                 message=check.message,
             )
     return report
 
 
+def gate(report: QAReport, regenerations: int, max_regenerations: int) -> Decision:
+    """A failing master is generated again with a new seed while regenerations remain, then needs a person."""
+    if report.verdict != "fail":
+        return "pass"
+    return "regenerate" if regenerations < max_regenerations else "needs_review"
+
+
 @task(name="qa_master", cache_policy=NO_CACHE, task_run_name="qa-master-{master.scene_id}-{master.language}")
 def qa_master(plan: CampaignPlan, master: MasterRecord) -> QAReport:
+    """Technical QC against the master format plus lip-sync and sound-effect sync, and the gate's decision."""
     item = f"{master.scene_id}/{master.language}"
     brief = plan.brief
     scene = next(s for s in brief.scenes if s.id == master.scene_id)
     expect = Expectation.for_master(brief.master.width, brief.master.height, brief.master.fps, scene.duration_s)
     rt = get_runtime()
-    report = check_clip(rt, plan, f"master:{master.scene_id}:{master.language}", master.uri, master.sha256, expect)
-    final = master.attempt >= brief.qa.max_regenerations
-    if report.verdict != "fail" or final:
+    report = check_clip(
+        rt,
+        plan,
+        master.subject,
+        master.uri,
+        master.sha256,
+        expect,
+        sync_expectation(brief, scene, master),
+        decide=lambda r: gate(
+            r, master.attempt - plan.first_attempt(master.scene_id, master.language), brief.qa.max_regenerations
+        ),
+    )
+    if report.decision != "regenerate":
         with rt.session() as session:
             job = runs.ensure_scene_job(session, plan.run_id, master.scene_id, master.language)
-            status = SceneStatus.passed if report.verdict != "fail" else SceneStatus.needs_review
+            status = SceneStatus.passed if report.decision == "pass" else SceneStatus.needs_review
             if job.status != status:
                 runs.set_scene_status(session, job.id, status)
     emit(
         "qa_master",
         item,
         "flagged" if report.verdict == "fail" else "done",
-        "; ".join(c.message for c in report.failures),
+        (f"{report.decision}: " + "; ".join(c.message for c in report.failures)) if report.failures else "pass",
     )
     return report
 

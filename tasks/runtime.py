@@ -116,9 +116,21 @@ def recall(rt: Runtime, key: str) -> dict[str, Any] | None:
     return record
 
 
-def remember(rt: Runtime, key: str, stage: str, record: dict[str, Any], asset_id: int | None = None) -> dict[str, Any]:
-    """Store an output record; when two workers race, the first one's record wins and is returned."""
+def remember(
+    rt: Runtime,
+    key: str,
+    stage: str,
+    record: dict[str, Any],
+    asset_id: int | None = None,
+    settle: Callable[[Session], object] | None = None,
+) -> dict[str, Any]:
+    """Store an output record; when two workers race, the first one's record wins and is returned.
+
+    ``settle`` writes more rows in the same transaction (e.g. marking the generation that made the output
+    succeeded), so a crash can never leave one written without the other."""
     with rt.session() as session:
+        if settle is not None:
+            settle(session)
         return dict(runs.put_output(session, cache_key=key, stage=stage, record=record, asset_id=asset_id).record)
 
 
@@ -145,11 +157,16 @@ def to_record(cls: type[RecordT], stored: dict[str, Any], **fields: Any) -> Reco
 
 
 def memoized(
-    rt: Runtime, stage: str, key: str, produce: Callable[[], tuple[dict[str, Any], int | None]]
+    rt: Runtime,
+    stage: str,
+    key: str,
+    produce: Callable[[], tuple[dict[str, Any], int | None]],
+    settle: Callable[[Session], object] | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Return (record, cached): the remembered output for ``key``, or produce and remember it."""
+    """Return (record, cached): the remembered output for ``key``, or produce and remember it
+    (``settle``, called only after producing, commits with the record; see ``remember``)."""
     found = recall(rt, key)
     if found is not None:
         return found, True
     record, asset_id = produce()
-    return remember(rt, key, stage, record, asset_id), False
+    return remember(rt, key, stage, record, asset_id, settle), False

@@ -103,6 +103,7 @@ def check_campaign_complete(state: Path, out: Path, run_json: dict) -> None:
         assert Path(uri.removeprefix("file://")).is_file(), uri
     assert not [p for p in (state / "assets").rglob("*") if p.is_file() and ".tmp" in p.name]
     manifest = json.loads((out / "small-test" / "manifest.json").read_text())
+    assert run_json["run_id"] in (out / "small-test" / "report.html").read_text()  # the QA report beside it
     assert len(manifest["deliverables"]) == 4 and manifest["run_id"] == run_json["run_id"]
     for entry in manifest["deliverables"]:
         assert Path(entry["url"].removeprefix("file://")).is_file()
@@ -117,12 +118,12 @@ def test_campaign_runs_end_to_end_then_rerun_is_fully_cached(tmp_path):
     assert first.returncode in (0, 3), first.stdout + first.stderr
     summary = json.loads(first.stdout)
     check_campaign_complete(state, out, summary)
-    assert summary["generated"] == 4 and summary["reused"] == 0
+    assert summary["generated"] >= 4 and summary["reused"] == 0  # 4 scenes, and any regenerations
 
     second = syncreel("run", str(brief), "--out", str(out), "--json", env=env)
     again = json.loads(second.stdout)
     assert again["run_id"] == summary["run_id"]
-    assert again["generated"] == 0 and again["reused"] == 4
+    assert again["generated"] == 0 and again["reused"] == summary["generated"]
     assert not any(d["cached"] is False for d in again["deliverables"])
     assert [d["sha256"] for d in again["deliverables"]] == [d["sha256"] for d in summary["deliverables"]]
     check_campaign_complete(state, out, again)

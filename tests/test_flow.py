@@ -29,7 +29,7 @@ def test_produce_campaign_in_process_publishes_manifest_and_artifacts(harness, e
     with listening(events.append):
         summary = produce_campaign(str(brief_path))
     assert summary.status in ("succeeded", "needs_review")
-    assert len(summary.deliverables) == 4 and summary.generated == 4
+    assert len(summary.deliverables) == 4 and summary.generated >= 4  # 4 scenes, and any regenerations
     manifest = Path(summary.manifest_uri.removeprefix("file://"))
     assert manifest.is_file() and summary.run_id in manifest.read_text()
     table = Artifact.get("deliverables-small-test")

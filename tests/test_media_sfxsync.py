@@ -94,8 +94,14 @@ def base_score(**changes) -> SfxSyncScore:
     ],
 )
 def test_verdicts(changes: dict, status: str, verdict: str) -> None:
-    judged = judge_sfx_sync(base_score(**changes))
+    judged = judge_sfx_sync(base_score(**changes), effects_expected=True)
     assert (judged.status, judged.verdict) == (status, verdict)
+
+
+def test_an_offset_only_warns_when_no_effects_are_expected() -> None:
+    # speech onsets lead a talking face's motion: not an effects fault (lip-sync judges speech)
+    judged = judge_sfx_sync(base_score(offset_ms=-155.0))
+    assert (judged.status, judged.verdict) == ("audio_early", "warn")
 
 
 def test_thresholds_come_from_the_caller() -> None:

@@ -1,4 +1,5 @@
-"""Platform variants: reframe plans, exact encodes to spec, two-pass loudness normalization."""
+"""Platform variants one at a time: pad geometry, exact encodes to spec, two-pass loudness normalization
+(the fan-out, reframing and captions have their own test files)."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def test_render_small_vertical_variant_to_spec(spot: Path, tmp_path: Path) -> No
     assert info.video.fps == pytest.approx(30.0)
     assert info.video.frames == 60
     assert (info.audio.codec, info.audio.sample_rate, info.audio.channels) == ("aac", 48_000, 2)
-    assert result.reframe.mode == "pad"
+    assert len(result.crop_path.modes) == 60 and result.crop_path.crop_size == (202, 360)
     assert _keyframes(result.path) == [0]  # GOP of 2 s = 60 frames: the one keyframe opens the clip
     # Loudness: measured quiet before, normalized to the target after (two-pass loudnorm).
     assert result.input_lufs is not None and result.input_lufs < -35
@@ -98,7 +99,7 @@ def test_render_crop_variant_mono_and_other_loudness(tmp_path: Path) -> None:
     src = synth_media(tmp_path / "tv.mp4", duration_s=1.0, size=(320, 240), fps=25, level_db=-10)
     spec = small(SQUARE, 240, 240).model_copy(update={"audio_channels": 1, "loudness_lufs": -23.0, "fps": 25.0})
     result = render_variant(src, spec, tmp_path / "square.mp4")
-    assert result.reframe.mode == "crop" and (result.reframe.width, result.reframe.height) == (240, 240)
+    assert result.crop_path.pad_share == 0 and result.crop_path.crop_size == (240, 240)
     assert result.info.audio is not None and result.info.audio.channels == 1
     assert measure(result.path).integrated_lufs == pytest.approx(-23.0, abs=1.0)
 
@@ -120,8 +121,9 @@ def test_render_rejects_a_still_image(tmp_path: Path) -> None:
         render_variant(still, small(TIKTOK, 108, 192), tmp_path / "out.mp4")
 
 
-def test_render_full_size_tiktok(spot: Path, tmp_path: Path) -> None:
-    result = render_variant(spot, TIKTOK, tmp_path / "tiktok_full.mp4")
+def test_render_full_size_tiktok_fitted_over_a_blur(spot: Path, tmp_path: Path) -> None:
+    result = render_variant(spot, TIKTOK.model_copy(update={"reframe": "fit"}), tmp_path / "tiktok_full.mp4")
+    assert result.crop_path.pad_share == 1
     info = result.info
     assert info.video is not None and info.audio is not None
     assert (info.video.codec, info.video.width, info.video.height) == ("h264", 1080, 1920)

@@ -1,0 +1,221 @@
+"""Fetch an https reference safely: public addresses only, size-capped streaming, a whole-download deadline.
+
+The host is resolved once and every address it resolves to is checked before connecting; the
+connection goes to the checked address (the TLS handshake still verifies the host's certificate), so
+a DNS answer that changes between the check and the connection cannot reach a private address.
+Redirects are followed by hand, each new location checked the same way. Private, loopback, link-local
+and other non-global addresses are refused unless a network that holds them is allowed explicitly
+(``FetchPolicy.allowed_networks``, from ``SYNCREEL_REFERENCE_PRIVATE_NETWORKS``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import os
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+from media.errors import MediaError
+
+_CHUNK = 1 << 16
+_REDIRECTS = {301, 302, 303, 307, 308}
+USER_AGENT = "syncreel-reference-fetch/1"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    max_bytes: int = 500_000_000
+    timeout_s: float = 60.0  # the whole download; connecting and every read share this deadline
+    allowed_networks: tuple[str, ...] = ()  # CIDR networks outside the public internet that may be fetched
+    max_redirects: int = 3
+
+
+def _plain(address: IPAddress) -> IPAddress:
+    """An IPv4-mapped IPv6 address (::ffff:127.0.0.1) is the IPv4 address it carries."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def address_refusal(address: IPAddress, allowed_networks: tuple[str, ...]) -> str | None:
+    """Why ``address`` may not be fetched from (None: it may)."""
+    address = _plain(address)
+    for network in allowed_networks:
+        if address in ipaddress.ip_network(network, strict=False):
+            return None
+    if address.is_global and not address.is_multicast:
+        return None
+    kind = (
+        "loopback"
+        if address.is_loopback
+        else "link-local"
+        if address.is_link_local
+        else "private"
+        if address.is_private
+        else "multicast"
+        if address.is_multicast
+        else "non-public"
+    )
+    return (
+        f"{address} is a {kind} address; references are fetched from public addresses only "
+        "(allow a network with SYNCREEL_REFERENCE_PRIVATE_NETWORKS, e.g. '[\"10.0.0.0/8\"]')"
+    )
+
+
+def _resolve(url: str, host: str, port: int, policy: FetchPolicy) -> str:
+    """The address to connect to, after checking every address ``host`` resolves to."""
+    try:
+        literal: IPAddress | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise MediaError(url, f"cannot resolve host {host!r} ({exc})") from None
+        addresses = [ipaddress.ip_address(entry[4][0].split("%")[0]) for entry in found]
+        if not addresses:
+            raise MediaError(url, f"host {host!r} has no address")
+    for address in addresses:
+        refusal = address_refusal(address, policy.allowed_networks)
+        if refusal:
+            raise MediaError(url, f"refused: {host} resolves to {refusal}")
+    return str(addresses[0])
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to an address checked beforehand, with SNI and certificate checks for the original host."""
+
+    def __init__(self, host: str, address: str, port: int, timeout: float, context: ssl.SSLContext):
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._address = address
+        self._tls = context
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), timeout=self.timeout)
+        self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
+
+
+def _split(url: str) -> tuple[str, int, str]:
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        raise MediaError(url, f"scheme {parts.scheme or 'none'!r} refused; accepted: https://")
+    if parts.username or parts.password:
+        raise MediaError(url, "credentials in the URL are refused; use a presigned URL or s3://")
+    if not parts.hostname:
+        raise MediaError(url, "no host in the URL")
+    try:
+        port = parts.port or 443
+    except ValueError:
+        raise MediaError(url, "the URL's port is not a number in 1-65535") from None
+    target = parts.path or "/"
+    if parts.query:
+        target += f"?{parts.query}"
+    return parts.hostname, port, target
+
+
+def _remaining(url: str, deadline: float, timeout_s: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise MediaError(url, f"download took longer than {timeout_s:g} s; accepted: at most {timeout_s:g} s")
+    return left
+
+
+def _stream(
+    url: str,
+    response: http.client.HTTPResponse,
+    sock: socket.socket | None,
+    target: Path,
+    policy: FetchPolicy,
+    deadline: float,
+) -> int:
+    size_limit = policy.max_bytes
+    declared = response.getheader("Content-Length")
+    if declared and declared.isdigit() and int(declared) > size_limit:
+        raise MediaError(url, f"download is {int(declared):,} bytes; accepted: at most {size_limit:,} bytes")
+    written = 0
+    with target.open("wb") as out:
+        while True:
+            if sock is not None:
+                sock.settimeout(_remaining(url, deadline, policy.timeout_s))
+            try:
+                chunk = response.read(_CHUNK)
+            except TimeoutError:
+                _remaining(url, deadline, policy.timeout_s)
+                raise MediaError(url, f"the server stopped sending for {policy.timeout_s:g} s") from None
+            except (OSError, http.client.HTTPException) as exc:
+                raise MediaError(url, f"download broke off after {written:,} bytes ({exc})") from None
+            if not chunk:
+                break
+            written += len(chunk)
+            if written > size_limit:
+                raise MediaError(url, f"download passed {size_limit:,} bytes; accepted: at most {size_limit:,} bytes")
+            out.write(chunk)
+    if declared and declared.isdigit() and written != int(declared):
+        raise MediaError(url, f"download truncated: {written:,} of {int(declared):,} bytes")
+    return written
+
+
+def fetch_https(url: str, target: Path, policy: FetchPolicy = FetchPolicy()) -> Path:
+    """Download ``url`` to ``target`` (written whole or not at all). Raises MediaError naming the URL:
+    a refused scheme or address, a redirect to one, an HTTP error, a body over ``policy.max_bytes``, a
+    download past ``policy.timeout_s``, a TLS failure."""
+    target = Path(target)
+    deadline = time.monotonic() + policy.timeout_s
+    context = ssl.create_default_context()  # honours SSL_CERT_FILE / SSL_CERT_DIR
+    current = url
+    for _ in range(policy.max_redirects + 1):
+        try:
+            done = _get(current, target, policy, context, deadline)
+        except MediaError as exc:
+            if current == url:
+                raise
+            raise MediaError(url, f"redirected to {current}: {exc.problem}") from None
+        if isinstance(done, Path):
+            return done
+        current = done
+    raise MediaError(url, f"more than {policy.max_redirects} redirects")
+
+
+def _get(current: str, target: Path, policy: FetchPolicy, context: ssl.SSLContext, deadline: float) -> Path | str:
+    """One request: the downloaded file, or the next URL when the answer is a redirect."""
+    host, port, path = _split(current)
+    address = _resolve(current, host, port, policy)
+    timeout = _remaining(current, deadline, policy.timeout_s)
+    connection = _PinnedHTTPSConnection(host, address, port, timeout=timeout, context=context)
+    try:
+        try:
+            connection.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+            response = connection.getresponse()
+        except ssl.SSLError as exc:
+            raise MediaError(current, f"TLS failed ({exc.reason or exc})") from None
+        except TimeoutError:
+            raise MediaError(current, f"no answer within {policy.timeout_s:g} s") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise MediaError(current, f"cannot connect ({exc})") from None
+        if response.status in _REDIRECTS:
+            location = response.getheader("Location")
+            if not location:
+                raise MediaError(current, f"HTTP {response.status} redirect without a Location")
+            return urljoin(current, location)
+        if response.status != 200:
+            raise MediaError(current, f"HTTP {response.status} {response.reason}")
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            _stream(current, response, connection.sock, partial, policy, deadline)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        os.replace(partial, target)
+        return target
+    finally:
+        connection.close()

@@ -1,0 +1,242 @@
+"""The HTML QA report of a run: one self-contained page (pictures inline, plots as SVG) built from the
+database and the asset store alone, so any process can make it for any run (`syncreel report RUN`);
+`publish` stores it beside the manifest.
+
+For every scene and attempt: a still, the seed, the gate's decision and every check, the lip-sync
+correlation over the offsets searched with the allowed band, the per-window offsets (drift), and the
+sound-effect events; for every deliverable: a still, its loudness numbers, its crop path and its checks;
+the reviewer's and the producer's decisions.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections import defaultdict
+from typing import Any
+
+from media.errors import MediaError
+from media.still import still_jpeg
+from store import runs
+from store.assets import AssetStoreError
+from store.models import Asset
+from tasks.runtime import Runtime
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d1d1f;max-width:1200px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
+h3{font-size:15px;margin:18px 0 6px}table{border-collapse:collapse;margin:6px 0}
+td,th{border:1px solid #ddd;padding:3px 8px;vertical-align:top;text-align:left}
+.pass,.succeeded{color:#137333}.warn,.needs_review,.regenerate{color:#b06000}.fail,.failed{color:#c5221f}
+.card{display:flex;gap:16px;align-items:flex-start;margin:10px 0 18px}
+.card img{border:1px solid #ccc;max-width:320px}svg{background:#fafafa;border:1px solid #ddd}
+.muted{color:#666}
+"""
+
+
+def report_key(run_id: str) -> str:
+    return f"runs/{run_id}/report.html"
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _verdict(value: str | None) -> str:
+    return f'<b class="{_e(value)}">{_e(value)}</b>' if value else ""
+
+
+def _still(rt: Runtime, uri: str | None) -> str:
+    if not uri:
+        return '<span class="muted">(no picture)</span>'
+    try:
+        jpeg = still_jpeg(rt.store.fetch(uri))
+    except (MediaError, AssetStoreError) as exc:
+        return f'<span class="muted">(no still: {_e(exc)})</span>'
+    return f'<img alt="still" src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}">'
+
+
+def _polyline(xs: list[float], ys: list[float], box: tuple[float, float, float, float], size=(360, 140)) -> str:
+    x0, x1, y0, y1 = box
+    w, h = size
+    points = " ".join(
+        f"{(x - x0) / (x1 - x0 or 1) * w:.1f},{h - (y - y0) / (y1 - y0 or 1) * h:.1f}"
+        for x, y in zip(xs, ys, strict=False)
+    )
+    return f'<polyline fill="none" stroke="#1a73e8" stroke-width="1.5" points="{points}"/>'
+
+
+def correlation_plot(metrics: dict[str, Any], early_ms: float, late_ms: float, title: str) -> str:
+    """Correlation against offset (positive = audio late), the allowed band shaded, the peak marked."""
+    pairs = [
+        (lag, c)
+        for lag, c in zip(metrics.get("lags_ms") or [], metrics.get("correlation") or [], strict=False)
+        if lag is not None and c is not None  # not measurable at that lag (stored as null)
+    ]
+    if len(pairs) < 2:
+        return ""
+    lags, corr = [p[0] for p in pairs], [p[1] for p in pairs]
+    w, h = 360, 140
+    lo, hi = min(lags), max(lags)
+    c0, c1 = min(min(corr), 0.0), max(max(corr), 0.1)
+    band_x0 = (max(-early_ms, lo) - lo) / (hi - lo) * w
+    band_x1 = (min(late_ms, hi) - lo) / (hi - lo) * w
+    parts = [
+        f'<svg width="{w}" height="{h + 18}" role="img"><title>{_e(title)}</title>',
+        f'<rect x="{band_x0:.1f}" y="0" width="{band_x1 - band_x0:.1f}" height="{h}" fill="#e6f4ea"/>',
+        _polyline(lags, corr, (lo, hi, c0, c1)),
+    ]
+    if metrics.get("offset_ms") is not None:
+        x = (metrics["offset_ms"] - lo) / (hi - lo) * w
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{h}" stroke="#c5221f" stroke-dasharray="3"/>')
+    parts.append(
+        f'<text x="2" y="{h + 14}" font-size="11">{lo:+.0f} ms</text>'
+        f'<text x="{w / 2 - 40:.0f}" y="{h + 14}" font-size="11">{_e(title)}</text>'
+        f'<text x="{w - 50}" y="{h + 14}" font-size="11">{hi:+.0f} ms</text></svg>'
+    )
+    return "".join(parts)
+
+
+def windows_plot(windows: list[dict[str, Any]], early_ms: float, late_ms: float) -> str:
+    """Offset per analysis window over the clip's time: a line that climbs is drift."""
+    if len(windows) < 2:
+        return ""
+    w, h = 360, 140
+    windows = [win for win in windows if win.get("offset_ms") is not None]
+    if len(windows) < 2:
+        return ""
+    xs = [(win["start_s"] + win["end_s"]) / 2 for win in windows]
+    ys = [win["offset_ms"] for win in windows]
+    y0, y1 = min(min(ys), -early_ms) - 20, max(max(ys), late_ms) + 20
+    band_top = h - (late_ms - y0) / (y1 - y0) * h
+    band_bottom = h - (-early_ms - y0) / (y1 - y0) * h
+    return (
+        f'<svg width="{w}" height="{h + 18}" role="img"><title>offset per window</title>'
+        f'<rect x="0" y="{band_top:.1f}" width="{w}" height="{band_bottom - band_top:.1f}" fill="#e6f4ea"/>'
+        + _polyline(xs, ys, (min(xs), max(xs), y0, y1))
+        + f'<text x="2" y="{h + 14}" font-size="11">offset per window, {min(xs):.1f}–{max(xs):.1f} s</text></svg>'
+    )
+
+
+def crop_plot(reframe: dict[str, Any]) -> str:
+    """The crop window's centre across the frame over time, when the render recorded a crop path."""
+    path = reframe.get("path") or reframe.get("crop_path") or []
+    if not isinstance(path, list) or len(path) < 2 or not isinstance(path[0], dict):
+        return ""
+    source_w = reframe.get("source_width") or max(p.get("x", 0) + p.get("w", 0) for p in path) or 1
+    times = [p.get("t", i) for i, p in enumerate(path)]
+    centres = [p.get("x", 0) + p.get("w", 0) / 2 for p in path]
+    return (
+        '<svg width="360" height="158" role="img"><title>crop path</title>'
+        + _polyline(times, centres, (min(times), max(times) or 1, 0, source_w))
+        + f'<text x="2" y="154" font-size="11">crop centre x (0…{source_w} px) over time</text></svg>'
+    )
+
+
+def _checks_table(rows: list[Any]) -> str:
+    body = "".join(
+        f"<tr><td>{_verdict(r.verdict)}</td><td>{_e(r.check)}</td><td>{_e(r.message)}</td></tr>" for r in rows
+    )
+    return f"<table><tr><th>verdict</th><th>check</th><th>message</th></tr>{body}</table>"
+
+
+def _sync_plots(rows: list[Any], early_ms: float, late_ms: float) -> str:
+    out = []
+    for row in rows:
+        if row.check == "lipsync":
+            out += [
+                correlation_plot(row.metrics, early_ms, late_ms, "lip-sync correlation"),
+                windows_plot(row.metrics.get("windows") or [], early_ms, late_ms),
+            ]
+        elif row.check == "sfx_sync":
+            out.append(correlation_plot(row.metrics, early_ms, late_ms, "effects correlation"))
+            events = row.metrics.get("events") or []
+            if events:
+                cells = "".join(
+                    f"<tr><td>{e['visual_s']:.2f}</td><td>{_e(e['onset_s'])}</td><td>{_e(e['offset_ms'])}</td></tr>"
+                    for e in events
+                )
+                out.append(f"<table><tr><th>event s</th><th>sound s</th><th>offset ms</th></tr>{cells}</table>")
+    return "".join(part for part in out if part)
+
+
+def build_report(rt: Runtime, run_id: str | None = None, status: str | None = None) -> tuple[str, str]:
+    """(run id, HTML) of a run (by id or prefix; the newest when None); ``status`` stands in for the
+    recorded one (publish makes the report just before it records the final status)."""
+    with rt.session() as session:
+        detail = runs.run_detail(session, run_id)
+        run = {**detail["run"], **({"status": status} if status else {})}
+        brief = runs.get_run(session, run["id"]).brief
+        assets = {a.id: a.uri for a in session.query(Asset).filter(Asset.id.in_(
+            [g["asset_id"] for g in detail["generations"] if g["asset_id"]]))}  # fmt: skip
+        rows = runs.qa_results(session, run["id"])
+        outputs = {d["cache_key"]: runs.get_output(session, d["cache_key"]) for d in detail["deliverables"]}
+        reframes = {key: dict(out.record.get("reframe") or {}) if out else {} for key, out in outputs.items()}
+    qa = brief.get("qa", {})
+    early, late = float(qa.get("max_audio_early_ms", 45.0)), float(qa.get("max_audio_late_ms", 125.0))
+    by_subject: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_subject[row.subject].append(row)
+    generations = {
+        (g["scene_id"], g["language"], (g["parameters"] or {}).get("attempt", 0)): g for g in detail["generations"]
+    }
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>QA {_e(run['campaign_id'])} {_e(run['id'])}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>{_e(run.get('campaign_title') or run['campaign_id'])}</h1>",
+        f"<div>run <code>{_e(run['id'])}</code> · {_verdict(run['status'])} · attempt {_e(run['attempts'])} · "
+        f"started {_e(run['started_at'])} · finished {_e(run['finished_at'])}</div>",
+        f"<div class='muted'>sync allowed: audio up to {early:g} ms early, {late:g} ms late (ITU-R BT.1359); "
+        f"{_e(qa.get('max_regenerations', 2))} regeneration(s) before review</div>",
+    ]
+    if run.get("error"):
+        parts.append(f"<p class='fail'>{_e(run['error'])}</p>")
+    for row in by_subject.pop("review", []):
+        parts.append(f"<h2>Review</h2><p>{_verdict(row.verdict)} {_e(row.message)}</p>")
+    approvals = {s: r for s, r in by_subject.items() if s.startswith("approval:")}
+    parts.append("<h2>Scenes</h2>")
+    masters = sorted((s for s in by_subject if s.startswith("master:")), key=lambda s: s.rsplit(":a", 1))
+    for subject in masters:
+        _, scene_id, language, attempt_text = subject.split(":")
+        attempt = int(attempt_text.removeprefix("a"))
+        checks = by_subject[subject]
+        generation = generations.get((scene_id, language, attempt), {})
+        decision = next((c.metrics.get("decision") for c in checks if c.metrics.get("decision")), None)
+        approval = approvals.get(f"approval:{scene_id}:{language}", [])
+        parts += [
+            f"<h3>{_e(scene_id)} / {_e(language)} — attempt {attempt} {_verdict(decision)}</h3>",
+            "<div class='card'>",
+            _still(rt, assets.get(generation.get("asset_id"))),
+            f"<div>seed {_e(generation.get('seed'))} · {_e(generation.get('backend'))} "
+            f"{_e(generation.get('model_version'))} · {_e(round(generation.get('seconds') or 0, 1))} s"
+            + "".join(f"<br>producer: {_verdict(a.verdict)} {_e(a.message)}" for a in approval)
+            + _checks_table(checks)
+            + "</div></div>",
+            f"<div class='card'>{_sync_plots(checks, early, late)}</div>",
+        ]
+    if detail["deliverables"]:
+        parts.append("<h2>Deliverables</h2>")
+    for d in detail["deliverables"]:
+        checks = by_subject.get(f"deliverable:{d['language']}:{d['platform']}", [])
+        loud = next((c.metrics for c in checks if c.check == "loudness"), {})
+        numbers = ", ".join(f"{k} {v}" for k, v in loud.items() if isinstance(v, int | float))
+        parts += [
+            f"<h3>{_e(d['language'])} / {_e(d['platform'])}</h3><div class='card'>",
+            _still(rt, d["uri"]),
+            f"<div>{_e(d['spec'].get('width'))}×{_e(d['spec'].get('height'))} · "
+            f"{d['size_bytes'] / 1e6:.2f} MB<br>loudness: {_e(numbers or 'not measured')}"
+            + _checks_table(checks)
+            + crop_plot(reframes.get(d["cache_key"], {}))
+            + "</div></div>",
+        ]
+    parts.append("</body></html>")
+    return run["id"], "\n".join(parts)
+
+
+def store_report(rt: Runtime, run_id: str, status: str | None = None) -> str:
+    """Build the run's report and put it in the store beside the manifest; returns its URI."""
+    run_id, page = build_report(rt, run_id, status)
+    with rt.scratch("report") as scratch:
+        path = scratch / "report.html"
+        path.write_text(page, encoding="utf-8")
+        return rt.store.put_named(path, report_key(run_id)).uri
