@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -124,9 +125,13 @@ def hand_split(src: Path, specs: dict[str, PlatformSpec], out: Path, preset: str
     run(["-i", str(src), "-filter_complex", ";".join(graph), *outputs], what="hand-written split", path=src)
 
 
-def syncreel(src: Path, specs: dict[str, PlatformSpec], out: Path, preset: str) -> dict[str, str | None]:
+def syncreel(src: Path, specs: dict[str, PlatformSpec], out: Path, preset: str) -> dict[str, Any]:
     results = render_variants(src, specs, out, x264_preset=preset)
-    return {name: result.same_render_as for name, result in results.items()}
+    first = next(iter(results.values()))
+    return {
+        "same_render_as": {name: result.same_render_as for name, result in results.items()},
+        "stages": first.timings,
+    }
 
 
 def _cpu_s() -> float:
@@ -171,7 +176,8 @@ def main() -> None:
             shutil.rmtree(out)
     naive_wall, naive_cpu = rows["naive"]["wall_s"], rows["naive"]["cpu_s"]
     encodes = {"naive": len(specs), "hand-written split": len(specs)}
-    encodes["syncreel"] = sum(1 for same in rows["syncreel"]["detail"].values() if same is None)
+    shared = rows["syncreel"]["detail"]["same_render_as"]
+    encodes["syncreel"] = sum(1 for same in shared.values() if same is None)
     report = {
         "master": {"seconds": round(seconds, 2), "size": "1920x1080" if args.master is None else str(args.master)},
         "platforms": names,
@@ -191,7 +197,8 @@ def main() -> None:
         "naive_realtime_by_platform": {
             name: round(seconds / wall, 2) for name, wall in rows["naive"]["detail"].items()
         },
-        "syncreel_shared_encodes": {name: same for name, same in rows["syncreel"]["detail"].items() if same},
+        "syncreel_shared_encodes": {name: same for name, same in shared.items() if same},
+        "syncreel_stages_s": {stage: round(v, 2) for stage, v in rows["syncreel"]["detail"]["stages"].items()},
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -206,6 +213,7 @@ def main() -> None:
     print("naive realtime factor per platform: " + ", ".join(
         f"{name} {rtf:.2f}×" for name, rtf in report["naive_realtime_by_platform"].items()
     ))  # fmt: skip
+    print("syncreel stages: " + ", ".join(f"{k} {v:.1f}" for k, v in report["syncreel_stages_s"].items()))
     if report["syncreel_shared_encodes"]:
         print(
             "syncreel encoded once for: "

@@ -292,19 +292,40 @@ def safe_zone_box(spec: PlatformSpec) -> tuple[int, int, int, int]:
     )
 
 
-def spot_cues(lines: Sequence[DialogueTiming], audio_path: Path | None = None) -> list[Cue]:
-    """`plan_cues`, refined by the speech found in ``audio_path``'s sound when it has clear speech."""
+def spot_cues(lines: Sequence[DialogueTiming], audio_path: Path | None = None, channel: int | None = None) -> list[Cue]:
+    """`plan_cues`, refined by the speech found in ``audio_path``'s sound when it has clear speech
+    (``channel``: use only that channel of the file, e.g. the dialogue stem of a stems WAV)."""
     cues = plan_cues(lines)
     if not cues or audio_path is None:
         return cues
-    from media.frames import audio_track
-
-    track = audio_track(audio_path)
-    if track is None or track.samples.size == 0:
+    samples, rate, start_s = _speech_source(Path(audio_path), channel)
+    if samples.size == 0:
         return cues
-    duration = track.start_s + track.samples.size / track.rate
-    spans = [(a + track.start_s, b + track.start_s) for a, b in speech_spans(track.samples, track.rate)]
-    return refine_with_speech(cues, spans, duration)
+    spans = [(a + start_s, b + start_s) for a, b in speech_spans(samples, rate)]
+    return refine_with_speech(cues, spans, start_s + samples.size / rate)
+
+
+def _speech_source(path: Path, channel: int | None) -> tuple[np.ndarray, int, float]:
+    """Mono samples, their rate and start time: one channel of the file, or all of it downmixed."""
+    if channel is None:
+        from media.frames import audio_track
+
+        track = audio_track(path)
+        return (track.samples, track.rate, track.start_s) if track else (np.zeros(0, np.float32), 16_000, 0.0)
+    from media.normalize import read_audio
+
+    audio, rate = read_audio(path, layout=_LAYOUTS.get(_channel_count(path), "stereo"))
+    return (audio[channel] if channel < audio.shape[0] else np.zeros(0, np.float32)), rate, 0.0
+
+
+_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def _channel_count(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        return container.streams.audio[0].codec_context.channels if container.streams.audio else 0
 
 
 def read_subtitles(path: Path) -> list[Cue]:

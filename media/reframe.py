@@ -40,13 +40,12 @@ from media.shots import Shot, shot_boundaries, shots_from_boundaries
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in source pixels
 
-FACE_SAMPLES_PER_S = 6.0  # faces move slowly next to a frame: detect a few times a second, interpolate
+FACE_SAMPLES_PER_S = 4.0  # faces move slowly next to a frame: detect a few times a second, interpolate
 MIN_FACE_SIDE = 0.05  # of the frame's short side: smaller faces are extras, not the subject
 MIN_TILE_SCORE = 0.7  # the tile search sees more texture at a larger scale: ask it for more confidence
 # The small-face search (the detector on tiles) costs ~15 whole-frame passes: it runs on one face
-# sample in TILE_EVERY, and on one in TILE_EVERY_TRACKING while it has small faces to keep up with.
+# sample in TILE_EVERY (faces it alone finds are held until the next such sample).
 TILE_EVERY = 12
-TILE_EVERY_TRACKING = 4
 FACE_HOLD_S = 0.5  # a face missed this long (a blink, a turn) is still there
 FACE_MARGIN = (0.35, 0.45, 0.35, 0.6)  # head room around a face box: left, top, right, bottom (× face size)
 MOTION_GRID_COLUMNS = 96  # the motion grid: about this many cells across
@@ -162,19 +161,38 @@ def _overlaps(box: Box, others: Sequence[Box]) -> bool:
     return False
 
 
+def _squares(picture: Picture) -> list[tuple[int, int, int, int]]:
+    """The two ends of a wide (or tall) frame as squares of its short side: the detector sees a face
+    about twice as large there as in the whole letterboxed frame, for two passes instead of ~15 tiles."""
+    w, h = picture.width, picture.height
+    if max(w, h) < 1.3 * min(w, h):
+        return []
+    return [(0, 0, h, h), (w - h, 0, w, h)] if w > h else [(0, 0, w, w), (0, h - w, w, h)]
+
+
 def _detect_faces(
-    detector: Any, picture: Picture, *, tiles: bool, carried: Sequence[Box]
+    detector: Any, picture: Picture, *, tiles: bool, carried: Sequence[Box], expected: int
 ) -> tuple[list[Box], list[Box]]:
-    """Every face in the picture big enough to matter, and those of them only the small-face search
-    found. The whole frame finds large faces cheaply; the search over tiles runs on some samples only,
-    and the small faces it found are carried to the samples in between."""
+    """Every face in the picture big enough to matter, and those only the tile search found.
+
+    The whole frame finds large faces in one pass; the frame's two end squares run too when it found
+    fewer faces than the sample before (a face too small for the whole frame, but not for a square);
+    the detector's own search over tiles runs on one sample in TILE_EVERY, and the faces only it found
+    are carried to the samples in between."""
     least = MIN_FACE_SIDE * min(picture.width, picture.height)
-    boxes = [d.box for d in detector.detect(picture, tiles=False) if d.box[2] - d.box[0] >= least]
+
+    def add(found: list[Box], more: Sequence[Box]) -> list[Box]:
+        return found + [b for b in more if b[2] - b[0] >= least and not _overlaps(b, found)]
+
+    boxes = add([], [d.box for d in detector.detect(picture, tiles=False)])
+    if tiles or len(boxes) < expected:
+        for square in _squares(picture):
+            boxes = add(boxes, [tuple(float(v) for v in b) for _, b, _ in detector._run(picture, square)])
     if tiles:
-        found = [tuple(float(v) for v in box) for score, box, _ in detector._tiled(picture) if score >= MIN_TILE_SCORE]
+        tiled = [tuple(float(v) for v in b) for score, b, _ in detector._tiled(picture) if score >= MIN_TILE_SCORE]
     else:
-        found = list(carried)
-    small = [box for box in found if box[2] - box[0] >= least and not _overlaps(box, boxes)]
+        tiled = list(carried)
+    small = [b for b in tiled if b[2] - b[0] >= least and not _overlaps(b, boxes)]
     return boxes + small, small
 
 
@@ -265,6 +283,7 @@ def analyse_subjects(
     samples: dict[int, list[Box]] = {}
     pictures: dict[int, np.ndarray] = {}
     small_faces: list[Box] = []
+    expected_faces = 0
     try:
         with av.open(str(path)) as container:
             streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
@@ -288,8 +307,11 @@ def analyse_subjects(
                 lumas.append(luma)
                 if detector is not None and index % face_every == 0:
                     sample = index // face_every
-                    tiles = sample % (TILE_EVERY_TRACKING if small_faces else TILE_EVERY) == 0
-                    samples[index], small = _detect_faces(detector, picture, tiles=tiles, carried=small_faces)
+                    tiles = sample % TILE_EVERY == 0
+                    samples[index], small = _detect_faces(
+                        detector, picture, tiles=tiles, carried=small_faces, expected=expected_faces
+                    )
+                    expected_faces = len(samples[index]) - len(small)
                     if tiles:
                         small_faces = small
                 if index % report_every == 0 and len(pictures) < REPORT_PICTURES:
@@ -381,6 +403,19 @@ class CropPath:
             "max_accel_px": self.max_accel_px,
             "shots": [s.__dict__ for s in self.shots],
         }
+
+    def samples(self, most: int = 240) -> list[dict[str, Any]]:
+        """At most ``most`` evenly spaced windows, ``{t, x, y, w, h, mode}`` (seconds, source pixels):
+        small enough to keep inline in a record for a report's plot."""
+        step = max(1, math.ceil(len(self.modes) / most))
+        return [
+            {
+                "t": round(k / self.fps, 3),
+                **dict(zip("xywh", map(int, self.windows[k]), strict=True)),
+                "mode": self.modes[k],
+            }
+            for k in range(0, len(self.modes), step)
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON: the summary and every frame's window, ``[x, y, w, h, mode]`` in source pixels."""

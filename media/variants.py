@@ -233,7 +233,9 @@ class VariantResult:
     same_render_as: str | None = None  # the platform whose encode this file is a copy of
     files: dict[str, Path] = field(default_factory=dict)  # crop_path, crop_drawing, contact_sheet, srt, vtt, …
     thumbnails: tuple[Path, ...] = ()
-    encode_s: float = 0.0  # wall time of the encode that made it (shared by a group, and by the fan-out)
+    # Wall seconds of the fan-out's stages (analysis + loudness pass 1, the encode, the checks), shared
+    # by every platform of one `render_variants` call.
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def input_lufs(self) -> float | None:
@@ -259,7 +261,7 @@ class VariantResult:
             "same_render_as": self.same_render_as,
             "files": {name: str(p) for name, p in self.files.items()},
             "thumbnails": [str(p) for p in self.thumbnails],
-            "encode_s": round(self.encode_s, 3),
+            "timings": {stage: round(seconds, 3) for stage, seconds in self.timings.items()},
         }
 
 
@@ -466,6 +468,7 @@ def render_variants(
         raise MediaError(src, "a spot needs a video stream")
     out_dir.mkdir(parents=True, exist_ok=True)
     groups = _groups(specs, with_captions=bool(cues))
+    started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=2) as pool:
         loudness = pool.submit(_measure_group_loudness, src, groups) if info.audio is not None else None
         analysis = analysis or _analysis_for(src, groups, hints, faces)
@@ -483,13 +486,18 @@ def render_variants(
     with tempfile.TemporaryDirectory(prefix="syncreel-variants-") as temporary:
         scratch = Path(temporary)
         encoded = _encode(src, info, groups, out_dir, scratch, cues, x264_preset)
-    encode_s = time.perf_counter() - analysed
+    encoded_at = time.perf_counter()
     results: dict[str, VariantResult] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
         checked = list(pool.map(lambda g: _finish(g, encoded[g.name], analysis, out_dir, cues, language), groups))
+    timings = {
+        "analysis_s": analysed - started,
+        "encode_s": encoded_at - analysed,
+        "checks_s": time.perf_counter() - encoded_at,
+    }
     for group_results in checked:
         for result in group_results:
-            results[result.platform] = replace(result, encode_s=encode_s)
+            results[result.platform] = replace(result, timings=timings)
     return {name: results[name] for name in specs}
 
 

@@ -191,16 +191,25 @@ def _spot_lock(sha256: str) -> threading.Lock:
 
 
 def _spot_cues(rt: Runtime, plan: CampaignPlan, spot: SpotRecord) -> list[Cue]:
-    """The spot's captions: the brief's dialogue on the spot's clock, snapped to the speech in its sound."""
+    """The spot's captions: the brief's dialogue on the spot's clock (where the edit put each scene),
+    snapped to the speech in the dialogue stem (or the mix, when there are no stems)."""
+    scenes = plan.brief.scenes
+    starts = list(spot.scene_starts_s) if len(spot.scene_starts_s) == len(scenes) else None
     lines, offset = [], 0.0
-    for scene in plan.brief.scenes:
+    for index, scene in enumerate(scenes):
+        start = starts[index] if starts else offset
+        end = starts[index + 1] if starts and index + 1 < len(starts) else start + scene.duration_s
         lines += [
-            DialogueTiming(line.text[spot.language], offset, offset + scene.duration_s, line.start_s)
+            DialogueTiming(line.text[spot.language], start, end, line.start_s)
             for line in scene.dialogue
             if spot.language in line.text
         ]
         offset += scene.duration_s
-    return spot_cues(lines, rt.store.fetch(spot.uri)) if lines else []
+    if not lines:
+        return []
+    if spot.stems_uri and "dialogue" in spot.stem_names:
+        return spot_cues(lines, rt.store.fetch(spot.stems_uri), channel=list(spot.stem_names).index("dialogue"))
+    return spot_cues(lines, rt.store.fetch(spot.uri))
 
 
 def _render_key(spot: SpotRecord, platform: str, spec: PlatformSpec, cues: list[Cue], preset: str) -> str:
@@ -236,7 +245,9 @@ def _render_spot(
                 kind: store_asset(rt, path, SIDE_FILE_KINDS[kind])[0].uri for kind, path in result.files.items()
             }
             sidecars["thumbnails"] = [store_asset(rt, p, "thumbnail")[0].uri for p in result.thumbnails]
-            reframe = {**result.crop_path.summary(), "crop_path_uri": sidecars.get("crop_path")}
+            crop = result.crop_path
+            reframe = {**crop.summary(), "crop_path_uri": sidecars.get("crop_path")}
+            plot = {"source_width": crop.source_size[0], "path": crop.samples()}  # what the run report draws
             media_info = {
                 **result.info.to_dict(),
                 "loudness": result.loudness.to_dict(),
@@ -253,7 +264,7 @@ def _render_spot(
                 "height": result.info.video.height,
                 "duration_s": result.info.duration_s,
                 "loudness_lufs": result.loudness.output_lufs,
-                "reframe": {**reframe, "loudness": result.loudness.to_dict(), "sidecars": sidecars},
+                "reframe": {**reframe, **plot, "loudness": result.loudness.to_dict(), "sidecars": sidecars},
                 "rendered_in": attempt,
             }
             remember(rt, keys[name], "render", record, asset_id)

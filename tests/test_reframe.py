@@ -183,5 +183,7 @@ def test_crop_path_json_and_drawing(masters, tmp_path: Path) -> None:
     assert len(data["frames"]) == 90 and data["frames"][0][4] == "crop"
     x, y, w, h, _ = data["frames"][45]
     assert 0 <= x <= WIDTH - w and y == 0 and h == HEIGHT
+    samples = path.samples(30)  # inline in the deliverable's record, for the run report's plot
+    assert len(samples) == 30 and samples[1]["t"] == pytest.approx(0.1) and set(samples[1]) == set("txywh") | {"mode"}
     picture = draw_crop_path(analysis, path, tmp_path / "crop.png")
     assert Image.open(picture).size[0] >= 4 * 320
