@@ -38,7 +38,8 @@ HEARTBEATS_MISSED = 4
 LOST_FLOOR_SECONDS = 10.0
 
 _lock = threading.Lock()
-_queued: dict[str, UUID] = {}  # dispatch key -> the flow run generating it
+_queued: dict[str, UUID] = {}  # dispatch key and placement -> the flow run generating it
+_queued_runs: set[tuple[str, int]] = set()  # (run id, run attempt) whose first attempts are queued
 
 
 def generate_master(
@@ -81,6 +82,10 @@ def read_master(request: SceneRequest) -> MasterRecord:
 
 
 def _queue_first_attempts(deployment: str, plan: CampaignPlan, references: list[IngestedReference]) -> None:
+    with _lock:
+        if (plan.run_id, plan.attempt) in _queued_runs:
+            return
+        _queued_runs.add((plan.run_id, plan.attempt))
     for scene_id, language in plan.scene_languages:
         request = SceneRequest(
             plan=plan,

@@ -49,8 +49,8 @@ class Settings(BaseSettings):
     )
     inbox_url: str = Field(
         "file://.syncreel/inbox",
-        description="Where the campaign-inbox schedule looks for new briefs: file://FOLDER (handled ones move "
-        "to FOLDER/handled/).",
+        description="Where the campaign-inbox schedule looks for new briefs: file://FOLDER or s3://bucket/prefix "
+        "(handled ones move to handled/ under it, invalid ones to rejected/).",
     )
     campaign_deployment: str = Field(
         "produce-campaign/production", description="Prefect deployment that `syncreel submit` and the inbox run."

@@ -1,0 +1,167 @@
+"""campaign-inbox: produce every new brief dropped in the inbox (a folder or an S3 prefix), each exactly once.
+
+The key is the brief's content hash (``Brief.content_hash``): the campaign's flow run is created with the
+idempotency key ``campaign-inbox:<hash>``, so a brief seen twice (dropped again, or a pass that crashed
+before moving it) never starts a second run, while an edited brief is new content and a new run. A
+handled brief moves to ``handled/``; one that does not validate moves to ``rejected/`` with its problems
+written beside it. Deployed with a cron schedule (deployments/prefect.yaml).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+from prefect import flow, get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterIdempotencyKey
+from prefect.deployments import run_deployment
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.brief import Brief, BriefError, parse_document, validate_brief
+from schemas.settings import get_settings
+
+BRIEF_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class Inbox(Protocol):
+    """Briefs waiting at the top level of the inbox, by name; handled ones move to a sub-folder."""
+
+    def names(self) -> list[str]: ...
+    def read(self, name: str) -> Brief: ...
+    def move(self, name: str, folder: str, new_name: str, note: str | None = None) -> None: ...
+
+
+def _parse(text: str, source: str, base_uri: str) -> Brief:
+    data = parse_document(text, source, as_json=source.lower().endswith(".json"))
+    if isinstance(data, dict) and "base_uri" not in data:
+        data["base_uri"] = base_uri  # relative references resolve in the inbox
+    return validate_brief(data, source)
+
+
+class FolderInbox:
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def names(self) -> list[str]:
+        found = self.folder.iterdir() if self.folder.is_dir() else []
+        return sorted(p.name for p in found if p.is_file() and p.suffix.lower() in BRIEF_SUFFIXES)
+
+    def read(self, name: str) -> Brief:
+        path = self.folder / name
+        return _parse(path.read_text(encoding="utf-8"), str(path), str(self.folder.resolve()))
+
+    def move(self, name: str, folder: str, new_name: str, note: str | None = None) -> None:
+        target = self.folder / folder / new_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(self.folder / name), target)
+        if note is not None:
+            target.with_name(new_name + ".errors.txt").write_text(note)
+
+
+class S3Inbox:
+    def __init__(self, bucket: str, prefix: str):
+        import boto3
+
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.client = boto3.client("s3")
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def names(self) -> list[str]:
+        found: list[str] = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else "", Delimiter="/"
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                name = item["Key"].rsplit("/", 1)[-1]
+                if name.lower().endswith(BRIEF_SUFFIXES):
+                    found.append(name)
+        return sorted(found)
+
+    def read(self, name: str) -> Brief:
+        body = self.client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read()
+        base = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        return _parse(body.decode("utf-8"), f"{base}/{name}", base)
+
+    def move(self, name: str, folder: str, new_name: str, note: str | None = None) -> None:
+        target = self._key(f"{folder}/{new_name}")
+        self.client.copy_object(
+            Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": self._key(name)}
+        )
+        if note is not None:
+            self.client.put_object(Bucket=self.bucket, Key=f"{target}.errors.txt", Body=note.encode())
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
+
+
+def open_inbox(url: str) -> Inbox:
+    """``file://FOLDER`` (or a plain path) or ``s3://bucket/prefix``."""
+    parsed = urlparse(url)
+    if parsed.scheme == "s3":
+        return S3Inbox(parsed.netloc, parsed.path)
+    if parsed.scheme in ("", "file"):
+        return FolderInbox(Path(url.removeprefix("file://")))
+    raise ValueError(f"{url}: an inbox is file://FOLDER or s3://bucket/prefix")
+
+
+class InboxRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    inbox: str | None = Field(
+        None, description="file://FOLDER or s3://bucket/prefix of dropped briefs; default: SYNCREEL_INBOX_URL."
+    )
+    deployment: str | None = Field(
+        None, description="The produce-campaign deployment to run each brief on; default: SYNCREEL_CAMPAIGN_DEPLOYMENT."
+    )
+
+
+class InboxItem(BaseModel):
+    brief: str
+    content_hash: str
+    flow_run_id: str | None = None
+    new: bool = False  # False: this content had already been started (or the brief was rejected)
+    error: str | None = None
+
+
+def inbox_key(content_hash: str) -> str:
+    return f"campaign-inbox:{content_hash}"
+
+
+@flow(name="campaign-inbox", persist_result=False)
+def campaign_inbox(request: InboxRequest | None = None) -> list[InboxItem]:
+    request = request or InboxRequest()
+    settings = get_settings()
+    inbox = open_inbox(request.inbox or settings.inbox_url)
+    deployment = request.deployment or settings.campaign_deployment
+    items: list[InboxItem] = []
+    for name in inbox.names():
+        try:
+            brief = inbox.read(name)
+        except BriefError as exc:
+            inbox.move(name, "rejected", name, note=str(exc))
+            items.append(InboxItem(brief=name, content_hash="", error=str(exc)))
+            continue
+        digest = brief.content_hash()
+        key = inbox_key(digest)
+        with get_client(sync_client=True) as client:
+            seen = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(idempotency_key=FlowRunFilterIdempotencyKey(any_=[key])), limit=1
+            )
+        run = seen[0] if seen else None
+        if run is None:
+            run = run_deployment(
+                deployment,
+                parameters={"brief": brief.model_dump(mode="json")},
+                flow_run_name=f"{brief.campaign_id}-{digest[:8]}",
+                idempotency_key=key,
+                tags=["inbox"],
+                timeout=0,
+                as_subflow=False,
+            )
+        stem, dot, suffix = name.rpartition(".")
+        inbox.move(name, "handled", f"{stem}-{digest[:12]}{dot}{suffix}")
+        items.append(InboxItem(brief=name, content_hash=digest, flow_run_id=str(run.id), new=not seen))
+    return items
