@@ -18,6 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.dispatch import generate_master
 from schemas.brief import Brief, load_brief
 from schemas.records import MasterRecord, QAReport, RunSummary
+from tasks.generate import continuation_of
 from tasks.ingest import ingest_reference
 from tasks.plan import mark_failed, parse_brief
 from tasks.publish import publish
@@ -45,10 +46,14 @@ def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
         masters: list[MasterRecord] = []  # the one each scene keeps
         generations: list[MasterRecord] = []  # every attempt's, to count what was generated or reused
         reports: list[QAReport] = []  # every attempt's, so the report shows what was regenerated and why
+        scenes = {scene.id: scene for scene in brief.scenes}
         for scene_id, language in plan.scene_languages:
             attempt = plan.first_attempt(scene_id, language)
+            inputs = references
+            if scenes[scene_id].continue_previous and masters and masters[-1].language == language:
+                inputs = [*references, continuation_of(masters[-1])]  # extension: from its last frames
             while True:
-                master = generate_master(plan, scene_id, language, references, attempt)
+                master = generate_master(plan, scene_id, language, inputs, attempt)
                 report = qa_master(plan, master)
                 generations.append(master)
                 reports.append(report)

@@ -86,7 +86,10 @@ def _queue_first_attempts(deployment: str, plan: CampaignPlan, references: list[
         if (plan.run_id, plan.attempt) in _queued_runs:
             return
         _queued_runs.add((plan.run_id, plan.attempt))
+    continuing = {scene.id for scene in plan.brief.scenes if scene.continue_previous}
     for scene_id, language in plan.scene_languages:
+        if scene_id in continuing:  # it needs the previous scene's master first
+            continue
         request = SceneRequest(
             plan=plan,
             scene_id=scene_id,

@@ -91,6 +91,9 @@ class Scene(_Model):
     sound_cues: list[SoundCue] = Field(default_factory=list, max_length=50)
     references: list[str] = Field(default_factory=list, description="Ids of brief references this scene uses.")
     seed: int | None = Field(None, ge=0, lt=2**31, description="Fixes generation; default derives from the ids.")
+    continue_previous: bool = Field(
+        False, description="Continue the previous scene's last frames (extension), for a seamless cut."
+    )
 
 
 class LayerGains(_Model):
@@ -352,6 +355,19 @@ def cross_field_issues(data: dict[str, Any]) -> list[BriefIssue]:
 
     for s_index, scene in scenes:
         issues += _scene_issues(f"scenes[{s_index}]", scene, kinds, languages)
+        if scene.get("continue_previous") and s_index == 0:
+            issues.append(
+                BriefIssue(
+                    loc="scenes[0].continue_previous", message="the first scene has no previous scene to continue"
+                )
+            )
+        if scene.get("continue_previous") and any(roles.get(r) == "continue" for r in scene.get("references") or []):
+            issues.append(
+                BriefIssue(
+                    loc=f"scenes[{s_index}].continue_previous",
+                    message="a scene continues either the previous scene or a 'continue' video reference, not both",
+                )
+            )
 
     music = data.get("music")
     if isinstance(music, dict) and music.get("reference") is not None:

@@ -62,6 +62,20 @@ def shifted_audio(clip: MasterClip, shift_ms: float) -> MasterClip:
     )
 
 
+def continuation_of(master: MasterRecord) -> IngestedReference:
+    """The previous scene's master as the ``continue`` reference of the scene that extends it (an id no
+    brief reference can have: brief ids allow no ':')."""
+    return IngestedReference(
+        id=f"{master.scene_id}:last-frames",
+        kind="video",
+        role="continue",
+        uri=master.uri,
+        sha256=master.sha256,
+        source_sha256=master.sha256,
+        media_info={},
+    )
+
+
 def build_request(
     rt: Runtime, plan: CampaignPlan, scene: Scene, language: str, references: list[IngestedReference], attempt: int
 ) -> GenerationRequest:
@@ -70,7 +84,7 @@ def build_request(
     prompt = f"{scene.prompt} Brand: {brand.name}."
     if brand.tone:
         prompt += f" Tone: {brand.tone}."
-    used = [ref for ref in references if ref.id in scene.references]
+    used = [ref for ref in references if ref.id in scene.references or (scene.continue_previous and ":" in ref.id)]
     return GenerationRequest(
         scene_id=scene.id,
         language=language,

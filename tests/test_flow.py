@@ -89,3 +89,27 @@ def test_production_configuration_postgres_and_s3(harness, tmp_path, monkeypatch
         assert not any(d.cached is False for d in again.deliverables)
     finally:
         get_settings.cache_clear()
+
+
+def test_a_scene_can_continue_the_previous_scenes_last_frames(harness, embedded_state):
+    from flows.campaign import produce_campaign
+    from store import runs
+    from tasks.runtime import get_runtime
+
+    brief_path = small_brief(embedded_state)
+    data = yaml.safe_load(brief_path.read_text())
+    data["platforms"] = ["square"]
+    data["scenes"][1]["continue_previous"] = True
+    data["scenes"][1]["references"] = [r for r in data["scenes"][1]["references"] if r != "bounce"]
+    data["qa"] = {"max_regenerations": 0}
+    brief = validate_brief({**data, "base_uri": str(embedded_state)}, "test")
+    summary = produce_campaign(brief)
+    with get_runtime().session() as session:
+        generations = runs.run_detail(session, summary.run_id)["generations"]
+    first, second = data["scenes"][0]["id"], data["scenes"][1]["id"]
+    modes = {g["scene_id"]: g["parameters"].get("mode") for g in generations}
+    assert modes[second] == "extension" and modes[first] != "extension"
+
+    data["scenes"][0]["continue_previous"] = True
+    with pytest.raises(ValueError, match="first scene has no previous scene"):
+        validate_brief(data, "test")
