@@ -8,7 +8,7 @@ free port, stopped by its PID) whose database is SQLite or the local PostgreSQL 
 dropped after), with syncreel's run state on the same kind of database. The generator is the built-in
 model's ``tiny`` config (untrained: the work per scene is small, so the overhead is what shows); scenes
 are 0.6 s at 112×64 with one sampler step, QA's sync scores off, one 64×64 platform. A brief holds at most
-30 scenes, so larger campaigns are scenes × languages (50 = 25 × 2, 200 = 20 × 10).
+30 scenes, so larger campaigns are scenes × languages (50 = 25 scenes × 2 languages, 200 = 25 × 8).
 
 Own work = the union of the task runs' [start, end] intervals read back from the Prefect API (tasks that
 overlap count once); overhead = wall − own work: what Prefect, the flow body and syncreel's bookkeeping
