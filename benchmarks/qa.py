@@ -7,7 +7,8 @@ and the speed on this CPU as a realtime factor for a 1080p 25 fps talking-face c
 The clips are written once into ``--cache`` (default .syncreel/calibration) and reused while the
 recipe is unchanged. Speed: seconds of clip scored per second of wall time — the sync scores (one
 decode: face landmarks on every frame, motion, sound) and the technical QC (ffmpeg's analysis pass)
-apart and together; on a shared machine, the load average printed beside it says how shared.
+apart, one after the other, and together (side by side, as `media.syncqa.qa_checks` runs them for
+the pipeline); on a shared machine, the load average printed beside it says how shared.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import calibration  # noqa: E402
 from media.faces import FaceTracker  # noqa: E402
 from media.probe import probe  # noqa: E402
 from media.qc import TECHNICAL_CHECKS, Expectation, measure  # noqa: E402
-from media.syncqa import score_sync  # noqa: E402
+from media.syncqa import qa_checks, score_sync  # noqa: E402
 
 FRAME_MS = 40.0
 EARLY_MS, LATE_MS = 45.0, 125.0
@@ -100,6 +101,9 @@ def speed(folder: Path, seconds: float, tracker: FaceTracker) -> dict:
     qc = measure(path, info)
     [check(info, qc, Expectation()) for check in TECHNICAL_CHECKS]
     qc_s = time.perf_counter() - start
+    start = time.perf_counter()
+    qa_checks(path, Expectation(), {}, tracker=tracker)  # both side by side, as the pipeline runs them
+    both_s = time.perf_counter() - start
     return {
         "clip": "1920x1080 25 fps talking face",
         "duration_s": round(duration, 2),
@@ -107,7 +111,9 @@ def speed(folder: Path, seconds: float, tracker: FaceTracker) -> dict:
         "sync_realtime_factor": round(duration / sync_s, 2),
         "qc_seconds": round(qc_s, 2),
         "qc_realtime_factor": round(duration / qc_s, 2),
-        "total_realtime_factor": round(duration / (sync_s + qc_s), 2),
+        "total_realtime_factor": round(duration / both_s, 2),
+        "total_seconds": round(both_s, 2),
+        "one_after_the_other_realtime_factor": round(duration / (sync_s + qc_s), 2),
         "cpus": os.cpu_count(),
         "load_average": round(load, 2),
     }
@@ -144,8 +150,11 @@ def main() -> None:
           f"{timing['clip']}, {timing['duration_s']} s:")  # fmt: skip
     print(f"  sync scores   {timing['sync_seconds']:6.2f} s  {timing['sync_realtime_factor']:5.2f}× realtime")
     print(f"  technical QC  {timing['qc_seconds']:6.2f} s  {timing['qc_realtime_factor']:5.2f}× realtime")
-    print(f"  together      {timing['sync_seconds'] + timing['qc_seconds']:6.2f} s  "
-          f"{timing['total_realtime_factor']:5.2f}× realtime (target ≥ 5×)")  # fmt: skip
+    print(f"  one, then the other {timing['sync_seconds'] + timing['qc_seconds']:6.2f} s  "
+          f"{timing['one_after_the_other_realtime_factor']:5.2f}× realtime")  # fmt: skip
+    print(f"  together      {timing['total_seconds']:6.2f} s  "
+          f"{timing['total_realtime_factor']:5.2f}× realtime (side by side, as the pipeline runs them; "
+          f"target ≥ 5×)")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"accuracy": figures, "cases": rows, "speed": timing}, indent=2))
 

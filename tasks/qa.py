@@ -17,8 +17,8 @@ import media.qc
 import media.sfxsync
 import media.syncqa
 import media.tracks
-from media.qc import Expectation, run_checks
-from media.syncqa import score_sync
+from media.qc import Expectation
+from media.syncqa import qa_checks
 from schemas.brief import Brief, Scene
 from schemas.platforms import PlatformSpec
 from schemas.records import CampaignPlan, CheckOutcome, Decision, DeliverableRecord, MasterRecord, QAReport
@@ -64,10 +64,7 @@ def check_clip(
     key = cache_key("qa", sha256, asdict(expect), sync, fingerprint)
 
     def produce() -> tuple[dict, None]:
-        path = rt.store.fetch(uri)
-        results = run_checks(path, expect)
-        if sync is not None:
-            results += list(score_sync(path, **sync).checks)
+        results = qa_checks(rt.store.fetch(uri), expect, sync)
         checks = [CheckOutcome(check=r.check, verdict=r.verdict, message=r.message, metrics=r.metrics) for r in results]
         return {"checks": [c.model_dump(mode="json") for c in checks]}, None
 
