@@ -23,6 +23,19 @@ from media.probe import MediaInfo, VideoInfo, probe
 SPOT_AUDIO_RATE = 48_000
 
 
+def _probe_clips(clips: list[Path], out: Path) -> tuple[list[MediaInfo], VideoInfo, Fraction]:
+    """Probe the scene clips (each must have a picture): their infos, the first one's video, its rate."""
+    if not clips:
+        raise MediaError(out, "no scene clips to assemble")
+    infos = [probe(clip) for clip in clips]
+    for clip, info in zip(clips, infos, strict=True):
+        if info.video is None or info.is_image:
+            raise MediaError(clip, "a scene clip needs a video stream")
+    first = infos[0].video
+    assert first is not None
+    return infos, first, Fraction(first.fps).limit_denominator(1001)
+
+
 def _clip_seconds(info: MediaInfo) -> float:
     """A scene lasts as long as its pictures: frames / fps (the container duration may include audio slack)."""
     video = info.video
@@ -60,15 +73,7 @@ def assemble_spot(clips: list[Path], out: Path, *, audio_crossfade_s: float = 0.
     a cut never clicks; the spot lasts the sum of the clips' picture durations.
     """
     out = Path(out)
-    if not clips:
-        raise MediaError(out, "no scene clips to assemble")
-    infos = [probe(clip) for clip in clips]
-    for clip, info in zip(clips, infos, strict=True):
-        if info.video is None or info.is_image:
-            raise MediaError(clip, "a scene clip needs a video stream")
-    first = infos[0].video
-    assert first is not None
-    rate = Fraction(first.fps).limit_denominator(1001)
+    infos, first, rate = _probe_clips(clips, out)
     fade = audio_crossfade_s / 2
     graph, pairs = [], []
     for index, info in enumerate(infos):
@@ -191,15 +196,7 @@ def assemble_layered(
     beats (``snap_cuts``); a scene made longer by a snap holds its last picture. ``stems_out``: also
     write the mixed layers as one WAV, a channel each."""
     out = Path(out)
-    if not clips:
-        raise MediaError(out, "no scene clips to assemble")
-    infos = [probe(clip) for clip in clips]
-    for clip, info in zip(clips, infos, strict=True):
-        if info.video is None or info.is_image:
-            raise MediaError(clip, "a scene clip needs a video stream")
-    first = infos[0].video
-    assert first is not None
-    rate = Fraction(first.fps).limit_denominator(1001)
+    infos, first, rate = _probe_clips(clips, out)
     durations = [_clip_seconds(info) for info in infos]
     grid = (beats_s, downbeats_s) if beat_sync else ((), ())
     cuts = snap_cuts(durations, float(rate), *grid, tolerance_s=snap_tolerance_s)
