@@ -85,17 +85,13 @@ def _qa_one(video: Path, expect: Any, thresholds: dict[str, Any], tracker: Any) 
     """Technical QC and both sync scores of one file, as a JSON-ready record (``error`` when unreadable)."""
     from media.errors import MediaError
     from media.probe import probe
-    from media.qc import TECHNICAL_CHECKS, measure
-    from media.syncqa import score_sync
+    from media.syncqa import qa_checks
 
     record: dict[str, Any] = {"path": str(video)}
     try:
         info = probe(video)
-        qc = measure(video, info)
-        checks = [check(info, qc, expect) for check in TECHNICAL_CHECKS]
-        if info.video is not None and not info.is_image:
-            report = score_sync(video, tracker=tracker, **thresholds)
-            checks += list(report.checks)
+        picture = info.video is not None and not info.is_image
+        checks = qa_checks(video, expect, thresholds if picture else None, tracker=tracker)
     except MediaError as exc:
         return {**record, "verdict": "error", "error": str(exc)}
     record["checks"] = [
@@ -200,37 +196,12 @@ def qa(
 
 def _analysis_lines(result: dict[str, Any]) -> list[str]:
     """The analysis a producer reads: tempo and beats, speech, shots and motion, faces and colours."""
+    from media.analysis import describe
+
     lines = [f"[bold]{result['file']}[/] ({result['format']}, {result['duration_s']:.2f} s)"]
-    if music := result.get("music"):
-        beats = ", ".join(f"{t:.2f}" for t in music["beats_s"][:8]) + (" …" if len(music["beats_s"]) > 8 else "")
-        downbeats = ", ".join(f"{t:.2f}" for t in music["downbeats_s"][:6])
-        lines.append(f"  tempo {music['tempo_bpm']:.1f} BPM, {len(music['beats_s'])} beats: {beats}")
-        confidence = music["downbeat_confidence"]
-        lines.append(f"  downbeats ({music['beats_per_bar']}/4, confidence {confidence:.2f}): {downbeats}")
-        sections = ", ".join(
-            f"{part['start_s']:.1f}–{part['end_s']:.1f} s ({part['level_db']:.0f} dB)" for part in music["sections"]
-        )
-        lines.append(f"  sections: {sections}")
-    if voice := result.get("voice"):
-        spans = ", ".join(f"{s['start_s']:.2f}–{s['end_s']:.2f}" for s in voice["speech_segments"][:8])
-        level = voice["speech_level_dbfs"]
-        lines.append(
-            f"  speech {voice['speech_s']:.2f} s in {len(voice['speech_segments'])} segments"
-            f"{f', level {level:.1f} dBFS' if level is not None else ''}: {spans or 'none'}"
-        )
-    if motion := result.get("motion"):
-        cuts = ", ".join(f"{t:.2f}" for t in motion["shot_boundaries_s"]) or "none"
-        lines.append(
-            f"  {motion['shots']} shot(s), cuts at: {cuts}; mean motion energy {motion['mean_motion_energy']:.1f}"
-            f" over {motion['frames']} frames"
-        )
-    if image := result.get("image"):
-        faces = image.get("faces")
-        found = "detector unavailable" if faces is None else f"{len(faces)} face(s)"
-        if faces:
-            found += ": " + "; ".join(f"box {f['box']} (score {f['score']:.2f})" for f in faces[:3])
-        colours = ", ".join(f"{c['hex']} {c['share'] * 100:.0f}%" for c in image["dominant_colours"])
-        lines.append(f"  {found}; colours {colours}")
+    for part in ("music", "voice", "motion", "image"):
+        if part in result:
+            lines += [f"  {line}" for line in describe(result[part])]
     return lines
 
 

@@ -30,8 +30,8 @@ _QUEUE_FRAMES = 6  # decoded pictures buffered ahead of the analysis
 
 class Picture:
     """One decoded 4:2:0 picture. Regions come out as RGB already resampled (PIL, in C), converting
-    only the pixels asked for: the three planes are resampled separately (chroma at its half
-    resolution), merged and turned into RGB; studio-range levels are expanded to full range first."""
+    only the pixels asked for: the three planes are resampled separately, the chroma at its own half
+    resolution and then doubled, and turned into RGB by `ycbcr_to_rgb` (studio-range levels expanded)."""
 
     def __init__(self, frame: av.VideoFrame):
         if frame.format.name not in _PLANAR_420:
@@ -54,41 +54,46 @@ class Picture:
             self._images = [Image.fromarray(np.ascontiguousarray(plane)) for plane in self._planes]
         return self._images
 
-    def _to_rgb(self, planes: list[Image.Image]) -> np.ndarray:
-        merged = Image.merge("YCbCr", planes)
-        if not self.full_range:
-            merged = merged.point(_STUDIO_TO_FULL)
-        return np.asarray(merged.convert("RGB"))
+    def _to_rgb(self, luma: Image.Image, cb: Image.Image, cr: Image.Image) -> np.ndarray:
+        if cb.size != luma.size:  # chroma resampled at half size: doubled here, far cheaper than at full
+            cb, cr = (plane.resize(luma.size, Image.Resampling.BILINEAR) for plane in (cb, cr))
+        return ycbcr_to_rgb(np.asarray(luma), np.asarray(cb), np.asarray(cr), full_range=self.full_range)
 
     def resized(self, box: tuple[float, float, float, float], size: tuple[int, int]) -> np.ndarray:
         """RGB uint8 (size[1], size[0], 3) of ``box`` = (x0, y0, x1, y1) in pixels, resampled to ``size``."""
         luma, cb, cr = self._plane_images()
         half = tuple(v / 2 for v in box)
-        planes = [
+        return self._to_rgb(
             luma.resize(size, Image.Resampling.BILINEAR, box=box),
             cb.resize(size, Image.Resampling.BILINEAR, box=half),
             cr.resize(size, Image.Resampling.BILINEAR, box=half),
-        ]
-        return self._to_rgb(planes)
+        )
 
     def warped(self, affine: tuple[float, float, float, float, float, float], side: int) -> np.ndarray:
         """RGB uint8 (side, side, 3) where output pixel (u, v) shows picture pixel
         (a·u + b·v + c, d·u + e·v + f); black outside the picture."""
         a, b, c, d, e, f = affine
         luma, cb, cr = self._plane_images()
-        chroma = (a / 2, b / 2, c / 2, d / 2, e / 2, f / 2)
-        planes = [
+        half_side = max(1, side // 2)
+        # in continuous coordinates, chroma (output and picture alike) is luma halved: same slopes, half the shift
+        chroma = (a, b, c / 2, d, e, f / 2)
+        return self._to_rgb(
             luma.transform((side, side), Image.Transform.AFFINE, affine, Image.Resampling.BILINEAR, fillcolor=16),
-            cb.transform((side, side), Image.Transform.AFFINE, chroma, Image.Resampling.BILINEAR, fillcolor=128),
-            cr.transform((side, side), Image.Transform.AFFINE, chroma, Image.Resampling.BILINEAR, fillcolor=128),
-        ]
-        return self._to_rgb(planes)
+            cb.transform((half_side,) * 2, Image.Transform.AFFINE, chroma, Image.Resampling.BILINEAR, fillcolor=128),
+            cr.transform((half_side,) * 2, Image.Transform.AFFINE, chroma, Image.Resampling.BILINEAR, fillcolor=128),
+        )
 
 
-# studio range (Y 16–235, Cb/Cr 16–240) → full range, one table per band of a YCbCr image
-_STUDIO_TO_FULL = [min(255, max(0, round((v - 16) * 255 / 219))) for v in range(256)] + 2 * [
-    min(255, max(0, round((v - 128) * 255 / 224 + 128))) for v in range(256)
-]
+def ycbcr_to_rgb(luma: np.ndarray, cb: np.ndarray, cr: np.ndarray, *, full_range: bool) -> np.ndarray:
+    """BT.601 Y'CbCr planes (uint8, same shape) → RGB uint8 (..., 3); studio-range levels (Y 16–235,
+    Cb/Cr 16–240) are expanded to full range on the way."""
+    y = luma.astype(np.float32)
+    u, v = cb.astype(np.float32) - 128.0, cr.astype(np.float32) - 128.0
+    if not full_range:
+        y = (y - 16.0) * (255.0 / 219.0)
+        u, v = u * (255.0 / 224.0), v * (255.0 / 224.0)
+    rgb = np.stack([y + 1.402 * v, y - 0.344136 * u - 0.714136 * v, y + 1.772 * u], axis=-1)
+    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class TimedPicture:
     index: int  # position on the analysis clock: shown over [index / fps, (index + 1) / fps)
     source_index: int  # which decoded picture; repeated when the source is slower than the clock
     picture: Picture
+    source_start_s: float  # when the decoded picture comes on screen
     source_centre_s: float  # the middle of the decoded picture's own time on screen
 
 
@@ -175,13 +181,13 @@ def pictures(path: str | Path, fps: float = ANALYSIS_FPS) -> Iterator[TimedPictu
                 frame_s = time - start - last_time
             while pending is not None and (slot + 0.5) / fps < time - start:
                 converted = converted or Picture(pending[1])
-                yield TimedPicture(slot, pending[0], converted, last_time + frame_s / 2)
+                yield TimedPicture(slot, pending[0], converted, last_time, last_time + frame_s / 2)
                 slot += 1
             source += 1
             pending, converted, last_time = (source, frame), None, time - start
         while pending is not None and (slot + 0.5) / fps < last_time + frame_s:
             converted = converted or Picture(pending[1])
-            yield TimedPicture(slot, pending[0], converted, last_time + frame_s / 2)
+            yield TimedPicture(slot, pending[0], converted, last_time, last_time + frame_s / 2)
             slot += 1
     finally:
         stop.set()

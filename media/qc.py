@@ -1,7 +1,9 @@
-"""Technical QC: one ffmpeg analysis pass, then checks that compare it with what was expected.
+"""Technical QC: one analysis pass, then checks that compare it with what was expected.
 
-`measure()` runs blackdetect + freezedetect on the picture and silencedetect + astats + ebur128 (true
-peak) on the sound in a single decode. A check is any callable with a ``name`` that turns
+`measure()` decodes the picture once in this process (`media.tracks.analyse`: black and frozen
+stretches, by blackdetect's and freezedetect's definitions) while ffmpeg runs silencedetect + astats +
+ebur128 (true peak) on the sound in its own; `measure_with_tracks()` hands back the decoded tracks
+too, so the sync scores (`media.syncqa`) share that one decode. A check is any callable with a ``name`` that turns
 (probe, measurements, expectation) into a `CheckResult` (the `QACheck` protocol); `TECHNICAL_CHECKS` is
 the default set, and later checks (lip-sync, sound-effect sync) plug into the same interface — write
 them as classes, or as functions decorated with `qa_check("name")`.
@@ -12,23 +14,21 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from media.faces import FaceTracker
 from media.ffmpeg import run
 from media.probe import MediaInfo, probe
+from media.tracks import ClipTracks, Span, analyse
 from schemas.platforms import PlatformSpec
 
 Verdict = Literal["pass", "warn", "fail"]
-Span = tuple[float, float]  # (start, end) in seconds
 
 SILENCE_DB = -50.0  # silencedetect noise floor
 SILENCE_MIN_S = 0.3
-BLACK_MIN_S = 0.1
-BLACK_PIXEL_THRESHOLD = 0.10  # luma (0–1) at or below which a pixel counts as black
-FREEZE_NOISE = 0.003
-FREEZE_MIN_S = 1.0
 MOSTLY = 0.5  # black or silent for more than this share of the clip fails
 CLIP_PEAK_DBFS = -0.1  # a sample peak this close to full scale is taken as clipped
 TRUE_PEAK_CODEC_SLACK_DB = 0.5  # AAC can overshoot a limiter's ceiling a little: warn, don't fail
@@ -158,52 +158,54 @@ def _spans(stderr: str, start_key: str, end_key: str, duration: float) -> tuple[
     return tuple(spans)
 
 
-def _analysis_graph(info: MediaInfo) -> tuple[list[str], list[str]]:
-    graph, maps = [], []
-    if info.video is not None and not info.is_image:
-        graph.append(
-            f"[0:v:0]blackdetect=d={BLACK_MIN_S}:pix_th={BLACK_PIXEL_THRESHOLD},"
-            f"freezedetect=n={FREEZE_NOISE}:d={FREEZE_MIN_S}[vq]"
+def _measure_sound(path: Path, info: MediaInfo) -> dict[str, Any]:
+    """QCMeasurements' sound fields from one ffmpeg pass over the first audio stream ({} without one)."""
+    if info.audio is None:
+        return {}
+    graph = (
+        f"[0:a:0]silencedetect=n={SILENCE_DB}dB:d={SILENCE_MIN_S},"
+        "astats=metadata=0:measure_perchannel=none,ebur128=peak=true:framelog=verbose[aq]"
+    )
+    stderr = run(["-i", str(path), "-filter_complex", graph, "-map", "[aq]", "-f", "null", "-"],
+                 what="QC analysis", path=path)  # fmt: skip
+    summary = stderr[stderr.rfind("Summary:") :] if "Summary:" in stderr else ""
+    overall = stderr[stderr.rfind("Overall") :] if "Overall" in stderr else ""
+    integrated = _last(r"I:\s+" + _FLOAT + r" LUFS", summary)
+    return {
+        "silent": _spans(stderr, r"silence_start: ", r"silence_end: ", info.duration_s),
+        "peak_dbfs": _last(r"Peak level dB: " + _FLOAT, overall),
+        "rms_dbfs": _last(r"RMS level dB: " + _FLOAT, overall),
+        "flat_factor": _last(r"Flat factor: " + _FLOAT, overall),
+        "integrated_lufs": integrated if integrated is not None and integrated > GATED_SILENCE_LUFS else None,
+        "loudness_range_lu": _last(r"LRA:\s+" + _FLOAT + r" LU", summary),
+        "true_peak_dbtp": _last(r"Peak:\s+" + _FLOAT + r" dBFS", summary),
+    }
+
+
+def measure_with_tracks(
+    path: Path, info: MediaInfo | None = None, *, sync: bool = False, tracker: FaceTracker | None = None
+) -> tuple[QCMeasurements, ClipTracks | None]:
+    """Everything the technical checks need, and with ``sync`` the tracks the sync scores compare
+    (face landmarks through ``tracker``, motion, sound), from one decode of the picture in this thread
+    while ffmpeg measures the sound in its own process."""
+    path = Path(path)
+    info = info or probe(path)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sound = pool.submit(_measure_sound, path, info)
+        picture = info.video is not None and not info.is_image
+        tracks = analyse(path, faces=sync, sound=sync, tracker=tracker) if picture or sync else None
+        measured = QCMeasurements(
+            duration_s=info.duration_s,
+            black=tracks.black if tracks else (),
+            frozen=tracks.frozen if tracks else (),
+            **sound.result(),
         )
-        maps += ["-map", "[vq]"]
-    if info.audio is not None:
-        graph.append(
-            f"[0:a:0]silencedetect=n={SILENCE_DB}dB:d={SILENCE_MIN_S},"
-            "astats=metadata=0:measure_perchannel=none,ebur128=peak=true:framelog=verbose[aq]"
-        )
-        maps += ["-map", "[aq]"]
-    return graph, maps
+    return measured, tracks if sync else None
 
 
 def measure(path: Path, info: MediaInfo | None = None) -> QCMeasurements:
     """Everything the technical checks need, from one decode of the file (video, audio, or both)."""
-    info = info or probe(path)
-    duration = info.duration_s
-    graph, maps = _analysis_graph(info)
-    if not graph:
-        return QCMeasurements(duration_s=duration)
-    stderr = run(
-        ["-i", str(path), "-filter_complex", ";".join(graph), *maps, "-f", "null", "-"], what="QC analysis", path=path
-    )
-    black = tuple(
-        (float(start), float(end))
-        for start, end in re.findall(r"black_start:" + _FLOAT + r" black_end:" + _FLOAT, stderr)
-    )
-    summary = stderr[stderr.rfind("Summary:") :] if "Summary:" in stderr else ""
-    overall = stderr[stderr.rfind("Overall") :] if "Overall" in stderr else ""
-    integrated = _last(r"I:\s+" + _FLOAT + r" LUFS", summary)
-    return QCMeasurements(
-        duration_s=duration,
-        black=black,
-        frozen=_spans(stderr, r"freeze_start: ", r"freeze_end: ", duration),
-        silent=_spans(stderr, r"silence_start: ", r"silence_end: ", duration),
-        peak_dbfs=_last(r"Peak level dB: " + _FLOAT, overall),
-        rms_dbfs=_last(r"RMS level dB: " + _FLOAT, overall),
-        flat_factor=_last(r"Flat factor: " + _FLOAT, overall),
-        integrated_lufs=integrated if integrated is not None and integrated > GATED_SILENCE_LUFS else None,
-        loudness_range_lu=_last(r"LRA:\s+" + _FLOAT + r" LU", summary),
-        true_peak_dbtp=_last(r"Peak:\s+" + _FLOAT + r" dBFS", summary),
-    )
+    return measure_with_tracks(path, info)[0]
 
 
 class QACheck(Protocol):
@@ -432,5 +434,11 @@ TECHNICAL_CHECKS: tuple[QACheck, ...] = (
 def run_checks(path: Path, expect: Expectation, checks: Sequence[QACheck] = TECHNICAL_CHECKS) -> list[CheckResult]:
     """Probe and measure ``path`` once, then run every check on it."""
     info = probe(path)
-    qc = measure(path, info)
+    return evaluate(info, measure(path, info), expect, checks)
+
+
+def evaluate(
+    info: MediaInfo, qc: QCMeasurements, expect: Expectation, checks: Sequence[QACheck] = TECHNICAL_CHECKS
+) -> list[CheckResult]:
+    """Every check on a file already probed and measured."""
     return [check(info, qc, expect) for check in checks]

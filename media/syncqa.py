@@ -1,17 +1,18 @@
 """Both sync scores of a clip from one decode, judged, and as `media.qc.CheckResult`s (checks
-``lipsync`` and ``sfx_sync``) that sit in the same list as the technical checks."""
+``lipsync`` and ``sfx_sync``) that sit in the same list as the technical checks — from the same decode
+as those too (`qa_checks`)."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from media import lipsync, sfxsync
 from media.faces import FaceTracker
-from media.qc import CheckResult, Expectation, run_checks
-from media.tracks import analyse
+from media.probe import probe
+from media.qc import CheckResult, Expectation, evaluate, measure_with_tracks
+from media.tracks import ClipTracks, analyse
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,13 @@ def _json(value: Any) -> Any:
     return value
 
 
-def score_sync(
-    path: str | Path,
+def score_sync(path: str | Path, *, tracker: FaceTracker | None = None, **thresholds: Any) -> SyncReport:
+    """Decode ``path`` once; score and judge its lip-sync and sound-effect sync (``thresholds``: `judge`'s)."""
+    return judge(analyse(path, tracker=tracker), **thresholds)
+
+
+def judge(
+    tracks: ClipTracks,
     *,
     max_audio_early_ms: float = 45.0,
     max_audio_late_ms: float = 125.0,
@@ -62,18 +68,16 @@ def score_sync(
     speech_expected: bool = False,
     effects_expected: bool = False,
     events_s: tuple[float, ...] = (),
-    tracker: FaceTracker | None = None,
 ) -> SyncReport:
-    """Decode ``path`` once; score and judge its lip-sync and sound-effect sync. The thresholds are a
+    """Score and judge a decoded clip's lip-sync and sound-effect sync. The thresholds are a
     brief's ``qa`` fields (ITU-R BT.1359 defaults); ``speaker_expected``: the clip should show its
     speaker talking; ``speech_expected``: it should hold speech (on screen or voice-over);
     ``effects_expected``: its sounds should follow what moves (implied by ``events_s``, the
     generator's visual event times)."""
-    tracks = analyse(path, tracker=tracker)
     lip = lipsync.score_tracks(tracks)
     sfx = sfxsync.score_tracks(tracks, events_s)
     return SyncReport(
-        path=str(path),
+        path=tracks.path,
         lipsync=lip,
         lipsync_verdict=lipsync.judge_lipsync(
             lip,
@@ -97,10 +101,10 @@ def score_sync(
 def qa_checks(
     path: str | Path, expect: Expectation, sync: dict[str, Any] | None = None, tracker: FaceTracker | None = None
 ) -> list[CheckResult]:
-    """The technical checks of ``path`` against ``expect`` and, when ``sync`` holds `score_sync`'s keyword
-    arguments, both sync scores, run side by side: ffmpeg's analysis pass works in its own process
-    while the face landmarks run here (on two cores: the slower of the two instead of their sum)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        technical = pool.submit(run_checks, Path(path), expect)
-        synced = list(score_sync(path, tracker=tracker, **sync).checks) if sync is not None else []
-        return technical.result() + synced
+    """The technical checks of ``path`` against ``expect`` and, when ``sync`` holds `judge`'s keyword
+    arguments, both sync scores, from one decode of the picture (ffmpeg measures the sound meanwhile,
+    in its own process)."""
+    info = probe(path)
+    measured, tracks = measure_with_tracks(Path(path), info, sync=sync is not None, tracker=tracker)
+    technical = evaluate(info, measured, expect)
+    return technical + (list(judge(tracks, **sync).checks) if sync is not None and tracks is not None else [])

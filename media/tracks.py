@@ -17,11 +17,15 @@ ball that hits the floor, a hand that stops on a table: the picture after undoes
 Steady motion, a pan or a cut score about zero. (Measured on the calibration set's bouncing balls:
 the second difference or the frame-difference energy itself peak up to 40 ms before the contact,
 because the contact frame moves little between the fast frames around it; the turn does not.)
+
+Black and frozen stretches, for the technical QC (`media.qc`), come from the same decode and the same
+luma grid, with the definitions of ffmpeg's blackdetect and freezedetect (see `Stretches`), so a clip
+that is both scored for sync and checked is decoded once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +37,17 @@ from media.frames import ANALYSIS_FPS, AudioTrack, audio_track, pictures
 MOUTH_PAIRS = ((13, 14), (82, 87), (312, 317), (81, 178), (311, 402))
 MOTION_GRID_SIDE = 96  # the motion grid's short side, in samples
 AUDIO_RATE = 16_000  # SyncNet's audio rate; enough for the 300–3400 Hz speech band
+# blackdetect's definitions: a pixel is black at or below this share of the luma range above black
+# level (pix_th), a picture when this share of its pixels are (pic_th), a stretch from this long (d)
+BLACK_PIXEL_THRESHOLD = 0.10
+BLACK_PICTURE_SHARE = 0.98
+BLACK_MIN_S = 0.1
+# freezedetect's: a picture is frozen while its mean absolute difference from the stretch's first
+# picture stays at or below this share of the 8-bit range (n), a stretch from this long (d)
+FREEZE_NOISE = 0.003
+FREEZE_MIN_S = 1.0
+
+Span = tuple[float, float]  # (start, end) in seconds on the video clock
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,8 @@ class ClipTracks:
     motion_change: np.ndarray  # (frames,) float ≥ 0, luma levels RMS
     motion_energy: np.ndarray  # (frames,) float ≥ 0, luma levels RMS
     audio: AudioTrack | None
+    black: tuple[Span, ...] = field(default=())  # black stretches (`Stretches`)
+    frozen: tuple[Span, ...] = field(default=())  # frozen stretches (`Stretches`)
 
     @property
     def duration_s(self) -> float:
@@ -65,6 +82,55 @@ def mouth_opening(mesh: FaceMesh) -> float:
     gap = np.mean([np.linalg.norm(points[upper] - points[lower]) for upper, lower in MOUTH_PAIRS])
     eyes = np.linalg.norm(points[EYE_RIGHT_OF_IMAGE] - points[EYE_LEFT_OF_IMAGE])
     return float(gap / max(eyes, 1e-6))
+
+
+class Stretches:
+    """Black and frozen stretches of a picture sequence, fed one luma grid per decoded picture.
+
+    ffmpeg's blackdetect and freezedetect, measured on the grid (every ``step``-th pixel) instead of
+    every pixel: a picture is black when at least 98% of its samples are at or below black level +
+    10% of the luma range (16 + 21.9 in studio range, 25.5 in full range); frozen while the mean
+    absolute luma difference from the stretch's first picture is at most 0.003 of the 8-bit range
+    (0.77 levels; freezedetect adds the chroma planes, which a colour-only change would need). A black
+    stretch counts from 0.1 s, a frozen one from 1 s; each runs from its first picture's start to the
+    start of the first picture that breaks it, or to the end of the last picture."""
+
+    def __init__(self, full_range: bool):
+        black, white = (0.0, 255.0) if full_range else (16.0, 235.0)
+        self._black_level = black + BLACK_PIXEL_THRESHOLD * (white - black)
+        self._black_since: float | None = None
+        self._reference: tuple[float, np.ndarray] | None = None  # (start, grid) of the picture frozen on
+        self._black: list[Span] = []
+        self._frozen: list[Span] = []
+
+    def add(self, start_s: float, grid: np.ndarray) -> None:
+        """The picture that comes on screen at ``start_s``, as its uint8 luma grid."""
+        black = np.count_nonzero(grid <= self._black_level) >= BLACK_PICTURE_SHARE * grid.size
+        if black and self._black_since is None:
+            self._black_since = start_s
+        elif not black and self._black_since is not None:
+            self._close(self._black, self._black_since, start_s, BLACK_MIN_S)
+            self._black_since = None
+        if self._reference is not None:
+            difference = np.mean(np.abs(grid.astype(np.int16) - self._reference[1])) / 256
+            if difference <= FREEZE_NOISE:
+                return
+            self._close(self._frozen, self._reference[0], start_s, FREEZE_MIN_S)
+        self._reference = (start_s, grid.astype(np.int16))
+
+    @staticmethod
+    def _close(spans: list[Span], start_s: float, end_s: float, minimum_s: float) -> None:
+        if end_s - start_s >= minimum_s - 1e-6:
+            spans.append((round(start_s, 3), round(end_s, 3)))
+
+    def spans(self, end_s: float) -> tuple[tuple[Span, ...], tuple[Span, ...]]:
+        """(black, frozen) once the last picture has gone off screen at ``end_s``."""
+        black, frozen = list(self._black), list(self._frozen)
+        if self._black_since is not None:
+            self._close(black, self._black_since, end_s, BLACK_MIN_S)
+        if self._reference is not None:
+            self._close(frozen, self._reference[0], end_s, FREEZE_MIN_S)
+        return tuple(black), tuple(frozen)
 
 
 def _turn(before: np.ndarray, after: np.ndarray) -> float:
@@ -92,9 +158,11 @@ def _on_clock(times: np.ndarray, values: np.ndarray, frames: int, fps: float) ->
     return out
 
 
-def analyse(path: str | Path, *, faces: bool = True, tracker: FaceTracker | None = None) -> ClipTracks:
-    """Decode ``path`` once and measure the tracks (faces only when ``faces``). Raises MediaError for a
-    missing or unreadable file, or one without a picture stream."""
+def analyse(
+    path: str | Path, *, faces: bool = True, sound: bool = True, tracker: FaceTracker | None = None
+) -> ClipTracks:
+    """Decode ``path`` once and measure the tracks (faces only when ``faces``, the sound only when
+    ``sound``). Raises MediaError for a missing or unreadable file, or one without a picture stream."""
     path = Path(path)
     if faces and tracker is None:
         tracker = FaceTracker()
@@ -105,7 +173,8 @@ def analyse(path: str | Path, *, faces: bool = True, tracker: FaceTracker | None
     change: list[float] = [0.0]  # the first and last pictures have no turn
     energy: list[float] = [0.0]
     grids: list[np.ndarray] = []  # the last three pictures' luma grids
-    frames, width, height, last_source = 0, 0, 0, -1
+    stretches: Stretches | None = None
+    frames, width, height, last_source, end_s = 0, 0, 0, -1, 0.0
     for shown in pictures(path, ANALYSIS_FPS):
         frames = shown.index + 1
         if shown.source_index == last_source:
@@ -114,8 +183,12 @@ def analyse(path: str | Path, *, faces: bool = True, tracker: FaceTracker | None
         picture = shown.picture
         width, height = picture.width, picture.height
         times.append(shown.source_centre_s)
+        end_s = 2 * shown.source_centre_s - shown.source_start_s
         step = max(1, min(width, height) // MOTION_GRID_SIDE)
-        grids = [*grids[-2:], picture.luma(step).astype(np.float32)]
+        grid = picture.luma(step)
+        stretches = stretches or Stretches(picture.full_range)
+        stretches.add(shown.source_start_s, grid)
+        grids = [*grids[-2:], grid.astype(np.float32)]
         if len(grids) >= 2:
             energy.append(float(np.sqrt(np.mean((grids[-1] - grids[-2]) ** 2))))
         if len(grids) == 3:
@@ -123,11 +196,12 @@ def analyse(path: str | Path, *, faces: bool = True, tracker: FaceTracker | None
         if faces and tracker is not None:
             mesh = tracker(picture)
             openings.append(mouth_opening(mesh) if mesh is not None else np.nan)
-    if frames == 0:
+    if frames == 0 or stretches is None:
         raise MediaError(path, "no pictures to analyse")
     stamps = np.asarray(times)
     change = (change + [0.0])[: len(times)]
     energy = energy[: len(times)]
+    black, frozen = stretches.spans(end_s)
     return ClipTracks(
         path=str(path),
         fps=ANALYSIS_FPS,
@@ -138,5 +212,7 @@ def analyse(path: str | Path, *, faces: bool = True, tracker: FaceTracker | None
         mouth_opening=_on_clock(stamps, np.asarray(openings), frames, ANALYSIS_FPS) if faces else None,
         motion_change=_on_clock(stamps, np.asarray(change), frames, ANALYSIS_FPS),
         motion_energy=_on_clock(stamps, np.asarray(energy), frames, ANALYSIS_FPS),
-        audio=audio_track(path, AUDIO_RATE),
+        audio=audio_track(path, AUDIO_RATE) if sound else None,
+        black=black,
+        frozen=frozen,
     )
