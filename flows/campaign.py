@@ -22,7 +22,7 @@ from tasks.generate import continuation_of
 from tasks.ingest import ingest_reference
 from tasks.plan import mark_failed, parse_brief
 from tasks.publish import publish
-from tasks.qa import qa_deliverable, qa_master
+from tasks.qa import qa_character_consistency, qa_deliverable, qa_master
 from tasks.render import assemble_spot, render_variant
 from tasks.review import await_review
 
@@ -61,6 +61,7 @@ def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
                     break
                 attempt += 1
             masters.append(master)
+        reports += qa_character_consistency(plan, masters, references)  # each character, across scenes and languages
 
         review = None
         flagged = [r for r in reports if r.decision == "needs_review"]

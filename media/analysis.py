@@ -267,61 +267,45 @@ def analyse_file(path: str | Path) -> dict[str, Any]:
     return result
 
 
-# --- character consistency across scenes ---------------------------------------------------------
-
-APPEARANCE_BINS = 8  # per RGB channel: 512 colour cells
-
-
-def _middle_frame(path: Path) -> av.VideoFrame:
-    try:
-        with av.open(str(path)) as container:
-            frames = list(container.decode(video=0))
-    except av.FFmpegError as exc:
-        raise MediaError(path, f"cannot decode video ({exc})") from None
-    if not frames:
-        raise MediaError(path, "no pictures")
-    return frames[len(frames) // 2]
-
-
-def appearance(frame: av.VideoFrame, detector: Any | None = None) -> tuple[np.ndarray, bool]:
-    """A colour histogram of the largest face in the picture (the whole picture when none is found),
-    normalized to sum 1; and whether a face was found."""
-    rgb = frame.to_ndarray(format="rgb24")
-    face = False
-    if detector is not None:
-        detections = detector.detect(Picture(frame.reformat(format="yuv420p")))
-        if detections:
-            x0, y0, x1, y1 = max(detections, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1])).box
-            crop = rgb[max(0, int(y0)) : max(1, int(y1)), max(0, int(x0)) : max(1, int(x1))]
-            if crop.size:
-                rgb, face = crop, True
-    cells = (rgb.reshape(-1, 3) // (256 // APPEARANCE_BINS)).astype(np.intp)
-    index = (cells[:, 0] * APPEARANCE_BINS + cells[:, 1]) * APPEARANCE_BINS + cells[:, 2]
-    histogram = np.bincount(index, minlength=APPEARANCE_BINS**3).astype(np.float64)
-    return histogram / max(1.0, histogram.sum()), face
-
-
-def character_consistency(reference_image: Path, clips: dict[str, Path]) -> dict[str, Any]:
-    """How alike the character looks across scenes: the colour-histogram intersection (0..1, 1 the same
-    colours) of each scene's face (middle picture) with the reference photo's face, and between scenes."""
-    try:
-        from media.faces import FaceDetector
-
-        detector: Any | None = FaceDetector()
-    except Exception:  # noqa: BLE001 - without the face runtime, whole pictures are compared
-        detector = None
-    reference, reference_face = appearance(_image_frame(Path(reference_image)), detector)
-    scenes: dict[str, Any] = {}
-    signatures = {}
-    for scene, clip in clips.items():
-        signature, face = appearance(_middle_frame(Path(clip)), detector)
-        signatures[scene] = signature
-        scenes[scene] = {"face_found": face, "similarity_to_reference": _r(np.minimum(signature, reference).sum())}
-    names = list(signatures)
-    pairs = [float(np.minimum(signatures[a], signatures[b]).sum()) for i, a in enumerate(names) for b in names[i + 1 :]]
-    return {
-        "method": "rgb histogram intersection of the face crop",
-        "reference_face_found": reference_face,
-        "scenes": scenes,
-        "min_between_scenes": _r(min(pairs)) if pairs else None,
-    }
+def describe(analysis: dict[str, Any]) -> list[str]:
+    """One analysis (a dict with its ``type``) as the lines a producer reads: tempo, beats, downbeats and
+    sections; speech segments and level; shots and motion; faces and colours. Plain text, for the CLI's
+    ``analyze`` and the run report alike."""
+    kind = analysis.get("type")
+    if kind == "music":
+        beat_times = analysis["beats_s"]
+        shown = ", ".join(f"{t:.2f}" for t in beat_times[:8]) + (" …" if len(beat_times) > 8 else "")
+        downbeats = ", ".join(f"{t:.2f}" for t in analysis["downbeats_s"][:6])
+        sections = ", ".join(
+            f"{part['start_s']:.1f}–{part['end_s']:.1f} s ({part['level_db']:.0f} dB)" for part in analysis["sections"]
+        )
+        confidence = analysis["downbeat_confidence"]
+        return [
+            f"tempo {analysis['tempo_bpm']:.1f} BPM, {len(beat_times)} beats: {shown}",
+            f"downbeats ({analysis['beats_per_bar']}/4, confidence {confidence:.2f}): {downbeats}",
+            f"sections: {sections}",
+        ]
+    if kind == "voice":
+        spans = ", ".join(f"{s['start_s']:.2f}–{s['end_s']:.2f}" for s in analysis["speech_segments"][:8])
+        level = analysis["speech_level_dbfs"]
+        return [
+            f"speech {analysis['speech_s']:.2f} s in {len(analysis['speech_segments'])} segments"
+            f"{f', level {level:.1f} dBFS' if level is not None else ''}: {spans or 'none'}"
+        ]
+    if kind == "sfx":
+        onsets = ", ".join(f"{t:.2f}" for t in analysis["onsets_s"][:12]) or "none"
+        return [f"{len(analysis['onsets_s'])} onset(s) at: {onsets}"]
+    if kind == "motion":
+        cuts = ", ".join(f"{t:.2f}" for t in analysis["shot_boundaries_s"]) or "none"
+        return [
+            f"{analysis['shots']} shot(s), cuts at: {cuts}; mean motion energy {analysis['mean_motion_energy']:.1f}"
+            f" over {analysis['frames']} frames"
+        ]
+    if kind == "image":
+        faces = analysis.get("faces")
+        found = "detector unavailable" if faces is None else f"{len(faces)} face(s)"
+        if faces:
+            found += ": " + "; ".join(f"box {f['box']} (score {f['score']:.2f})" for f in faces[:3])
+        colours = ", ".join(f"{c['hex']} {c['share'] * 100:.0f}%" for c in analysis["dominant_colours"])
+        return [f"{found}; colours {colours}"]
+    return []

@@ -148,6 +148,15 @@ class QAThresholds(_Model):
     min_lipsync_confidence: float = Field(0.5, ge=0, le=2, description="Mouth-vs-speech confidence needed.")
     min_sfx_confidence: float = Field(0.4, ge=0, le=2, description="Sound-onsets-vs-motion confidence needed.")
     sync_checks: bool = Field(True, description="Score lip-sync and sound-effect sync on every master.")
+    # Colour-histogram intersection of the character's face between clips (media/consistency.py): the
+    # same face in other framings, seeds and languages measured 0.77-0.92, other pictures 0.0-0.42.
+    min_character_consistency: float | None = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="How alike (0..1) a character reference's face must look between the scenes and languages "
+        "that use it; below it the run ends needs_review. null: not checked.",
+    )
     loudness_tolerance_lu: float = Field(2.0, gt=0, le=10)
     max_regenerations: int = Field(2, ge=0, le=10, description="New seeds tried before human review.")
     on_review: Literal["flag", "pause"] = Field(

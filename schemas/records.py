@@ -92,7 +92,7 @@ Decision = Literal["pass", "regenerate", "needs_review"]
 
 
 class QAReport(_Record):
-    subject: str  # "master:<scene>:<lang>:a<attempt>" | "deliverable:<lang>:<platform>"
+    subject: str  # "master:<scene>:<lang>:a<attempt>" | "deliverable:<lang>:<platform>" | "character:<ref>"
     verdict: Verdict
     checks: tuple[CheckOutcome, ...]
     decision: Decision | None = None  # masters only
@@ -127,8 +127,6 @@ class SpotRecord(_Record):
     mix: dict[str, Any] = {}
     stems_uri: str | None = None
     stem_names: tuple[str, ...] = ()
-    # Per character reference: how alike its scenes look (media.analysis.character_consistency).
-    consistency: dict[str, Any] = {}
     cached: bool = False
 
 

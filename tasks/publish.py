@@ -25,7 +25,7 @@ from schemas.records import (
 from store import runs
 from store.models import RunStatus
 from tasks.progress import emit
-from tasks.report import report_key, store_report
+from tasks.report import manifest_key, report_key, store_report
 from tasks.review import ReviewDecision
 from tasks.runtime import Runtime, get_runtime
 
@@ -85,6 +85,16 @@ def build_manifest(
                 ],
             }
             for m in masters
+        ],
+        # each character reference's face across the scenes and languages that use it (qa_character_consistency)
+        "character_consistency": [
+            {
+                "reference": r.subject.removeprefix("character:"),
+                "verdict": r.verdict,
+                "checks": [c.model_dump(mode="json") for c in r.checks],
+            }
+            for r in reports
+            if r.subject.startswith("character:")
         ],
         "spots": [s.model_dump(mode="json", exclude={"cached"}) for s in spots],
         "deliverables": [
@@ -150,8 +160,9 @@ def _artifacts(
 
 
 def run_status(reports: list[QAReport], review: ReviewDecision | None) -> RunStatus:
-    """needs_review when a deliverable fails QA, or a master the gate gave up on was not approved by a
-    reviewer; masters that were regenerated and then passed do not count against the run."""
+    """needs_review when a deliverable or a character's consistency fails QA (reports without a gate
+    decision), or a master the gate gave up on was not approved by a reviewer; masters that were
+    regenerated and then passed do not count against the run."""
     approved = review is not None and review.approve
     for report in reports:
         if report.decision == "needs_review" and not approved:
@@ -183,7 +194,7 @@ def publish(
     with rt.scratch("manifest") as scratch:
         path = scratch / "manifest.json"
         path.write_text(json.dumps(manifest, indent=2))
-        stored = rt.store.put_named(path, f"runs/{plan.run_id}/manifest.json")
+        stored = rt.store.put_named(path, manifest_key(plan.run_id))
     store_report(rt, plan.run_id, str(status))  # from the database, as `syncreel report` makes it
     _artifacts(plan, deliverables, reports, stored.uri, str(status))
     with rt.session() as session:

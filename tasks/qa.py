@@ -1,5 +1,7 @@
 """qa_master / qa_deliverable: technical checks and sync scores on a stored clip, recorded per run in
-the database, and the gate's decision for a master: pass, regenerate with a new seed, or needs review."""
+the database, and the gate's decision for a master: pass, regenerate with a new seed, or needs review.
+qa_character_consistency: each character reference's face compared across the scenes and languages
+that use it (media/consistency.py); a failing check ends the run needs_review."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+import media.consistency
 import media.faces
 import media.lipsync
 import media.probe
@@ -17,11 +20,20 @@ import media.qc
 import media.sfxsync
 import media.syncqa
 import media.tracks
+from media.consistency import character_consistency, consistency_checks
 from media.qc import Expectation
 from media.syncqa import qa_checks
 from schemas.brief import Brief, Scene
 from schemas.platforms import PlatformSpec
-from schemas.records import CampaignPlan, CheckOutcome, Decision, DeliverableRecord, MasterRecord, QAReport
+from schemas.records import (
+    CampaignPlan,
+    CheckOutcome,
+    Decision,
+    DeliverableRecord,
+    IngestedReference,
+    MasterRecord,
+    QAReport,
+)
 from store import runs
 from store.models import SceneStatus
 from tasks.progress import emit
@@ -72,18 +84,23 @@ def check_clip(
     report = QAReport.from_checks(subject, [CheckOutcome.model_validate(c) for c in record["checks"]])
     if decide is not None:
         report = report.model_copy(update={"decision": decide(report)})
+    record_report(rt, plan, report)
+    return report
+
+
+def record_report(rt: Runtime, plan: CampaignPlan, report: QAReport) -> None:
+    """Every check of the report as a QA row of the run (with the gate's decision, when it made one)."""
     with rt.session() as session:
         for check in report.checks:
             runs.record_qa(
                 session,
                 run_id=plan.run_id,
-                subject=subject,
+                subject=report.subject,
                 check=check.check,
                 verdict=check.verdict,
                 metrics={**check.metrics, **({"decision": report.decision} if report.decision else {})},
                 message=check.message,
             )
-    return report
 
 
 def gate(report: QAReport, regenerations: int, max_regenerations: int) -> Decision:
@@ -144,6 +161,54 @@ def qa_deliverable(
     emit(
         "qa_deliverable",
         f"{deliverable.language}/{deliverable.platform}",
+        "flagged" if report.verdict == "fail" else "done",
+        "; ".join(c.message for c in report.failures),
+    )
+    return report
+
+
+@task(name="qa_character_consistency", cache_policy=NO_CACHE)
+def qa_character_consistency(
+    plan: CampaignPlan, masters: list[MasterRecord], references: list[IngestedReference]
+) -> list[QAReport]:
+    """One report per character reference (subject ``character:<id>``): its face in every kept master
+    whose scene uses it, compared between scenes, between languages and with the photo, judged against
+    the brief's ``qa.min_character_consistency`` (nothing when that is null). No gate decision: a
+    failing report ends the run needs_review (``publish.run_status``)."""
+    threshold = plan.brief.qa.min_character_consistency
+    if threshold is None:
+        return []
+    rt = get_runtime()
+    uses = {scene.id: set(scene.references) for scene in plan.brief.scenes}
+    reports = []
+    for character in references:
+        shown = [m for m in masters if character.id in uses.get(m.scene_id, ())]
+        if character.kind == "image" and character.role == "character" and shown:
+            reports.append(_character_report(rt, plan, character, shown, threshold))
+    return reports
+
+
+def _character_report(
+    rt: Runtime, plan: CampaignPlan, character: IngestedReference, shown: list[MasterRecord], threshold: float
+) -> QAReport:
+    emit("qa_character", character.id, "started")
+    clips = [(m.scene_id, m.language, m.sha256) for m in shown]
+    key = cache_key("consistency", character.sha256, clips, code_fingerprint(media.consistency, media.faces))
+
+    def measure() -> tuple[dict, None]:
+        files = {(m.scene_id, m.language): rt.store.fetch(m.uri) for m in shown}
+        return character_consistency(rt.store.fetch(character.uri), files), None
+
+    measured, _ = memoized(rt, "consistency", key, measure)
+    checks = [
+        CheckOutcome(check=r.check, verdict=r.verdict, message=r.message, metrics=r.metrics)
+        for r in consistency_checks(character.id, measured, threshold)
+    ]
+    report = QAReport.from_checks(f"character:{character.id}", checks)
+    record_report(rt, plan, report)
+    emit(
+        "qa_character",
+        character.id,
         "flagged" if report.verdict == "fail" else "done",
         "; ".join(c.message for c in report.failures),
     )

@@ -16,7 +16,6 @@ import media.mix
 import media.reframe
 import media.shots
 import media.variants
-from media.analysis import character_consistency
 from media.assemble import assemble_layered as join_layered
 from media.captions import Cue, DialogueTiming, spot_cues
 from media.mix import RATE as MIX_RATE
@@ -62,7 +61,6 @@ def assemble_spot(
         duck_db=music_brief.duck_db,
     )
     beat_sync = music is not None and music_brief.beat_sync
-    characters = [r for r in references or [] if r.kind == "image" and r.role == "character"]
     key = cache_key(
         "assemble",
         [(m.sha256, m.stems_uri, list(m.stem_names)) for m in masters],
@@ -70,7 +68,6 @@ def assemble_spot(
         beat_sync,
         music_brief.snap_tolerance_s,
         settings.to_dict(),
-        [(c.id, c.sha256) for c in characters],
         code_fingerprint(media.assemble, media.mix, media.analysis, media.ffmpeg),
     )
     grid = music.analysis if music else {}
@@ -94,7 +91,6 @@ def assemble_spot(
             stored, asset_id = store_asset(rt, scratch / "spot.mp4", "spot", info.to_dict())
             meta = {"channels": list(result.stem_names), "sample_rate": MIX_RATE}
             stems_uri = store_asset(rt, scratch / "spot-stems.wav", "spot_stems", meta)[0].uri
-            consistency = _consistency(rt, plan, masters, characters)
         cuts = [cut.to_dict() for cut in result.cuts]
         return {
             "uri": stored.uri,
@@ -112,25 +108,11 @@ def assemble_spot(
             "mix": result.mix,
             "stems_uri": stems_uri,
             "stem_names": list(result.stem_names),
-            "consistency": consistency,
         }, asset_id
 
     record, cached = memoized(rt, "assemble", key, produce)
     emit("assemble", language, "cached" if cached else "done")
     return to_record(SpotRecord, record, language=language, cached=cached)
-
-
-def _consistency(
-    rt: Runtime, plan: CampaignPlan, masters: list[MasterRecord], characters: list[IngestedReference]
-) -> dict:
-    """For each character reference shown in more than one of these scenes, how alike its face looks."""
-    uses = {scene.id: set(scene.references) for scene in plan.brief.scenes}
-    report = {}
-    for character in characters:
-        clips = {m.scene_id: rt.store.fetch(m.uri) for m in masters if character.id in uses.get(m.scene_id, ())}
-        if len(clips) >= 2:
-            report[character.id] = character_consistency(rt.store.fetch(character.uri), clips)
-    return report
 
 
 def _grid_report(grid: dict, duration_s: float, beat_sync: bool, tolerance_s: float, cuts: list[dict]) -> dict:

@@ -2,24 +2,31 @@
 database and the asset store alone, so any process can make it for any run (`syncreel report RUN`);
 `publish` stores it beside the manifest.
 
-For every scene and attempt: a still, the seed, the gate's decision and every check, the lip-sync
-correlation over the offsets searched with the allowed band, the per-window offsets (drift), and the
-sound-effect events; for every deliverable: a still, its loudness numbers, its crop path and its checks;
-the reviewer's and the producer's decisions.
+For every reference the brief gave: what its analysis found (the ``reference_assets`` row the run's
+manifest points at: tempo, beats and downbeats; speech segments; shots and motion energy; face box and
+dominant colours) with a still or a plot; for every scene and attempt: a still, the seed, the gate's
+decision and every check, the lip-sync correlation over the offsets searched with the allowed band, the
+per-window offsets (drift), and the sound-effect events; for every character reference: how alike its
+face looks across scenes and languages, clip by clip and pair by pair; for every deliverable: a still,
+its loudness numbers, its crop path and its checks; the reviewer's and the producer's decisions.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import json
 from collections import defaultdict
 from typing import Any
 
+from sqlalchemy import select
+
+from media.analysis import describe
 from media.errors import MediaError
 from media.still import still_jpeg
 from store import runs
 from store.assets import AssetStoreError
-from store.models import Asset
+from store.models import Asset, ReferenceAsset
 from tasks.runtime import Runtime
 
 STYLE = """
@@ -30,12 +37,16 @@ td,th{border:1px solid #ddd;padding:3px 8px;vertical-align:top;text-align:left}
 .pass,.succeeded{color:#137333}.warn,.needs_review,.regenerate{color:#b06000}.fail,.failed{color:#c5221f}
 .card{display:flex;gap:16px;align-items:flex-start;margin:10px 0 18px}
 .card img{border:1px solid #ccc;max-width:320px}svg{background:#fafafa;border:1px solid #ddd}
-.muted{color:#666}
+.muted{color:#666}.swatch{display:inline-block;width:28px;height:16px;border:1px solid #999;margin-right:4px}
 """
 
 
 def report_key(run_id: str) -> str:
     return f"runs/{run_id}/report.html"
+
+
+def manifest_key(run_id: str) -> str:
+    return f"runs/{run_id}/manifest.json"
 
 
 def _e(value: Any) -> str:
@@ -160,6 +171,146 @@ def _sync_plots(rows: list[Any], early_ms: float, late_ms: float) -> str:
     return "".join(part for part in out if part)
 
 
+def _run_references(rt: Runtime, run_id: str, briefed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The brief's references as this run ingested them: the manifest (in the store) names each upload
+    by content, and its ``reference_assets`` row holds the analysis and the normalized asset. A run that
+    has not published yet lists the brief's references without analyses."""
+    ingested: dict[str, dict[str, Any]] = {}
+    uri = rt.store.uri_for(manifest_key(run_id))
+    try:
+        if rt.store.exists(uri):
+            ingested = {r["id"]: r for r in json.loads(rt.store.fetch(uri).read_text()).get("references", [])}
+    except (AssetStoreError, ValueError):
+        ingested = {}
+    out = []
+    with rt.session() as session:
+        for ref in briefed:
+            entry = {**ref, "analysis": None, "asset_uri": None}
+            found = ingested.get(ref["id"])
+            if found:
+                row = session.execute(
+                    select(ReferenceAsset.analysis, Asset.uri)
+                    .join(Asset, Asset.id == ReferenceAsset.asset_id)
+                    .where(
+                        ReferenceAsset.source_sha256 == found["source_sha256"],
+                        ReferenceAsset.kind == found["kind"],
+                        ReferenceAsset.role == found["role"],
+                    )
+                ).first()
+                entry["analysis"], entry["asset_uri"] = (row[0], row[1]) if row else (found["analysis"], found["uri"])
+            out.append(entry)
+    return out
+
+
+def beats_plot(music: dict[str, Any], width: int = 360, height: int = 36) -> str:
+    """The beat grid as ticks over the track's length, downbeats taller."""
+    duration = music.get("duration_s") or max([*music.get("beats_s", []), 1.0])
+    downbeats = {round(t, 3) for t in music.get("downbeats_s", [])}
+    ticks = "".join(
+        f'<line x1="{t / duration * width:.1f}" x2="{t / duration * width:.1f}" '
+        f'y1="{0 if round(t, 3) in downbeats else height / 2:.0f}" y2="{height}" stroke="#1a73e8"/>'
+        for t in music.get("beats_s", [])
+    )
+    return (
+        f'<svg width="{width}" height="{height + 16}" role="img"><title>beat grid</title>{ticks}'
+        f'<text x="2" y="{height + 13}" font-size="11">beats over 0–{duration:.1f} s (downbeats tall)</text></svg>'
+    )
+
+
+def motion_plot(motion: dict[str, Any]) -> str:
+    """Motion energy over the clip's time, with the shot boundaries marked."""
+    times, energy = motion.get("frame_times_s") or [], motion.get("motion_energy") or []
+    if len(times) < 2:
+        return ""
+    w, h = 360, 100
+    top = max(max(energy), 1.0)
+    cuts = "".join(
+        f'<line x1="{(t - times[0]) / (times[-1] - times[0] or 1) * w:.1f}" '
+        f'x2="{(t - times[0]) / (times[-1] - times[0] or 1) * w:.1f}" y1="0" y2="{h}" stroke="#c5221f" '
+        'stroke-dasharray="3"/>'
+        for t in motion.get("shot_boundaries_s") or []
+    )
+    return (
+        f'<svg width="{w}" height="{h + 16}" role="img"><title>motion energy</title>{cuts}'
+        + _polyline(times, energy, (times[0], times[-1], 0.0, top), (w, h))
+        + f'<text x="2" y="{h + 13}" font-size="11">motion energy (0–{top:.0f}), cuts dashed</text></svg>'
+    )
+
+
+def _reference_section(rt: Runtime, references: list[dict[str, Any]]) -> list[str]:
+    if not references:
+        return []
+    parts = ["<h2>References</h2>"]
+    for ref in references:
+        analysis = ref["analysis"]
+        head = (
+            f"<h3>{_e(ref['id'])} <span class='muted'>{_e(ref['kind'])} · {_e(ref['role'])} · "
+            f"{_e(ref['uri'])}</span></h3>"
+        )
+        if not analysis:
+            parts.append(
+                head + "<p class='muted'>(not analysed in this run's record: its manifest is not published)</p>"
+            )
+            continue
+        visual = ""
+        if ref["kind"] in ("image", "video"):
+            visual = _still(rt, ref["asset_uri"])
+        if analysis.get("type") == "music":
+            visual = beats_plot(analysis)
+        elif analysis.get("type") == "motion":
+            visual += motion_plot(analysis)
+        swatches = "".join(
+            f'<span class="swatch" title="{_e(c["hex"])} {c["share"] * 100:.0f}%" style="background:{_e(c["hex"])}">'
+            "</span>"
+            for c in analysis.get("dominant_colours") or []
+        )
+        lines = "".join(f"<li>{_e(line)}</li>" for line in describe(analysis))
+        parts += [
+            head,
+            f"<div class='card'>{visual}<div>{_e(ref.get('description') or '')}"
+            f"<ul>{lines or '<li>(no analysis for this role)</li>'}</ul>{swatches}</div></div>",
+        ]
+    return parts
+
+
+def _character_section(by_subject: dict[str, list[Any]], threshold: Any) -> list[str]:
+    subjects = sorted(s for s in by_subject if s.startswith("character:"))
+    if not subjects:
+        return []
+    parts = [
+        "<h2>Character consistency</h2>",
+        f"<div class='muted'>face colour similarity (0..1) between the clips that show each character; "
+        f"at least {_e(threshold)} (qa.min_character_consistency) between scenes and between languages</div>",
+    ]
+    for subject in subjects:
+        checks = by_subject[subject]
+        verdicts = {c.verdict for c in checks}
+        verdict = "fail" if "fail" in verdicts else "warn" if "warn" in verdicts else "pass"
+        parts += [f"<h3>{_e(subject.removeprefix('character:'))} {_verdict(verdict)}</h3>", _checks_table(checks)]
+        clips = next((c.metrics.get("clips") for c in checks if c.check == "character_vs_reference"), None) or []
+        if clips:
+            rows = "".join(
+                f"<tr><td>{_e(c['clip'])}</td><td>{'yes' if c['face_found'] else 'no'}</td>"
+                f"<td>{c['similarity']:.2f}</td></tr>"
+                for c in clips
+            )
+            parts.append(f"<table><tr><th>clip</th><th>face found</th><th>vs photo</th></tr>{rows}</table>")
+        pairs = sorted(
+            (p for c in checks if c.check != "character_vs_reference" for p in c.metrics.get("pairs") or []),
+            key=lambda p: p["similarity"],
+        )
+        if pairs:
+            limit = next((c.metrics.get("threshold") for c in checks), None)
+            rows = "".join(
+                f"<tr><td>{_e(p['a'])}</td><td>{_e(p['b'])}</td>"
+                f"<td class='{'fail' if limit is not None and p['similarity'] < limit else 'pass'}'>"
+                f"{p['similarity']:.2f}</td></tr>"
+                for p in pairs
+            )
+            parts.append(f"<table><tr><th>clip</th><th>clip</th><th>similarity</th></tr>{rows}</table>")
+    return parts
+
+
 def build_report(rt: Runtime, run_id: str | None = None, status: str | None = None) -> tuple[str, str]:
     """(run id, HTML) of a run (by id or prefix; the newest when None); ``status`` stands in for the
     recorded one (publish makes the report just before it records the final status)."""
@@ -172,6 +323,7 @@ def build_report(rt: Runtime, run_id: str | None = None, status: str | None = No
         rows = runs.qa_results(session, run["id"])
         outputs = {d["cache_key"]: runs.get_output(session, d["cache_key"]) for d in detail["deliverables"]}
         reframes = {key: dict(out.record.get("reframe") or {}) if out else {} for key, out in outputs.items()}
+    references = _run_references(rt, run["id"], brief.get("references") or [])
     qa = brief.get("qa", {})
     early, late = float(qa.get("max_audio_early_ms", 45.0)), float(qa.get("max_audio_late_ms", 125.0))
     by_subject: dict[str, list[Any]] = defaultdict(list)
@@ -193,6 +345,7 @@ def build_report(rt: Runtime, run_id: str | None = None, status: str | None = No
         parts.append(f"<p class='fail'>{_e(run['error'])}</p>")
     for row in by_subject.pop("review", []):
         parts.append(f"<h2>Review</h2><p>{_verdict(row.verdict)} {_e(row.message)}</p>")
+    parts += _reference_section(rt, references)
     approvals = {s: r for s, r in by_subject.items() if s.startswith("approval:")}
     parts.append("<h2>Scenes</h2>")
     masters = sorted((s for s in by_subject if s.startswith("master:")), key=lambda s: s.rsplit(":a", 1))
@@ -214,6 +367,7 @@ def build_report(rt: Runtime, run_id: str | None = None, status: str | None = No
             + "</div></div>",
             f"<div class='card'>{_sync_plots(checks, early, late)}</div>",
         ]
+    parts += _character_section(by_subject, qa.get("min_character_consistency", 0.5))
     if detail["deliverables"]:
         parts.append("<h2>Deliverables</h2>")
     for d in detail["deliverables"]:

@@ -150,25 +150,6 @@ def test_analyse_reference_by_role_and_analyse_file(tmp_path: Path) -> None:
     assert beats.RATE == 16_000
 
 
-def test_character_consistency_scores_the_same_face_above_another_picture(tmp_path: Path) -> None:
-    from media.encode import write_master
-
-    photo = ROOT / "examples" / "briefs" / "assets" / "presenter.png"
-    with av.open(str(photo)) as container:
-        face = next(container.decode(video=0)).to_ndarray(format="rgb24")
-    silence = np.zeros((2, 48_000), np.float32)
-    same = write_master(np.stack([face] * 12), silence, 12, 48_000, tmp_path / "same.mp4")
-    shifted = np.stack([np.roll(face, 9, axis=1)] * 12)  # the same face, framed a little differently
-    moved = write_master(shifted, silence, 12, 48_000, tmp_path / "moved.mp4")
-    other = write_master(np.full((12, 384, 384, 3), (20, 160, 60), np.uint8), silence, 12, 48_000, tmp_path / "o.mp4")
-    report = analysis.character_consistency(photo, {"a": Path(same.path), "b": Path(moved.path), "c": Path(other.path)})
-    scenes = report["scenes"]
-    assert report["reference_face_found"] and scenes["a"]["face_found"] and not scenes["c"]["face_found"]
-    assert scenes["a"]["similarity_to_reference"] > 0.7 and scenes["b"]["similarity_to_reference"] > 0.7
-    assert scenes["c"]["similarity_to_reference"] < 0.1
-    assert report["min_between_scenes"] < 0.1
-
-
 def test_analyze_command_prints_json_and_fails_on_a_bad_file(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
