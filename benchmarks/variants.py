@@ -8,12 +8,20 @@ All three render the same master to the same platforms with the same encoder set
 (`media.variants._encoder_args`: libx264 at --preset, the platform's profile, level, CRF, VBV, GOP;
 AAC at its rate, bitrate and channels), in the same run, one after the other:
 
-- **naive**: one ffmpeg invocation per platform (decode, centred cover crop, scale, encode);
+- **naive**: one ffmpeg invocation per platform (decode, crop, scale, encode);
 - **hand-written split**: one ffmpeg command that decodes once and splits into every output, with the
-  same centred crops: what a careful engineer writes by hand;
+  same crops: what a careful engineer writes by hand;
 - **syncreel**: `render_variants`, which also does more: subject analysis (shots, faces, motion),
   a crop path per platform, two-pass loudness, thumbnails and a contact sheet, an independent loudness
   check of each output; it encodes once every output whose render spec is identical.
+
+The baselines' crops (``--baseline-crop``): by default **subject**, the very windows syncreel's
+analysis chose, planned once before the timed runs and sent to ``crop`` by the same kind of sendcmd
+file, so that all three encode the same pictures and the comparison is of the fan-out alone (a crop
+that follows a subject across the frame pans, and x264 spends about twice the CPU on a panning
+picture as on a still one: measured 12.9 vs 7.0 CPU s for 10 s of 9:16); **centre** gives the
+baselines a fixed centred crop instead, as a naive pipeline would (the subject leaves the frame).
+syncreel's own analysis is timed in its run either way.
 
 Wall time and CPU time (this process and its children) are measured for each; realtime factors are
 master seconds per wall second, per variant (syncreel's and the split's amortised over their outputs).
@@ -40,8 +48,15 @@ from PIL import Image, ImageFilter  # noqa: E402
 
 from media.ffmpeg import BITEXACT, run  # noqa: E402
 from media.probe import probe  # noqa: E402
-from media.reframe import cover_crop_size  # noqa: E402
-from media.variants import _encoder_args, _rate, render_variants  # noqa: E402
+from media.reframe import analyse_subjects, cover_crop_size, plan_crop_path  # noqa: E402
+from media.variants import (  # noqa: E402
+    _crop_commands,
+    _encoder_args,
+    _output_frames,
+    _rate,
+    filter_path,
+    render_variants,
+)
 from schemas.platforms import PLATFORMS, PlatformSpec  # noqa: E402
 
 
@@ -77,12 +92,36 @@ def make_master(path: Path, seconds: float, size: tuple[int, int] = (1920, 1080)
     return path
 
 
-def _centre_chain(spec: PlatformSpec, src_w: int, src_h: int) -> str:
+Crop = tuple[Path | None, int, int]  # a sendcmd file of crop windows (None: it holds still), the first window's x, y
+Crops = dict[str, Crop | None]  # per platform; None: a centred crop
+
+
+def subject_crops(src: Path, specs: dict[str, PlatformSpec], folder: Path) -> Crops:
+    """The crop windows syncreel's analysis chooses for each platform, as sendcmd files (untimed)."""
+    info = probe(src)
+    analysis = analyse_subjects(src)
+    crops: Crops = {}
+    for name, spec in specs.items():
+        crop = plan_crop_path(analysis, (spec.width, spec.height), spec.fps, _output_frames(info, spec.fps))
+        if "pad" in crop.modes:
+            raise SystemExit(f"{name}: the crop path pads some shots; the baselines follow crop-only paths")
+        lines, commands = _crop_commands(crop, name), folder / f"{name}.cmd"
+        commands.write_text(lines)
+        crops[name] = (commands if lines.strip() else None, int(crop.windows[0][0]), int(crop.windows[0][1]))
+    return crops
+
+
+def _crop_chain(
+    name: str, spec: PlatformSpec, src_w: int, src_h: int, crop: tuple[Path | None, int, int] | None
+) -> str:
     crop_w, crop_h = cover_crop_size(src_w, src_h, spec.width, spec.height)
-    x, y = (src_w - crop_w) // 2, (src_h - crop_h) // 2
+    x, y, send = (src_w - crop_w) // 2, (src_h - crop_h) // 2, ""
+    if crop is not None:
+        commands, x, y = crop
+        send = f"sendcmd=f={filter_path(commands)}," if commands is not None else ""
     return (
-        f"fps={_rate(spec.fps)},crop={crop_w}:{crop_h}:{x}:{y},scale={spec.width}:{spec.height}:flags=bicubic,"
-        f"setsar=1,format={spec.pix_fmt}"
+        f"fps={_rate(spec.fps)},{send}crop@{name}={crop_w}:{crop_h}:{x}:{y},"
+        f"scale={spec.width}:{spec.height}:flags=bicubic,setsar=1,format={spec.pix_fmt}"
     )
 
 
@@ -91,7 +130,7 @@ def _audio_chain(spec: PlatformSpec) -> str:
     return f"aresample={spec.audio_rate},aformat=sample_fmts=fltp:channel_layouts={layout}"
 
 
-def naive(src: Path, specs: dict[str, PlatformSpec], out: Path, preset: str) -> dict[str, float]:
+def naive(src: Path, specs: dict[str, PlatformSpec], out: Path, preset: str, crops: Crops) -> dict[str, float]:
     """One ffmpeg per platform; returns each one's wall time."""
     info = probe(src)
     assert info.video is not None
@@ -99,7 +138,7 @@ def naive(src: Path, specs: dict[str, PlatformSpec], out: Path, preset: str) -> 
     for name, spec in specs.items():
         started = time.perf_counter()
         run(
-            ["-i", str(src), "-vf", _centre_chain(spec, info.video.width, info.video.height),
+            ["-i", str(src), "-vf", _crop_chain(name, spec, info.video.width, info.video.height, crops[name]),
              "-af", _audio_chain(spec), *_encoder_args(spec, preset), *BITEXACT, "-movflags", "+faststart",
              "-y", str(out / f"{name}.mp4")],
             what=f"naive {name}",
@@ -109,7 +148,7 @@ def naive(src: Path, specs: dict[str, PlatformSpec], out: Path, preset: str) -> 
     return walls
 
 
-def hand_split(src: Path, specs: dict[str, PlatformSpec], out: Path, preset: str) -> None:
+def hand_split(src: Path, specs: dict[str, PlatformSpec], out: Path, preset: str, crops: Crops) -> None:
     """One ffmpeg: decode once, split into every output."""
     info = probe(src)
     assert info.video is not None
@@ -118,14 +157,14 @@ def hand_split(src: Path, specs: dict[str, PlatformSpec], out: Path, preset: str
     graph.append(f"[0:a]asplit={count}" + "".join(f"[a{i}]" for i in range(count)))
     outputs: list[str] = []
     for i, (name, spec) in enumerate(specs.items()):
-        graph.append(f"[v{i}]{_centre_chain(spec, info.video.width, info.video.height)}[vo{i}]")
+        graph.append(f"[v{i}]{_crop_chain(name, spec, info.video.width, info.video.height, crops[name])}[vo{i}]")
         graph.append(f"[a{i}]{_audio_chain(spec)}[ao{i}]")
         outputs += ["-map", f"[vo{i}]", "-map", f"[ao{i}]", *_encoder_args(spec, preset), *BITEXACT]
         outputs += ["-movflags", "+faststart", "-y", str(out / f"{name}.mp4")]
     run(["-i", str(src), "-filter_complex", ";".join(graph), *outputs], what="hand-written split", path=src)
 
 
-def syncreel(src: Path, specs: dict[str, PlatformSpec], out: Path, preset: str) -> dict[str, Any]:
+def syncreel(src: Path, specs: dict[str, PlatformSpec], out: Path, preset: str, crops: Crops) -> dict[str, Any]:
     results = render_variants(src, specs, out, x264_preset=preset)
     first = next(iter(results.values()))
     return {
@@ -158,6 +197,12 @@ def main() -> None:
     parser.add_argument("--platform", action="append", help="Platforms (default: every registered one).")
     parser.add_argument("--preset", default="veryfast", help="x264 preset, the same for all three.")
     parser.add_argument("--master", type=Path, help="Use this master instead of the synthetic one.")
+    parser.add_argument(
+        "--baseline-crop",
+        choices=("subject", "centre"),
+        default="subject",
+        help="The baselines' crops: syncreel's windows (the same pictures encoded) or a fixed centred crop.",
+    )
     parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
     args = parser.parse_args()
     names = args.platform or list(PLATFORMS)
@@ -166,11 +211,14 @@ def main() -> None:
         root = Path(folder)
         src = args.master or make_master(root / "master.mp4", args.seconds)
         seconds = probe(src).duration_s
+        crops: Crops = {name: None for name in specs}
+        if args.baseline_crop == "subject":
+            crops = subject_crops(src, specs, root)
         rows = {}
         for label, fn in (("naive", naive), ("hand-written split", hand_split), ("syncreel", syncreel)):
             out = root / label.replace(" ", "-")
             out.mkdir()
-            wall, cpu, value = measure(lambda fn=fn, out=out: fn(src, specs, out, args.preset))
+            wall, cpu, value = measure(lambda fn=fn, out=out: fn(src, specs, out, args.preset, crops))
             _check_outputs(out, specs, seconds)
             rows[label] = {"wall_s": wall, "cpu_s": cpu, "detail": value}
             shutil.rmtree(out)
@@ -182,6 +230,7 @@ def main() -> None:
         "master": {"seconds": round(seconds, 2), "size": "1920x1080" if args.master is None else str(args.master)},
         "platforms": names,
         "preset": args.preset,
+        "baseline_crop": args.baseline_crop,
         "cores": os.cpu_count(),
         "runs": {
             label: {
@@ -203,7 +252,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"master {seconds:.1f} s 1920×1080, {len(specs)} platforms, x264 {args.preset}, {os.cpu_count()} cores")
+    print(f"master {seconds:.1f} s 1920×1080, {len(specs)} platforms, x264 {args.preset}, {os.cpu_count()} cores, "
+          f"baselines' crops: {args.baseline_crop}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"{'':22}{'wall s':>9}{'CPU s':>9}{'× naive wall':>14}{'× naive CPU':>13}{'encodes':>9}{'RT/variant':>12}")
     for label, run_report in report["runs"].items():
         print(

@@ -45,11 +45,22 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from media.captions import Cue, fonts_dir, layout_cues, write_ass, write_srt, write_vtt
 from media.errors import MediaError
 from media.ffmpeg import BITEXACT, run
 from media.probe import MediaInfo, probe
-from media.reframe import CropPath, SourceAnalysis, SubjectHint, analyse_subjects, draw_crop_path, plan_crop_path
+from media.reframe import (
+    CropPath,
+    SourceAnalysis,
+    SubjectHint,
+    analyse_subjects,
+    cover_crop_size,
+    draw_crop_path,
+    plan_crop_path,
+)
+from media.shots import Shot
 from schemas.platforms import PlatformSpec
 
 MAX_CROP_LOSS = 0.25
@@ -446,6 +457,35 @@ def _analysis_for(src: Path, groups: list[_Group], hints: Sequence[SubjectHint],
     return analyse_subjects(src, hints=hints, faces=faces and needs_subjects)
 
 
+def _follows_subjects(spec: PlatformSpec, info: MediaInfo) -> bool:
+    """Whether the platform's crop path depends on what the analysis finds: a subject-following crop
+    into another aspect. Fitted, centred and same-aspect renders hold one window throughout."""
+    assert info.video is not None
+    width, height = info.video.width, info.video.height
+    return spec.reframe == "subject" and cover_crop_size(width, height, spec.width, spec.height) != (width, height)
+
+
+def _uniform_analysis(info: MediaInfo) -> SourceAnalysis:
+    """A one-shot, subject-free analysis: enough to plan the paths that `_follows_subjects` excludes."""
+    assert info.video is not None
+    frames = _output_frames(info, info.video.fps)
+    return SourceAnalysis(
+        width=info.video.width,
+        height=info.video.height,
+        fps=info.video.fps,
+        frame_count=frames,
+        shots=[Shot(0, frames)],
+        faces=[[] for _ in range(frames)],
+        motion=[None] * frames,
+    )
+
+
+def _plan_crop(group: _Group, analysis: SourceAnalysis, info: MediaInfo) -> CropPath:
+    spec = group.spec
+    frames = _output_frames(info, spec.fps)
+    return plan_crop_path(analysis, (spec.width, spec.height), spec.fps, frames, policy=spec.reframe)
+
+
 def render_variants(
     src: Path,
     specs: Mapping[str, PlatformSpec],
@@ -471,30 +511,32 @@ def render_variants(
     out_dir.mkdir(parents=True, exist_ok=True)
     groups = _groups(specs, with_captions=bool(cues))
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        loudness = pool.submit(_measure_group_loudness, src, groups) if info.audio is not None else None
-        analysis = analysis or _analysis_for(src, groups, hints, faces)
-        if loudness is not None:
-            loudness.result()
-    for group in groups:
-        group.crop = plan_crop_path(
-            analysis,
-            (group.spec.width, group.spec.height),
-            group.spec.fps,
-            _output_frames(info, group.spec.fps),
-            policy=group.spec.reframe,
-        )
-    analysed = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="syncreel-variants-") as temporary:
+    if info.audio is not None:
+        _measure_group_loudness(src, groups)  # audio-only passes: every encode below needs their figures
+    # renders whose window cannot move start encoding now, while the analysis decodes for the others
+    early = [g for g in groups if not _follows_subjects(g.spec, info)] if analysis is None else []
+    for group in early:
+        group.crop = _plan_crop(group, _uniform_analysis(info), info)
+    with tempfile.TemporaryDirectory(prefix="syncreel-variants-") as temporary, ThreadPoolExecutor(1) as pool:
         scratch = Path(temporary)
-        encoded = _encode(src, info, groups, out_dir, scratch, cues, x264_preset)
+        first = pool.submit(_encode, src, info, early, out_dir, scratch, cues, x264_preset) if early else None
+        analysis = analysis or _analysis_for(src, groups, hints, faces)
+        analysed = time.perf_counter()
+        for group in groups:
+            planned, group.crop = group.crop, _plan_crop(group, analysis, info)  # the record: the real shots
+            assert planned is None or (
+                np.array_equal(planned.windows, group.crop.windows) and planned.modes == group.crop.modes
+            )
+        encoded = _encode(src, info, [g for g in groups if g not in early], out_dir, scratch, cues, x264_preset)
+        if first is not None:
+            encoded |= first.result()
     encoded_at = time.perf_counter()
     results: dict[str, VariantResult] = {}
     with ThreadPoolExecutor(max_workers=2) as pool:
         checked = list(pool.map(lambda g: _finish(src, g, encoded[g.name], analysis, out_dir, cues, language), groups))
     timings = {
-        "analysis_s": analysed - started,
-        "encode_s": encoded_at - analysed,
+        "analysis_s": analysed - started,  # loudness passes and subject analysis (encoding may overlap)
+        "encode_s": encoded_at - started,  # to the last encode's end, from the start
         "checks_s": time.perf_counter() - encoded_at,
     }
     for group_results in checked:
@@ -512,9 +554,11 @@ def _encode(
     cues: Sequence[Cue],
     x264_preset: str,
 ) -> dict[str, dict[str, Any]]:
-    """The one ffmpeg run: the master decoded once and fed to one filter graph per group (ffmpeg runs
+    """One ffmpeg run: the master decoded once and fed to one filter graph per group (ffmpeg runs
     each graph, and each encoder, in a thread of its own: the scaling of one output does not wait for
     another's), each graph ending in its encoder, contact sheet and thumbnails."""
+    if not groups:
+        return {}
     has_audio = info.audio is not None
     seconds = (info.video.frames / info.video.fps) if info.video and info.video.frames else info.duration_s
     graphs: list[str] = []
