@@ -2,13 +2,15 @@
 
 `render_variants` is the fan-out:
 
-1. **Analyse once** (`media.reframe.analyse_subjects`): shots, faces, motion, generator hints; and,
-   in a thread alongside, one loudness measurement pass per distinct loudness target.
-2. **Group** the platforms whose render is identical (`PlatformSpec.render_key`: the 9:16 platforms
+1. **Group** the platforms whose render is identical (`PlatformSpec.render_key`: the 9:16 platforms
    when no captions are burned in, for example): each group is encoded once and copied to its
-   other platforms.
-3. **One ffmpeg run** decodes the master once and splits it into every group's branch: its crop path
-   (per-frame windows sent to ``crop`` by a ``sendcmd`` file; padded shots fitted over a blurred copy,
+   other platforms; one loudness measurement pass (audio only) per distinct loudness target.
+2. **Analyse once** (`media.reframe.analyse_subjects`): shots, faces, motion, generator hints. The
+   groups whose window cannot move (the master's own aspect, a centred or a fitted render) do not
+   need it: their ffmpeg run starts first and encodes while the analysis decodes, so both cores work.
+3. **One ffmpeg run** for the other groups decodes the master once and splits it into every group's
+   branch: its crop path (per-frame windows sent to ``crop`` by a ``sendcmd`` file; padded shots fitted
+   over a blurred copy,
    switched on the timeline), burned-in captions (an ASS file), its own x264 encoder (ffmpeg runs
    encoders in their own threads: both cores stay busy), its audio (two-pass loudness) and a contact
    sheet and thumbnails cut from the encoded branch.
