@@ -30,8 +30,9 @@ _QUEUE_FRAMES = 6  # decoded pictures buffered ahead of the analysis
 
 class Picture:
     """One decoded 4:2:0 picture. Regions come out as RGB already resampled (PIL, in C), converting
-    only the pixels asked for: the three planes are resampled separately, the chroma at its own half
-    resolution and then doubled, and turned into RGB by `ycbcr_to_rgb` (studio-range levels expanded)."""
+    only the pixels asked for: the three planes are resampled separately (a warp keeps the chroma at
+    half resolution, as 4:2:0 has it, each sample then shared by 2 × 2 pixels) and turned into RGB by
+    `ycbcr_to_rgb` (studio-range levels expanded)."""
 
     def __init__(self, frame: av.VideoFrame):
         if frame.format.name not in _PLANAR_420:
@@ -55,9 +56,11 @@ class Picture:
         return self._images
 
     def _to_rgb(self, luma: Image.Image, cb: Image.Image, cr: Image.Image) -> np.ndarray:
-        if cb.size != luma.size:  # chroma resampled at half size: doubled here, far cheaper than at full
-            cb, cr = (plane.resize(luma.size, Image.Resampling.BILINEAR) for plane in (cb, cr))
-        return ycbcr_to_rgb(np.asarray(luma), np.asarray(cb), np.asarray(cr), full_range=self.full_range)
+        y, u, v = np.asarray(luma), np.asarray(cb), np.asarray(cr)
+        if u.shape != y.shape:  # chroma resampled at half size: each sample covers 2 × 2 pictures' pixels
+            height, width = y.shape
+            u, v = (plane.repeat(2, axis=0).repeat(2, axis=1)[:height, :width] for plane in (u, v))
+        return ycbcr_to_rgb(y, u, v, full_range=self.full_range)
 
     def resized(self, box: tuple[float, float, float, float], size: tuple[int, int]) -> np.ndarray:
         """RGB uint8 (size[1], size[0], 3) of ``box`` = (x0, y0, x1, y1) in pixels, resampled to ``size``."""
@@ -74,7 +77,7 @@ class Picture:
         (a·u + b·v + c, d·u + e·v + f); black outside the picture."""
         a, b, c, d, e, f = affine
         luma, cb, cr = self._plane_images()
-        half_side = max(1, side // 2)
+        half_side = (side + 1) // 2
         # in continuous coordinates, chroma (output and picture alike) is luma halved: same slopes, half the shift
         chroma = (a, b, c / 2, d, e, f / 2)
         return self._to_rgb(
