@@ -22,6 +22,7 @@ from prefect import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.states import Crashed, State
+from prefect.utilities.annotations import opaque
 
 from flows.scene import SceneRequest
 from schemas.records import CampaignPlan, IngestedReference, MasterRecord
@@ -48,7 +49,7 @@ def generate_master(
     """The master of one scene attempt, generated here or on the GPU deployment (see the module doc)."""
     deployment = get_settings().gpu_deployment
     if not deployment:
-        return generate_scene(plan, scene_id, language, references, attempt)
+        return generate_scene(opaque(plan), scene_id, language, references, attempt)  # flows.campaign.by_reference
     _queue_first_attempts(deployment, plan, references)
     request = SceneRequest(plan=plan, scene_id=scene_id, language=language, references=references, attempt=attempt)
     return await_master(deployment, request)

@@ -116,9 +116,12 @@ def _request_identity(request: GenerationRequest, references: list[IngestedRefer
     return fields
 
 
+# No Prefect tag: a tagged task asks the server for a tag concurrency slot before every run (one write,
+# and a 2 s back-off whenever a SQLite-backed server is busy) even when no such limit exists. GPUs are
+# bounded by the global limit that generate-scene holds (flows/scene.py, GPU_LIMIT); in-process
+# generation runs one scene at a time in its campaign.
 @task(
     name="generate_scene",
-    tags=["gpu"],
     cache_policy=NO_CACHE,
     timeout_seconds=3600,
     task_run_name="generate-{scene_id}-{language}-a{attempt}",
