@@ -31,7 +31,7 @@ import calibration  # noqa: E402
 
 from media.faces import FaceTracker  # noqa: E402
 from media.probe import probe  # noqa: E402
-from media.qc import TECHNICAL_CHECKS, Expectation, measure  # noqa: E402
+from media.qc import Expectation, run_checks  # noqa: E402
 from media.syncqa import qa_checks, score_sync  # noqa: E402
 
 FRAME_MS = 40.0
@@ -98,9 +98,7 @@ def speed(folder: Path, seconds: float, tracker: FaceTracker) -> dict:
     score_sync(path, tracker=tracker)
     sync_s = time.perf_counter() - start
     start = time.perf_counter()
-    info = probe(path)
-    qc = measure(path, info)
-    [check(info, qc, Expectation()) for check in TECHNICAL_CHECKS]
+    run_checks(path, Expectation())  # probe, measure, every technical check
     qc_s = time.perf_counter() - start
     start = time.perf_counter()
     qa_checks(path, Expectation(), {}, tracker=tracker)  # both from one decode, as the pipeline runs them

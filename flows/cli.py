@@ -91,7 +91,7 @@ def _qa_one(video: Path, expect: Any, thresholds: dict[str, Any], tracker: Any) 
     try:
         info = probe(video)
         picture = info.video is not None and not info.is_image
-        checks = qa_checks(video, expect, thresholds if picture else None, tracker=tracker)
+        checks = qa_checks(video, expect, thresholds if picture else None, tracker=tracker, info=info)
     except MediaError as exc:
         return {**record, "verdict": "error", "error": str(exc)}
     record["checks"] = [

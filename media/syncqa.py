@@ -10,7 +10,7 @@ from typing import Any
 
 from media import lipsync, sfxsync
 from media.faces import FaceTracker
-from media.probe import probe
+from media.probe import MediaInfo, probe
 from media.qc import CheckResult, Expectation, evaluate, measure_with_tracks
 from media.tracks import ClipTracks, analyse
 
@@ -99,12 +99,16 @@ def judge(
 
 
 def qa_checks(
-    path: str | Path, expect: Expectation, sync: dict[str, Any] | None = None, tracker: FaceTracker | None = None
+    path: str | Path,
+    expect: Expectation,
+    sync: dict[str, Any] | None = None,
+    tracker: FaceTracker | None = None,
+    info: MediaInfo | None = None,
 ) -> list[CheckResult]:
     """The technical checks of ``path`` against ``expect`` and, when ``sync`` holds `judge`'s keyword
     arguments, both sync scores, from one decode of the picture (ffmpeg measures the sound meanwhile,
-    in its own process)."""
-    info = probe(path)
+    in its own process). ``info``: the file's probe, when the caller has it already."""
+    info = info or probe(path)
     measured, tracks = measure_with_tracks(Path(path), info, sync=sync is not None, tracker=tracker)
     technical = evaluate(info, measured, expect)
     return technical + (list(judge(tracks, **sync).checks) if sync is not None and tracks is not None else [])
