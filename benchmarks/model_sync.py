@@ -39,9 +39,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.builtin import BuiltinGenerator  # noqa: E402
+from model.builtin import AUDIO_LAG, BuiltinGenerator  # noqa: E402
 from model.codecs import decode_audio, encode_audio, encode_video  # noqa: E402
-from model.events import audio_onsets, sync_figures, visual_events  # noqa: E402
+from model.events import audio_onsets, match_events, sync_figures, visual_events  # noqa: E402
 from model.generator import GenerationRequest  # noqa: E402
 from model.world import STEMS, sample_clip  # noqa: E402
 
@@ -69,7 +69,30 @@ def scored(found: list, scenes: list, frame_ms: float) -> dict[str, float]:
         ]
     shuffled = [(found[i][0], found[(i + 2) % len(found)][1]) for i in range(len(found))]
     row["chance_f1"] = sync_figures(shuffled, frame_ms)["f1"] if len(found) > 2 else None  # needs two clips a kind
+    row["above_chance"], row["above_chance_ci95"] = None, None
+    if row["chance_f1"] is not None:
+        row["above_chance"] = round(row["f1"] - row["chance_f1"], 3)
+        row["above_chance_ci95"] = above_chance_interval(found, shuffled, frame_ms)
     return row
+
+
+def above_chance_interval(found: list, shuffled: list, frame_ms: float, draws: int = 2000) -> list[float]:
+    """95% bootstrap interval of F1 − chance F1 over clips (clips drawn with replacement, each with its
+    chance pairing). F1 within ±1 frame is 2·matched / (visual events + sounds), so per-clip counts suffice."""
+    window = frame_ms / 1000
+
+    def counts(pairs: list) -> np.ndarray:  # (clips, 2): matched, visual events + sounds
+        return np.array([(match_events(v, a, window_s=window).matched, len(v) + len(a)) for v, a in pairs], float)
+
+    real, chance = counts(found), counts(shuffled)
+    picks = np.random.default_rng(0).integers(0, len(found), (draws, len(found)))
+
+    def f1(c: np.ndarray) -> np.ndarray:
+        totals = c[picks].sum(1)
+        return 2 * totals[:, 0] / np.maximum(totals[:, 1], 1)
+
+    margin = f1(real) - f1(chance)
+    return [round(float(q), 3) for q in np.percentile(margin, [2.5, 97.5])]
 
 
 def generated_events(
@@ -126,14 +149,25 @@ def main() -> int:
     parser.add_argument("--clips", type=int, default=12, help="Prompts per scene kind (bounce, pulse).")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--steps", type=int, default=16)
+    parser.add_argument(
+        "--audio-lag",
+        type=float,
+        default=AUDIO_LAG,
+        help="How far the sound trails the picture in text-to-audio+video sampling (the builtin backend's "
+        f"default: {AUDIO_LAG}); when not 0, both models are also measured without it.",
+    )
     parser.add_argument("--json", type=Path, help="Also write the figures to this JSON file.")
     args = parser.parse_args()
     for path in (args.checkpoint, args.baseline):
         if not path.is_file():
             print(f"error: no checkpoint at {path} (train it with python -m model.train; see its docstring)")
             return 2
-    joint, sequential = BuiltinGenerator(args.checkpoint), BuiltinGenerator(args.baseline)
-    config = joint.config
+    backends = {
+        (label, lag): BuiltinGenerator(path, audio_lag=lag)
+        for label, path in (("joint", args.checkpoint), ("sequential", args.baseline))
+        for lag in {args.audio_lag, 0.0}
+    }
+    config = backends["joint", 0.0].config
     frame_ms = 1000 / config.latent_fps
     scenes = held_out_prompts(args.clips, args.seconds, config)
     rows = []
@@ -145,38 +179,48 @@ def main() -> int:
         for s in scenes
     ]
     rows.append(
-        {"model": "world (ground truth)", "mode": "-", "sync_guidance": None, **scored(truth, scenes, frame_ms)}
+        {
+            "model": "world (ground truth)",
+            "mode": "-",
+            "sync_guidance": None,
+            "audio_lag": None,
+            **scored(truth, scenes, frame_ms),
+        }
     )
     rows[-1]["s_per_clip"] = 0
+    lag = args.audio_lag
     runs = [
-        ("joint", "text", 1.0),
-        ("joint", "text", 2.0),
-        ("joint", "text", 3.5),
-        ("sequential", "text", 1.0),
-        ("joint", "video-to-audio", 1.0),
-        ("sequential", "video-to-audio", 1.0),
-        ("joint", "audio-to-video", 1.0),
-        ("sequential", "audio-to-video", 1.0),
+        ("joint", "text", 1.0, lag),
+        ("joint", "text", 2.0, lag),
+        ("joint", "text", 3.5, lag),
+        ("sequential", "text", 1.0, lag),
+        *([("joint", "text", 1.0, 0.0), ("sequential", "text", 1.0, 0.0)] if lag else []),
+        ("joint", "video-to-audio", 1.0, 0.0),
+        ("sequential", "video-to-audio", 1.0, 0.0),
+        ("joint", "audio-to-video", 1.0, 0.0),
+        ("sequential", "audio-to-video", 1.0, 0.0),
     ]
-    backends = {"joint": joint, "sequential": sequential}
-    for label, mode, sync in runs:
+    for label, mode, sync, run_lag in runs:
         started = time.perf_counter()
+        backend = backends[label, run_lag]
         found = [
-            generated_events(backends[label], scene, args.seconds, args.steps, sync, seed=1000 + i, mode=mode)
+            generated_events(backend, scene, args.seconds, args.steps, sync, seed=1000 + i, mode=mode)
             for i, scene in enumerate(scenes)
         ]
         per_clip = (time.perf_counter() - started) / len(scenes)
-        rows.append({"model": label, "mode": mode, "sync_guidance": sync, **scored(found, scenes, frame_ms)})
+        row = {"model": label, "mode": mode, "sync_guidance": sync, "audio_lag": run_lag if mode == "text" else None}
+        rows.append({**row, **scored(found, scenes, frame_ms)})
         rows[-1]["s_per_clip"] = round(per_clip, 2)
 
     header = (
-        f"{'model':<21}{'mode':<15}{'sync':>5}{'events':>7}{'sounds':>7}{'median ms':>10}{'recall':>8}"
-        f"{'precision':>10}{'F1':>7}{'chance':>8}{'±40 ms':>8}{'bounce':>8}{'pulse':>7}{'s/clip':>7}"
+        f"{'model':<21}{'mode':<15}{'sync':>5}{'lag':>5}{'events':>7}{'sounds':>7}{'median ms':>10}{'recall':>8}"
+        f"{'precision':>10}{'F1':>7}{'chance':>8}{'F1 - chance [95% CI]':>24}{'±40 ms':>8}{'bounce':>8}{'pulse':>7}"
+        f"{'s/clip':>7}"
     )
     print(
         f"Event sync on {len(scenes)} held-out prompts, {args.seconds:g} s, {args.steps} steps; recall, "
         f"precision and F1 within ±1 frame ({frame_ms:.0f} ms); chance: F1 against another clip's sounds; "
-        "bounce / pulse: F1 per scene kind"
+        "F1 - chance with its 95% bootstrap interval over clips; bounce / pulse: F1 per scene kind"
     )
     print(header)
     print("-" * len(header))
@@ -184,27 +228,36 @@ def main() -> int:
     def show(value, spec):
         return "-" if value is None else format(value, spec)
 
+    def margin(row):
+        if row["above_chance"] is None:
+            return "-"
+        low, high = row["above_chance_ci95"]
+        return f"{row['above_chance']:+.2f} [{low:+.2f}, {high:+.2f}]"
+
     for row in rows:
         print(
-            f"{row['model']:<21}{row['mode']:<15}{show(row['sync_guidance'], '.1f'):>5}{row['visual_events']:>7}"
+            f"{row['model']:<21}{row['mode']:<15}{show(row['sync_guidance'], '.1f'):>5}"
+            f"{show(row['audio_lag'], '.1f'):>5}{row['visual_events']:>7}"
             f"{row['sounds']:>7}{show(row['median_ms'], '.1f'):>10}{row['within_1_frame']:>8.1%}"
-            f"{row['precision_1_frame']:>10.1%}{row['f1']:>7.2f}{show(row['chance_f1'], '.2f'):>8}"
+            f"{row['precision_1_frame']:>10.1%}{row['f1']:>7.2f}{show(row['chance_f1'], '.2f'):>8}{margin(row):>24}"
             f"{row['within_40ms']:>8.1%}"
             f"{row['bounce_f1']:>8.2f}{row['pulse_f1']:>7.2f}{row['s_per_clip']:>7}"
         )
-    f1 = {(r["model"], r["mode"], r["sync_guidance"]): r for r in rows}
+    f1 = {(r["model"], r["mode"], r["sync_guidance"], r["audio_lag"]): r for r in rows}
     print()
-    for mode in ("text", "video-to-audio", "audio-to-video"):
-        j, q = f1["joint", mode, 1.0], f1["sequential", mode, 1.0]
+    for mode, mode_lag, sync in (("text", lag, 1.0), ("text", lag, 3.5), ("video-to-audio", None, 1.0),
+                                 ("audio-to-video", None, 1.0)):  # fmt: skip
+        j, q = f1["joint", mode, sync, mode_lag], f1["sequential", mode, 1.0, mode_lag]
         print(
-            f"{mode}: F1 joint {j['f1']:.2f} (chance {show(j['chance_f1'], '.2f')}) vs sequential {q['f1']:.2f} "
-            f"(chance {show(q['chance_f1'], '.2f')})"
+            f"{mode}{f' (sync guidance {sync:g})' if mode == 'text' else ''}: F1 above chance, joint {margin(j)} "
+            f"vs sequential {margin(q)}"
         )
     if args.json:
         payload = {
             "clips": len(scenes),
             "seconds": args.seconds,
             "steps": args.steps,
+            "audio_lag": lag,
             "frame_ms": frame_ms,
             "checkpoint": str(args.checkpoint),
             "baseline": str(args.baseline),

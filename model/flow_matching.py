@@ -178,17 +178,19 @@ def _pad_cat(parts: list[torch.Tensor]) -> torch.Tensor:
 def time_grid(steps: int, shift: float, audio_lag: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Flow times of the video and the audio at each of ``steps`` + 1 points, from 1 (noise) to 0.
 
-    ``audio_lag`` (0 to 1) lets the audio trail the video: one progress variable runs from 1 + lag down
-    to 0, the video's time is it minus the lag and the audio's is it, each clamped to [0, 1] (then
-    shifted). The picture settles first and the sound is denoised against an ever cleaner picture —
-    at the end the video-to-audio case that training covers. 0 gives both the same grid.
+    ``audio_lag`` (−1 to 1) lets one stream trail the other: one progress variable runs from 1 + |lag|
+    down to 0; the leading stream's time is it minus |lag|, the trailing stream's is it, each clamped to
+    [0, 1] (then shifted). Positive: the sound trails, so the picture settles first and the sound is
+    denoised against an ever cleaner picture (at the end the video-to-audio case training covers).
+    Negative: the picture trails the sound (audio-to-video at the end). 0 gives both the same grid.
     """
-    if not 0 <= audio_lag <= 1:
-        raise ValueError(f"audio_lag must lie in [0, 1], got {audio_lag}")
-    progress = torch.linspace(1 + audio_lag, 0, steps + 1, device=device)
-    video = shift_time((progress - audio_lag).clamp(0, 1), shift)
-    audio = shift_time(progress.clamp(0, 1), shift)
-    return video, audio
+    if not -1 <= audio_lag <= 1:
+        raise ValueError(f"audio_lag must lie in [-1, 1], got {audio_lag}")
+    lag = abs(audio_lag)
+    progress = torch.linspace(1 + lag, 0, steps + 1, device=device)
+    leading = shift_time((progress - lag).clamp(0, 1), shift)
+    trailing = shift_time(progress.clamp(0, 1), shift)
+    return (leading, trailing) if audio_lag >= 0 else (trailing, leading)
 
 
 @torch.no_grad()
@@ -210,8 +212,8 @@ def sample(
     """Integrate the flow ODE from noise (t = 1) to data (t = 0). Deterministic for a given generator.
 
     Each modality moves on its own time grid (time_grid: ``audio_lag`` > 0 lets the sound trail the
-    picture). Known parts (see KnownParts) come back exactly as given: a whole known modality is
-    never integrated, and prefixes are put back at t = 0.
+    picture, < 0 the picture trail the sound). Known parts (see KnownParts) come back exactly as given:
+    a whole known modality is never integrated, and prefixes are put back at t = 0.
     """
     if solver not in ("euler", "heun"):
         raise ValueError(f"solver must be 'euler' or 'heun', got {solver!r}")

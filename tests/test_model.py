@@ -191,8 +191,11 @@ def test_time_grid_lets_the_audio_trail_the_video():
     assert (video_t <= audio_t).all() and (video_t.diff() <= 0).all() and (audio_t.diff() <= 0).all()
     assert audio_t[1] == 1 and video_t[1] < 1  # the picture starts first ...
     assert video_t[-2] == 0 and audio_t[-2] > 0  # ... and is clean while the sound still forms
-    with pytest.raises(ValueError, match="audio_lag"):
-        time_grid(8, 3.0, 1.5, torch.device("cpu"))
+    led_v, led_a = time_grid(12, 3.0, -0.5, torch.device("cpu"))  # negative: the picture trails the sound
+    assert torch.equal(led_v, audio_t) and torch.equal(led_a, video_t)
+    for bad in (1.5, -1.2):
+        with pytest.raises(ValueError, match="audio_lag"):
+            time_grid(8, 3.0, bad, torch.device("cpu"))
 
 
 def test_sampler_with_audio_lag_is_deterministic_and_ignored_when_a_stream_is_given():

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from model.builtin import AUDIO_LAG
 from model.checkpoint import save_checkpoint
 from model.config import sequential, tiny
 from model.transformer import DualTowerTransformer
@@ -42,12 +43,16 @@ def test_model_sync_reports_every_row(checkpoints, tmp_path):
         "--seconds", "2", "--json", str(out),
     )  # fmt: skip
     figures = json.loads(out.read_text())
-    assert [(r["model"], r["mode"], r["sync_guidance"]) for r in figures["rows"]] == [
-        ("world (ground truth)", "-", None), ("joint", "text", 1.0), ("joint", "text", 2.0),
-        ("joint", "text", 3.5), ("sequential", "text", 1.0), ("joint", "video-to-audio", 1.0),
-        ("sequential", "video-to-audio", 1.0), ("joint", "audio-to-video", 1.0),
-        ("sequential", "audio-to-video", 1.0),
+    lag = AUDIO_LAG
+    assert [(r["model"], r["mode"], r["sync_guidance"], r["audio_lag"]) for r in figures["rows"]] == [
+        ("world (ground truth)", "-", None, None), ("joint", "text", 1.0, lag), ("joint", "text", 2.0, lag),
+        ("joint", "text", 3.5, lag), ("sequential", "text", 1.0, lag), ("joint", "text", 1.0, 0.0),
+        ("sequential", "text", 1.0, 0.0), ("joint", "video-to-audio", 1.0, None),
+        ("sequential", "video-to-audio", 1.0, None), ("joint", "audio-to-video", 1.0, None),
+        ("sequential", "audio-to-video", 1.0, None),
     ]  # fmt: skip
+    low, high = figures["rows"][0]["above_chance_ci95"]  # the world's own clips: well above chance
+    assert low <= figures["rows"][0]["above_chance"] <= high
     # Given streams come back as given: the video-to-audio rows see the world's own picture events,
     # the audio-to-video rows its own sounds.
     by_mode = {(r["model"], r["mode"]): r for r in figures["rows"]}
