@@ -9,6 +9,9 @@ from the caption alone (text-to-audio+video, the same seed for every row). Visib
 in the generated frames (a ball's floor contacts, a square's swells) and sounds in the generated
 effects stem (model/events.py); each visual event is paired with the nearest onset within 250 ms.
 
+Text rows sample as the builtin backend does, the sound trailing the picture by ``--audio-lag`` (its
+``AUDIO_LAG``); when that is not 0, both models are also measured with both streams on one grid.
+
 Rows: the world's own clips (the ceiling of the measurement: the same detectors on ground truth;
 pulse scenes sound a hi-hat between kicks that nothing in the picture marks, so their precision tops
 out near half), the joint model at sync-guidance scales 1.0 (off), 2.0 and 3.5, and the sequential
@@ -22,7 +25,8 @@ Columns: visual events and sound onsets found; the median |offset| of pairs with
 frames/s), precision (share of sounds with a visual event within ±1 frame) and their F1; chance:
 the F1 of the same row's picture events against the sounds of another clip of the same kind — what
 sound that ignores the picture scores with these detectors, at that row's density of sounds; recall
-within ±40 ms (one frame at 25 fps); F1 per scene kind.
+within ±40 ms (one frame at 25 fps); F1 per scene kind; F1 − chance with a 95% bootstrap interval over
+the clips (a row whose interval holds 0 is not distinguishable from chance on these prompts).
 """
 
 from __future__ import annotations
