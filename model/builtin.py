@@ -216,10 +216,6 @@ class BuiltinGenerator(Generator):
         total = latent_frames + lead
         video = torch.zeros(c.latent_channels, total, c.latent_height, c.latent_width)
         audio = torch.zeros(c.stems, c.n_mels, math.ceil(total * mel_per_frame / c.audio_patch) * c.audio_patch)
-        # With a lag (both streams generated) the schedule is 1 + |lag| long: each stream still gets
-        # request.steps steps of its own.
-        lagged = not ({"video", "audio"} & known.keys())
-        steps = round(request.steps * (1 + abs(self.audio_lag))) if lagged else request.steps
         start, done = 0, 0
         while done < total:
             length = min(window, total - start)
@@ -241,7 +237,7 @@ class BuiltinGenerator(Generator):
                 (1, c.stems, c.n_mels, mel_length),
                 cond,
                 uncond,
-                steps=steps,
+                steps=request.steps,
                 guidance=guidance,
                 known=KnownParts(**{k: (p.to(self.device) if p is not None else None) for k, p in parts.items()}),
                 audio_lag=self.audio_lag,

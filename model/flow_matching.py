@@ -212,8 +212,9 @@ def sample(
     """Integrate the flow ODE from noise (t = 1) to data (t = 0). Deterministic for a given generator.
 
     Each modality moves on its own time grid (time_grid: ``audio_lag`` > 0 lets the sound trail the
-    picture, < 0 the picture trail the sound). Known parts (see KnownParts) come back exactly as given:
-    a whole known modality is never integrated, and prefixes are put back at t = 0.
+    picture, < 0 the picture trail the sound; ``steps`` are each stream's own, so a lag of 1 takes twice
+    the network evaluations). Known parts (see KnownParts) come back exactly as given: a whole known
+    modality is never integrated, and prefixes are put back at t = 0.
     """
     if solver not in ("euler", "heun"):
         raise ValueError(f"solver must be 'euler' or 'heun', got {solver!r}")
@@ -228,7 +229,9 @@ def sample(
     audio = audio_noise.clone() if known.audio is None else known.audio.clone()
     # With one modality given there is nothing for the other to trail.
     lag = audio_lag if known.video is None and known.audio is None else 0.0
-    video_times, audio_times = time_grid(steps, shift, lag, device)
+    # ``steps`` is per stream: a lagged schedule is 1 + |lag| long, so it takes that many times the steps.
+    evaluations = round(steps * (1 + abs(lag)))
+    video_times, audio_times = time_grid(evaluations, shift, lag, device)
     batch = video_shape[0]
 
     def impose(v: torch.Tensor, a: torch.Tensor, t_v: float, t_a: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -253,7 +256,7 @@ def sample(
             a_vel = torch.zeros_like(a_vel)
         return v_vel, a_vel
 
-    for index in range(steps):
+    for index in range(evaluations):
         t_v, t_a = video_times[index].item(), audio_times[index].item()
         next_v, next_a = video_times[index + 1].item(), audio_times[index + 1].item()
         video, audio = impose(video, audio, t_v, t_a)

@@ -200,6 +200,11 @@ def test_time_grid_lets_the_audio_trail_the_video():
 
 def test_sampler_with_audio_lag_is_deterministic_and_ignored_when_a_stream_is_given():
     model = make_model(randomize=True)
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    run_sampler(model, seed=3, audio_lag=1.0, steps=4)
+    assert len(calls) == 8  # steps are per stream: a lag of 1 doubles the schedule
+    calls.clear()
     lagged = run_sampler(model, seed=3, audio_lag=0.4, steps=4)
     assert torch.equal(lagged[1], run_sampler(model, seed=3, audio_lag=0.4, steps=4)[1])
     assert not torch.allclose(lagged[1], run_sampler(model, seed=3, steps=4)[1])
