@@ -27,6 +27,10 @@ the F1 of the same row's picture events against the sounds of another clip of th
 sound that ignores the picture scores with these detectors, at that row's density of sounds; recall
 within ±40 ms (one frame at 25 fps); F1 per scene kind; F1 − chance with a 95% bootstrap interval over
 the clips (a row whose interval holds 0 is not distinguishable from chance on these prompts).
+
+Below the table, joint against sequential in each mode: the joint row's F1 − chance minus the
+sequential row's, with a paired 95% bootstrap interval (the same clips drawn for both rows); an
+interval above 0 means the joint model beats the baseline on these prompts.
 """
 
 from __future__ import annotations
@@ -63,40 +67,59 @@ def held_out_prompts(count: int, seconds: float, config) -> list:
     return scenes
 
 
+def chance_pairs(found: list) -> list:
+    """Each clip's picture events against the sounds of another clip of the same kind (scenes alternate
+    bounce, pulse): what sound that ignores the picture scores, at the row's own density of sounds."""
+    return [(found[i][0], found[(i + 2) % len(found)][1]) for i in range(len(found))]
+
+
 def scored(found: list, scenes: list, frame_ms: float) -> dict[str, float]:
-    """sync_figures() of one row, with its F1 per scene kind and its own chance level: the same picture
-    events against the sounds of another clip of the same kind (scenes alternate bounce, pulse)."""
+    """sync_figures() of one row, with its F1 per scene kind and its own chance level (chance_pairs)."""
     row = sync_figures(found, frame_ms)
     for kind in ("bounce", "pulse"):
         row[f"{kind}_f1"] = sync_figures([f for f, s in zip(found, scenes, strict=True) if s.kind == kind], frame_ms)[
             "f1"
         ]
-    shuffled = [(found[i][0], found[(i + 2) % len(found)][1]) for i in range(len(found))]
-    row["chance_f1"] = sync_figures(shuffled, frame_ms)["f1"] if len(found) > 2 else None  # needs two clips a kind
+    row["chance_f1"] = sync_figures(chance_pairs(found), frame_ms)["f1"] if len(found) > 2 else None  # two a kind
     row["above_chance"], row["above_chance_ci95"] = None, None
     if row["chance_f1"] is not None:
         row["above_chance"] = round(row["f1"] - row["chance_f1"], 3)
-        row["above_chance_ci95"] = above_chance_interval(found, shuffled, frame_ms)
+        row["above_chance_ci95"] = _interval(_margin_draws(found, frame_ms))
     return row
 
 
-def above_chance_interval(found: list, shuffled: list, frame_ms: float, draws: int = 2000) -> list[float]:
-    """95% bootstrap interval of F1 − chance F1 over clips (clips drawn with replacement, each with its
-    chance pairing). F1 within ±1 frame is 2·matched / (visual events + sounds), so per-clip counts suffice."""
+def joint_minus_sequential(joint: list, baseline: list, frame_ms: float) -> dict[str, object]:
+    """How far the joint model's F1 − chance exceeds the baseline's on the same prompts, with a paired 95%
+    bootstrap interval (the same clips drawn for both): an interval above 0 means joint beats sequential."""
+    picks = _bootstrap_picks(len(joint))
+    difference = _margin_draws(joint, frame_ms, picks) - _margin_draws(baseline, frame_ms, picks)
+
+    def margin(found: list) -> float:
+        return sync_figures(found, frame_ms)["f1"] - sync_figures(chance_pairs(found), frame_ms)["f1"]
+
+    return {"difference": round(margin(joint) - margin(baseline), 3), "ci95": _interval(difference)}
+
+
+def _bootstrap_picks(clips: int, draws: int = 2000) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, clips, (draws, clips))
+
+
+def _margin_draws(found: list, frame_ms: float, picks: np.ndarray | None = None) -> np.ndarray:
+    """Bootstrap draws of F1 − chance F1 over clips (clips drawn with replacement, each with its chance
+    pairing). F1 within ±1 frame is 2·matched / (visual events + sounds), so per-clip counts suffice."""
     window = frame_ms / 1000
+    picks = _bootstrap_picks(len(found)) if picks is None else picks
 
-    def counts(pairs: list) -> np.ndarray:  # (clips, 2): matched, visual events + sounds
-        return np.array([(match_events(v, a, window_s=window).matched, len(v) + len(a)) for v, a in pairs], float)
-
-    real, chance = counts(found), counts(shuffled)
-    picks = np.random.default_rng(0).integers(0, len(found), (draws, len(found)))
-
-    def f1(c: np.ndarray) -> np.ndarray:
-        totals = c[picks].sum(1)
+    def f1(pairs: list) -> np.ndarray:
+        counts = np.array([(match_events(v, a, window_s=window).matched, len(v) + len(a)) for v, a in pairs], float)
+        totals = counts[picks].sum(1)
         return 2 * totals[:, 0] / np.maximum(totals[:, 1], 1)
 
-    margin = f1(real) - f1(chance)
-    return [round(float(q), 3) for q in np.percentile(margin, [2.5, 97.5])]
+    return f1(found) - f1(chance_pairs(found))
+
+
+def _interval(draws: np.ndarray) -> list[float]:
+    return [round(float(q), 3) for q in np.percentile(draws, [2.5, 97.5])]
 
 
 def generated_events(
@@ -174,7 +197,7 @@ def main() -> int:
     config = backends["joint", 0.0].config
     frame_ms = 1000 / config.latent_fps
     scenes = held_out_prompts(args.clips, args.seconds, config)
-    rows = []
+    rows, found_by_row = [], {}
     truth = [
         (
             visual_events((s.frames + 1) * 127.5, config.latent_fps, s.kind),
@@ -213,6 +236,7 @@ def main() -> int:
         ]
         per_clip = (time.perf_counter() - started) / len(scenes)
         row = {"model": label, "mode": mode, "sync_guidance": sync, "audio_lag": run_lag if mode == "text" else None}
+        found_by_row[label, mode, sync, row["audio_lag"]] = found
         rows.append({**row, **scored(found, scenes, frame_ms)})
         rows[-1]["s_per_clip"] = round(per_clip, 2)
 
@@ -247,14 +271,18 @@ def main() -> int:
             f"{row['within_40ms']:>8.1%}"
             f"{row['bounce_f1']:>8.2f}{row['pulse_f1']:>7.2f}{row['s_per_clip']:>7}"
         )
-    f1 = {(r["model"], r["mode"], r["sync_guidance"], r["audio_lag"]): r for r in rows}
     print()
-    for mode, mode_lag, sync in (("text", lag, 1.0), ("text", lag, 3.5), ("video-to-audio", None, 1.0),
-                                 ("audio-to-video", None, 1.0)):  # fmt: skip
-        j, q = f1["joint", mode, sync, mode_lag], f1["sequential", mode, 1.0, mode_lag]
+    comparisons = []
+    for mode, mode_lag, sync in (("text", lag, 1.0), ("text", lag, 2.0), ("text", lag, 3.5),
+                                 ("video-to-audio", None, 1.0), ("audio-to-video", None, 1.0)):  # fmt: skip
+        joint, baseline = found_by_row["joint", mode, sync, mode_lag], found_by_row["sequential", mode, 1.0, mode_lag]
+        compared = {"mode": mode, "sync_guidance": sync, "audio_lag": mode_lag}
+        compared.update(joint_minus_sequential(joint, baseline, frame_ms) if len(scenes) > 2 else {})
+        comparisons.append(compared)
+        low, high = compared.get("ci95", (None, None))
         print(
-            f"{mode}{f' (sync guidance {sync:g})' if mode == 'text' else ''}: F1 above chance, joint {margin(j)} "
-            f"vs sequential {margin(q)}"
+            f"{mode}{f' (sync guidance {sync:g})' if mode == 'text' else ''}: joint minus sequential, F1 above "
+            + (f"chance: {compared['difference']:+.2f} [{low:+.2f}, {high:+.2f}]" if low is not None else "chance: -")
         )
     if args.json:
         payload = {
@@ -266,6 +294,7 @@ def main() -> int:
             "checkpoint": str(args.checkpoint),
             "baseline": str(args.baseline),
             "rows": rows,
+            "joint_minus_sequential": comparisons,
         }
         args.json.write_text(json.dumps(payload, indent=2))
     return 0

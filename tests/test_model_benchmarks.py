@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from model.builtin import AUDIO_LAG
@@ -60,6 +61,12 @@ def test_model_sync_reports_every_row(checkpoints, tmp_path):
     truth = figures["rows"][0]
     assert truth["visual_events"] > 0 and truth["within_1_frame"] > 0.5  # the detectors work on real clips
     assert truth["chance_f1"] is not None  # two clips of each kind: one's picture against the other's sound
+    compared = figures["joint_minus_sequential"]
+    assert [(c["mode"], c["sync_guidance"]) for c in compared] == [
+        ("text", 1.0), ("text", 2.0), ("text", 3.5), ("video-to-audio", 1.0), ("audio-to-video", 1.0)
+    ]  # fmt: skip
+    assert all(c["ci95"][0] <= c["ci95"][1] for c in compared)
+    assert "joint minus sequential" in printed
     assert "world (ground truth)" in printed and "±1 frame" in printed
 
 
@@ -74,3 +81,17 @@ def test_model_cpu_and_gpu_benchmarks_write_their_figures(checkpoints, tmp_path)
     figures = json.loads(out.read_text())
     assert figures["measured"] and figures["rows"][0]["tflop_per_step"] >= 0
     assert figures["rows"][0]["tokens_per_s"] > 0
+
+
+def test_joint_minus_sequential_is_paired_over_the_same_clips():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from model_sync import joint_minus_sequential
+
+    rng = np.random.default_rng(1)
+    events = [tuple(sorted(rng.uniform(0, 4, 5).round(3))) for _ in range(12)]
+    on_the_events = [(e, tuple(t + 0.01 for t in e)) for e in events]
+    ignoring_them = [(e, tuple(sorted(rng.uniform(0, 4, 5).round(3)))) for e in events]
+    better = joint_minus_sequential(on_the_events, ignoring_them, frame_ms=80)
+    assert better["difference"] > 0.5 and better["ci95"][0] > 0.3  # sound on every event, against sound anywhere
+    same = joint_minus_sequential(ignoring_them, ignoring_them, frame_ms=80)
+    assert same == {"difference": 0.0, "ci95": [0.0, 0.0]}  # paired draws: identical rows differ by nothing
