@@ -73,6 +73,11 @@ def chance_pairs(found: list) -> list:
     return [(found[i][0], found[(i + 2) % len(found)][1]) for i in range(len(found))]
 
 
+def _has_chance(found: list) -> bool:
+    """chance_pairs needs two clips of each kind; with one, each clip would be paired with itself."""
+    return len(found) > 2
+
+
 def scored(found: list, scenes: list, frame_ms: float) -> dict[str, float]:
     """sync_figures() of one row, with its F1 per scene kind and its own chance level (chance_pairs)."""
     row = sync_figures(found, frame_ms)
@@ -80,7 +85,7 @@ def scored(found: list, scenes: list, frame_ms: float) -> dict[str, float]:
         row[f"{kind}_f1"] = sync_figures([f for f, s in zip(found, scenes, strict=True) if s.kind == kind], frame_ms)[
             "f1"
         ]
-    row["chance_f1"] = sync_figures(chance_pairs(found), frame_ms)["f1"] if len(found) > 2 else None  # two a kind
+    row["chance_f1"] = sync_figures(chance_pairs(found), frame_ms)["f1"] if _has_chance(found) else None
     row["above_chance"], row["above_chance_ci95"] = None, None
     if row["chance_f1"] is not None:
         row["above_chance"] = round(row["f1"] - row["chance_f1"], 3)
@@ -90,14 +95,16 @@ def scored(found: list, scenes: list, frame_ms: float) -> dict[str, float]:
 
 def joint_minus_sequential(joint: list, baseline: list, frame_ms: float) -> dict[str, object]:
     """How far the joint model's F1 − chance exceeds the baseline's on the same prompts, with a paired 95%
-    bootstrap interval (the same clips drawn for both): an interval above 0 means joint beats sequential."""
-    picks = _bootstrap_picks(len(joint))
-    difference = _margin_draws(joint, frame_ms, picks) - _margin_draws(baseline, frame_ms, picks)
+    bootstrap interval (the same clips drawn for both): an interval above 0 means joint beats sequential.
+    Both None without a chance level (_has_chance)."""
+    if not _has_chance(joint):
+        return {"difference": None, "ci95": None}
 
-    def margin(found: list) -> float:
-        return sync_figures(found, frame_ms)["f1"] - sync_figures(chance_pairs(found), frame_ms)["f1"]
+    def lead(picks: np.ndarray) -> np.ndarray:
+        return _margin_draws(joint, frame_ms, picks) - _margin_draws(baseline, frame_ms, picks)
 
-    return {"difference": round(margin(joint) - margin(baseline), 3), "ci95": _interval(difference)}
+    every_clip = np.arange(len(joint))[None]  # one "draw" that takes each clip once: the point estimate
+    return {"difference": round(float(lead(every_clip)[0]), 3), "ci95": _interval(lead(_bootstrap_picks(len(joint))))}
 
 
 def _bootstrap_picks(clips: int, draws: int = 2000) -> np.ndarray:
@@ -256,19 +263,19 @@ def main() -> int:
     def show(value, spec):
         return "-" if value is None else format(value, spec)
 
-    def margin(row):
-        if row["above_chance"] is None:
+    def with_interval(value, interval):
+        if value is None:
             return "-"
-        low, high = row["above_chance_ci95"]
-        return f"{row['above_chance']:+.2f} [{low:+.2f}, {high:+.2f}]"
+        low, high = interval
+        return f"{value:+.2f} [{low:+.2f}, {high:+.2f}]"
 
     for row in rows:
         print(
             f"{row['model']:<21}{row['mode']:<15}{show(row['sync_guidance'], '.1f'):>5}"
             f"{show(row['audio_lag'], '.1f'):>5}{row['visual_events']:>7}"
             f"{row['sounds']:>7}{show(row['median_ms'], '.1f'):>10}{row['within_1_frame']:>8.1%}"
-            f"{row['precision_1_frame']:>10.1%}{row['f1']:>7.2f}{show(row['chance_f1'], '.2f'):>8}{margin(row):>24}"
-            f"{row['within_40ms']:>8.1%}"
+            f"{row['precision_1_frame']:>10.1%}{row['f1']:>7.2f}{show(row['chance_f1'], '.2f'):>8}"
+            f"{with_interval(row['above_chance'], row['above_chance_ci95']):>24}{row['within_40ms']:>8.1%}"
             f"{row['bounce_f1']:>8.2f}{row['pulse_f1']:>7.2f}{row['s_per_clip']:>7}"
         )
     print()
@@ -277,12 +284,11 @@ def main() -> int:
                                  ("video-to-audio", None, 1.0), ("audio-to-video", None, 1.0)):  # fmt: skip
         joint, baseline = found_by_row["joint", mode, sync, mode_lag], found_by_row["sequential", mode, 1.0, mode_lag]
         compared = {"mode": mode, "sync_guidance": sync, "audio_lag": mode_lag}
-        compared.update(joint_minus_sequential(joint, baseline, frame_ms) if len(scenes) > 2 else {})
+        compared.update(joint_minus_sequential(joint, baseline, frame_ms))
         comparisons.append(compared)
-        low, high = compared.get("ci95", (None, None))
         print(
             f"{mode}{f' (sync guidance {sync:g})' if mode == 'text' else ''}: joint minus sequential, F1 above "
-            + (f"chance: {compared['difference']:+.2f} [{low:+.2f}, {high:+.2f}]" if low is not None else "chance: -")
+            f"chance: {with_interval(compared['difference'], compared['ci95'])}"
         )
     if args.json:
         payload = {
