@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
+from model.builtin import CHECKPOINT
 from model.checkpoint import load_checkpoint, load_codec_state
 from model.config import sequential, tiny
-from model.train import train
+from model.train import encode_frames, train, world_batch
 
 
 def test_training_writes_a_loadable_checkpoint_resumes_and_plots(tmp_path, monkeypatch):
@@ -41,3 +43,30 @@ def test_training_writes_a_loadable_checkpoint_resumes_and_plots(tmp_path, monke
     assert seq_provenance["codec_steps"] == load_checkpoint(out)[1]["codec_steps"]  # taken over, not retrained
     for name, tensor in load_codec_state(out).items():
         assert torch.equal(seq_model.video_codec.state_dict()[name], tensor), name
+
+
+def test_data_echo_takes_several_steps_per_generated_batch(tmp_path, monkeypatch):
+    made = []
+    real_batch = world_batch
+
+    def counting(*args, **kwargs):
+        made.append(args[2])  # the batch size asked for
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr("model.train.world_batch", counting)
+    out = tmp_path / "echo.safetensors"
+    train(tiny(), codec_minutes=0, minutes=5, max_steps=9, out=out, batch=2, seconds=1.0, lr=1e-3, seed=0, echo=3)
+    assert made == [2, 2, 2]  # 9 steps from 3 batches; the fourth batch (the long one) would come next
+    assert load_checkpoint(out)[1]["echo"] == 3
+    with pytest.raises(ValueError, match="echo must be at least 1"):
+        train(tiny(), codec_minutes=0, minutes=5, max_steps=1, out=out, batch=2, seconds=1.0, lr=1e-3, seed=0, echo=0)
+
+
+def test_codec_latents_for_training_match_float32_ones():
+    model = load_checkpoint(CHECKPOINT)[0]  # the shipped codec
+    frames = world_batch(np.random.default_rng(1), model.config, 2, 1.0)[0]
+    with torch.no_grad():
+        exact = model.video_codec.encode(frames.flatten(0, 1)).unflatten(0, frames.shape[:2]).transpose(1, 2)
+    fast = encode_frames(model.video_codec, frames)
+    assert fast.dtype == torch.float32 and fast.shape == exact.shape
+    assert (fast - exact).pow(2).mean().sqrt() < 0.01 * exact.std()
