@@ -57,9 +57,10 @@ INIT_SEED = 20261123
 WINDOW_S = 4.0
 OVERLAP_S = 0.8
 # When both streams are generated, the sound's flow time trails the picture's by this much of the
-# schedule (flow_matching.time_grid): the picture settles, then the sound is made to match it (the
-# video-to-audio case, which the coupling learned best; benchmarks/model_sync.py measures each lag).
-AUDIO_LAG = 1.0
+# schedule (flow_matching.time_grid). 0: both are denoised together, each seeing the other at the same
+# noise level — the shipped checkpoint's best (benchmarks/model_sync.py measures each lag; see
+# model/checkpoints/README.md: an earlier checkpoint did best at 1.0, the picture first).
+AUDIO_LAG = 0.0
 # Roles that set what is generated rather than conditioning it as tokens.
 MODE_ROLES = ("first_frame", "voice", "footage", "continue")
 # Roles that enter as context tokens: those model/train.py gives the world's clips.
