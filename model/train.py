@@ -1,7 +1,8 @@
 """Train the built-in model on the procedural world (model/world.py) and write a checkpoint.
 
-The shipped checkpoints came from these commands (two CPU cores; the last two ran side by side, one
-thread each; model/checkpoints/README.md has the details and the curves):
+The shipped checkpoints started from these commands (two CPU cores; the last two ran side by side, one
+thread each) and were then fine-tuned three times with ``--resume``; model/checkpoints/README.md has
+every command, the curves and what each stage changed:
 
     python -m model.train --codec-minutes 10 --minutes 0 --out codec.safetensors
     python -m model.train --codec-from codec.safetensors --codec-minutes 8 --minutes 0 --seed 1 \\
@@ -15,8 +16,10 @@ Two stages. First the frame autoencoder (codecs.VideoAutoencoder) learns to reco
 (``--codec-minutes``; with ``--codec-from`` or ``--resume`` it continues from that codec); then, with
 it frozen, the dual-tower transformer learns flow matching on its latents and on the log-mel stems.
 Clips are generated on the fly (a fresh batch every step, so there is no dataset to download or
-store). Captions are dropped 10% of the time so the unconditional branch that classifier-free
-guidance needs is learned too; 30% of clips come with the reference a brief would give for them.
+store; with ``--echo K``, every K steps, below). Captions are dropped 10% of the time so the
+unconditional branch that classifier-free guidance needs is learned too; 30% of clips come with the
+reference a brief would give for them. Making and encoding a batch costs about as much as a step, so
+``--echo K`` takes K steps from each batch, each with its own noise, flow times and modes (data echoing).
 ``--sequential`` trains the same network without audio↔video attention (the baseline of
 benchmarks/model_sync.py) on the same codec, so that the two differ in nothing else. A CSV of the
 loss curve and a plot of it are written beside the checkpoint.
