@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from prefect import flow
+from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque
 
@@ -41,6 +42,15 @@ def by_reference(value: Any) -> Any:
     return opaque(value)
 
 
+def brief_loaded_in_process() -> bool:
+    """Whether the brief reached this flow in-process (``syncreel run``, a Python call), so its folder
+    was chosen by the operator's own call. A deployment run's brief came through the API (a UI
+    trigger, ``run_deployment``, ``submit``, the inbox): its ``base_uri`` is anyone's to write, and only
+    the operator's roots may be read (tasks/ingest.py)."""
+    context = FlowRunContext.get()
+    return context is None or context.flow_run is None or context.flow_run.deployment_id is None
+
+
 @flow(name="produce-campaign", task_runner=ThreadPoolTaskRunner(max_workers=2), persist_result=False)
 def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
     """Produce every deliverable of a campaign brief (a Brief, or the path of a YAML/JSON brief).
@@ -56,7 +66,8 @@ def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
     brief = plan.brief
     plan_input = by_reference(plan)
     try:
-        references = [ingest_reference(ref, brief.base_uri) for ref in brief.references]
+        in_process = brief_loaded_in_process()
+        references = [ingest_reference(ref, brief.base_uri, in_process) for ref in brief.references]
 
         masters: list[MasterRecord] = []  # the one each scene keeps
         generations: list[MasterRecord] = []  # every attempt's, to count what was generated or reused

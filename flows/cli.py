@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -26,8 +27,10 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="syncreel: synchronized AI video + sound ads.")
-console = Console()
-err_console = Console(stderr=True)
+# User text (ids, paths, dialogue, messages that quote values) is always shown as written: it goes
+# through ``_u`` (markup escaped), and no console turns ':x:' into an emoji or recolours numbers.
+console = Console(emoji=False, highlight=False)
+err_console = Console(stderr=True, emoji=False, highlight=False)
 
 VERDICT_STYLE = {
     "pass": "green",
@@ -41,18 +44,54 @@ VERDICT_STYLE = {
 }
 
 
+def _u(value: object) -> str:
+    """User text as rich prints it literally: '[/]' and '[out]' are not markup."""
+    return escape(str(value))
+
+
 def _styled(value: str) -> str:
-    return f"[{VERDICT_STYLE.get(value, 'white')}]{value}[/]"
+    return f"[{VERDICT_STYLE.get(value, 'white')}]{_u(value)}[/]"
 
 
 def _load(brief_path: Path) -> Brief:
     try:
         return load_brief(brief_path)
     except BriefError as exc:
-        err_console.print(f"[red]{exc.source}[/]: {len(exc.issues)} problem{'s' * (len(exc.issues) != 1)}")
+        err_console.print(f"[red]{_u(exc.source)}[/]: {len(exc.issues)} problem{'s' * (len(exc.issues) != 1)}")
         for issue in exc.issues:
-            err_console.print(f"  [bold]{issue.loc}[/]: {issue.message}", highlight=False)
+            err_console.print(f"  [bold]{_u(issue.loc)}[/]: {_u(issue.message)}", soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def _log_file() -> Path:
+    from schemas.settings import get_settings
+
+    path = Path(get_settings().work_dir) / "syncreel.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _console_logs_to_file() -> Path:
+    """Prefect's console log lines (tracebacks included) go to a log file instead of the terminal, where
+    the user reads one line per problem; the lines still reach the Prefect API (the UI's run logs)."""
+    import logging
+    import sys
+
+    path = _log_file()
+    target = logging.FileHandler(path, encoding="utf-8")
+    target.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    loggers = [
+        logging.getLogger(),
+        *(lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)),
+    ]
+    for logger in loggers:
+        for handler in list(logger.handlers):
+            terminal = getattr(handler, "stream", None) in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler) and terminal:
+                logger.removeHandler(handler)
+                if target not in logger.handlers:
+                    logger.addHandler(target)
+    return path
 
 
 def _stage_totals(brief: Brief, *, preview: bool = False) -> dict[str, int]:
@@ -75,9 +114,10 @@ def validate(brief: Annotated[Path, typer.Argument(help="Brief file (.yaml, .yml
     """Check a brief and list every problem with its field path."""
     loaded = _load(brief)
     console.print(
-        f"[green]ok[/] {brief}: campaign {loaded.campaign_id!r}, {len(loaded.scenes)} scenes "
-        f"({loaded.duration_s:g} s), languages {', '.join(loaded.languages)}, "
-        f"platforms {', '.join(loaded.platforms)}, {len(loaded.references)} references"
+        f"[green]ok[/] {_u(brief)}: campaign {_u(repr(loaded.campaign_id))}, {len(loaded.scenes)} scenes "
+        f"({loaded.duration_s:g} s), languages {_u(', '.join(loaded.languages))}, "
+        f"platforms {_u(', '.join(loaded.platforms))}, {len(loaded.references)} references",
+        soft_wrap=True,
     )
 
 
@@ -109,7 +149,7 @@ _QA_HEADLINES = {
 
 
 def _qa_table(record: dict[str, Any]) -> Table:
-    table = Table(title=f"{record['path']}: {record['verdict']}", title_justify="left")
+    table = Table(title=f"{_u(record['path'])}: {_u(record['verdict'])}", title_justify="left")
     for column in ("check", "verdict", "scores", "message"):
         table.add_column(column, overflow="fold")
     for check in record["checks"]:
@@ -123,7 +163,7 @@ def _qa_table(record: dict[str, Any]) -> Table:
                     scores.append(f"{key} {value:.2f}")
                 else:
                     scores.append(f"{key} {'–' if value is None else value}")
-        table.add_row(check["check"], _styled(check["verdict"]), "\n".join(scores), check["message"])
+        table.add_row(_u(check["check"]), _styled(check["verdict"]), _u("\n".join(scores)), _u(check["message"]))
     return table
 
 
@@ -160,7 +200,7 @@ def qa(
     else:
         specs = resolve_platforms()
         if platform not in specs:
-            err_console.print(f"[red]unknown platform {platform!r}[/]; accepted: {', '.join(sorted(specs))}")
+            err_console.print(f"[red]unknown platform {_u(repr(platform))}[/]; accepted: {', '.join(sorted(specs))}")
             raise typer.Exit(2)
         expect = Expectation.for_platform(specs[platform], None)
     thresholds = {
@@ -173,7 +213,7 @@ def qa(
     try:
         tracker = FaceTracker()
     except FaceModelError as exc:
-        err_console.print(f"[red]cannot score lip-sync[/]: {exc}", highlight=False)
+        err_console.print(f"[red]cannot score lip-sync[/]: {_u(exc)}")
         raise typer.Exit(2) from None
     records = []
     for video in videos:
@@ -182,7 +222,7 @@ def qa(
         if as_json:
             continue
         if record["verdict"] == "error":
-            err_console.print(f"[red]error[/] {record['error']}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error[/] {_u(record['error'])}", soft_wrap=True)
         else:
             console.print(_qa_table(record))
     if as_json:
@@ -198,10 +238,10 @@ def _analysis_lines(result: dict[str, Any]) -> list[str]:
     """The analysis a producer reads: tempo and beats, speech, shots and motion, faces and colours."""
     from media.analysis import describe
 
-    lines = [f"[bold]{result['file']}[/] ({result['format']}, {result['duration_s']:.2f} s)"]
+    lines = [f"[bold]{_u(result['file'])}[/] ({_u(result['format'])}, {result['duration_s']:.2f} s)"]
     for part in ("music", "voice", "motion", "image"):
         if part in result:
-            lines += [f"  {line}" for line in describe(result[part])]
+            lines += [f"  {_u(line)}" for line in describe(result[part])]
     return lines
 
 
@@ -222,11 +262,11 @@ def analyze(
             failed = True
             result = {"file": str(path), "error": exc.problem}
             if not as_json:
-                err_console.print(f"[red]error[/] {path}: {exc.problem}", highlight=False, soft_wrap=True)
+                err_console.print(f"[red]error[/] {_u(path)}: {_u(exc.problem)}", soft_wrap=True)
         results.append(result)
         if not as_json and "error" not in result:
             for line in _analysis_lines(result):
-                console.print(line, highlight=False, soft_wrap=True)
+                console.print(line, soft_wrap=True)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
     if failed:
@@ -258,10 +298,12 @@ def run(
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.campaign import produce_campaign
+    from schemas.errors import user_message
     from tasks.progress import listening
     from tasks.publish import export_deliverables
     from tasks.runtime import get_runtime
 
+    log = _console_logs_to_file()
     totals = _stage_totals(loaded, preview=preview)
     columns = (
         TextColumn("{task.description:<16}"),
@@ -274,11 +316,12 @@ def run(
         bars = {stage: progress.add_task(stage, total=total, note="") for stage, total in totals.items()}
         cached: Counter[str] = Counter()
         finished: Counter[str] = Counter()
+        reported: list[str] = []  # problems already shown, one line each
 
         def on_event(event: Any) -> None:
             bar = bars.get(event.stage)
             if event.status == "flagged":
-                progress.console.print(f"[yellow]QA {event.item}[/]: {event.detail}", highlight=False)
+                progress.console.print(f"[yellow]QA {_u(event.item)}[/]: {_u(event.detail)}", soft_wrap=True)
             if event.status in ("done", "cached", "flagged") and bar is not None:
                 cached[event.stage] += event.status == "cached"
                 finished[event.stage] += 1
@@ -287,18 +330,25 @@ def run(
                     bar,
                     total=max(totals[event.stage], finished[event.stage]),
                     advance=1,
-                    note=f"{event.item}" + (f" ({cached[event.stage]} cached)" if cached[event.stage] else ""),
+                    note=_u(event.item) + (f" ({cached[event.stage]} cached)" if cached[event.stage] else ""),
                 )
             elif event.status == "started" and bar is not None:
-                progress.update(bar, note=f"{event.item}…")
-            elif event.status == "failed":
-                progress.console.print(f"[red]{event.stage} {event.item}[/]: {event.detail}", highlight=False)
+                progress.update(bar, note=f"{_u(event.item)}…")
+            elif event.status == "failed" and event.detail not in reported:
+                reported.append(event.detail)
+                progress.console.print(
+                    f"[red]{_u(event.stage)} {_u(event.item)}[/]: {_u(event.detail)}", soft_wrap=True
+                )
 
         try:
             with listening(on_event):
                 summary = produce_campaign(loaded, preview=preview)
-        except Exception as exc:
-            err_console.print(f"[red]run failed[/]: {type(exc).__name__}: {exc}", highlight=False)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one line; its traceback is in the log
+            message = user_message(exc, log=str(log))
+            shown = any(message in line for line in reported)
+            err_console.print(
+                f"[red]run failed[/]{'' if shown else ': ' + _u(message)}; full log: {_u(log)}", soft_wrap=True
+            )
             raise typer.Exit(1) from None
     files = export_deliverables(get_runtime(), summary, out)
     if as_json:
@@ -306,7 +356,8 @@ def run(
         return
     folder = out / summary.campaign_id
     table = Table(
-        title=f"{summary.campaign_id} — run {summary.run_id}: {summary.status}", caption=f"files under {folder}/"
+        title=f"{_u(summary.campaign_id)} — run {summary.run_id}: {summary.status}",
+        caption=f"files under {_u(folder)}/",
     )
     for column in ("language", "platform", "size", "seconds", "LUFS", "MB", "QA", "file"):
         table.add_column(column, overflow="fold")  # wrap, never cut, a file or platform name
@@ -314,25 +365,27 @@ def run(
     for deliverable, path in zip(summary.deliverables, files, strict=False):  # files: deliverables, then manifest
         report = verdicts[f"deliverable:{deliverable.language}:{deliverable.platform}"]
         table.add_row(
-            deliverable.language,
-            deliverable.platform,
+            _u(deliverable.language),
+            _u(deliverable.platform),
             f"{deliverable.width}x{deliverable.height}",
             f"{deliverable.duration_s:.2f}",
             "" if deliverable.loudness_lufs is None else f"{deliverable.loudness_lufs:.1f}",
             f"{deliverable.size_bytes / 1e6:.2f}",
             _styled(report.verdict),
-            str(path.relative_to(folder)),
+            _u(path.relative_to(folder)),
         )
     if summary.deliverables:
         console.print(table)
     scene_reports = [r for r in summary.qa if r.subject.startswith("master:")]
     for report in scene_reports:
-        console.print(f"  {report.subject.removeprefix('master:')}: {_styled(report.decision or report.verdict)}")
+        console.print(f"  {_u(report.subject.removeprefix('master:'))}: {_styled(report.decision or report.verdict)}")
     console.print(
         f"generations: {summary.generated} run, {summary.reused} reused; "
         f"master QA: {sum(r.verdict != 'fail' for r in scene_reports)}/{len(scene_reports)} passed; "
-        f"manifest: {summary.manifest_uri}; report: {folder / 'preview' if not summary.deliverables else folder}"
-        f"/report.html; {summary.seconds:.1f} s"
+        f"manifest: {_u(summary.manifest_uri)}; "
+        f"report: {_u(folder / 'preview' if not summary.deliverables else folder)}/report.html; "
+        f"{summary.seconds:.1f} s",
+        soft_wrap=True,
     )
     if not summary.deliverables and summary.status != "failed":
         console.print(
@@ -343,7 +396,8 @@ def run(
         for check in report.checks:
             if check.verdict != "pass":
                 console.print(
-                    f"  {_styled(check.verdict)} {report.subject} {check.check}: {check.message}", highlight=False
+                    f"  {_styled(check.verdict)} {_u(report.subject)} {_u(check.check)}: {_u(check.message)}",
+                    soft_wrap=True,
                 )
     if summary.status != "succeeded":
         raise typer.Exit(3)
@@ -395,7 +449,6 @@ def variants(
 
     Exit 0 when every output passes its platform's checks (or warns), 1 when one fails, 2 on bad input.
     """
-    import yaml
     from pydantic import ValidationError
 
     from media.captions import read_subtitles
@@ -403,10 +456,11 @@ def variants(
     from media.probe import probe
     from media.reframe import SubjectHint
     from media.variants import render_variants
+    from schemas.document import parse_limited, read_capped
     from schemas.platforms import resolve_platforms
 
     try:
-        registry = resolve_platforms(yaml.safe_load(overrides.read_text()) if overrides else None)
+        registry = resolve_platforms(parse_limited(read_capped(overrides)) if overrides else None)
         unknown = [name for name in platform if name not in registry]
         if unknown:
             raise ValueError(f"unknown platform {', '.join(unknown)}; accepted: {', '.join(sorted(registry))}")
@@ -422,8 +476,8 @@ def variants(
                 video, specs, out, cues=cues, language=language, hints=subject_hints, x264_preset=preset, faces=faces
             )
             checks = _variant_checks(results, specs, source.duration_s)
-    except (MediaError, ValidationError, ValueError, OSError, yaml.YAMLError) as exc:
-        err_console.print(f"[red]error[/] {exc}", highlight=False, soft_wrap=True)
+    except (MediaError, ValidationError, ValueError, OSError) as exc:
+        err_console.print(f"[red]error[/] {_u(exc)}", soft_wrap=True)
         raise typer.Exit(2) from None
     verdicts = {
         name: "fail" if any(c.verdict == "fail" for c in found) else "warn" if any(c.verdict == "warn" for c in found)
@@ -447,7 +501,7 @@ def variants(
             )
         typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        table = Table(title=f"{video} → {out}/", title_justify="left")
+        table = Table(title=f"{_u(video)} → {_u(out)}/", title_justify="left")
         for column in ("platform", "size", "reframe", "max step px", "LUFS", "dBTP", "QA", "file"):
             table.add_column(column, overflow="fold")
         for name, result in results.items():
@@ -462,13 +516,15 @@ def variants(
                 "" if loud.output_lufs is None else f"{loud.output_lufs:.1f}",
                 "" if loud.output_true_peak_dbtp is None else f"{loud.output_true_peak_dbtp:.1f}",
                 _styled(verdicts[name]),
-                result.path.name + (f" (= {result.same_render_as})" if result.same_render_as else ""),
+                _u(result.path.name + (f" (= {result.same_render_as})" if result.same_render_as else "")),
             )
         console.print(table)
         for name, found in checks.items():
             for check in found:
                 if check.verdict != "pass":
-                    console.print(f"  {_styled(check.verdict)} {name} {check.check}: {check.message}", highlight=False)
+                    console.print(
+                        f"  {_styled(check.verdict)} {name} {check.check}: {_u(check.message)}", soft_wrap=True
+                    )
     if "fail" in verdicts.values():
         raise typer.Exit(1)
 
@@ -502,13 +558,13 @@ def approve(
         try:
             run = runs.get_run(session, run_id)
         except LookupError as exc:
-            err_console.print(f"[red]{exc}[/]")
+            err_console.print(f"[red]{_u(exc)}[/]")
             raise typer.Exit(2) from None
         detail = runs.run_detail(session, run.id)
         run_id, items = run.id, [(job["scene_id"], job["language"]) for job in detail["scene_jobs"]]
         is_preview = run.run_key == run_key_for(Brief.model_validate(run.brief), preview=True)
     if not is_preview:
-        err_console.print(f"[red]{run_id}[/]: not a preview run (make one with `syncreel run BRIEF --preview`)")
+        err_console.print(f"[red]{_u(run_id)}[/]: not a preview run (make one with `syncreel run BRIEF --preview`)")
         raise typer.Exit(2)
     chosen = items if every else []
     for wanted in scenes or []:
@@ -516,7 +572,7 @@ def approve(
         matched = [item for item in items if item[0] == scene_id and (not language or item[1] == language)]
         if not matched:
             known = ", ".join(sorted({f"{s}:{lang}" for s, lang in items}))
-            err_console.print(f"[red]{wanted}[/]: not a scene of run {run_id}; its scenes: {known}")
+            err_console.print(f"[red]{_u(wanted)}[/]: not a scene of run {_u(run_id)}; its scenes: {_u(known)}")
             raise typer.Exit(2)
         chosen += matched
     if not chosen:
@@ -525,7 +581,7 @@ def approve(
     for scene_id, language in dict.fromkeys(chosen):
         record_approval(run_id, scene_id, language, approve=not reject, reviewer=reviewer, note=note)
         decided = "rejected" if reject else "approved"
-        console.print(f"{scene_id}:{language} {_styled('fail' if reject else 'pass')} {decided}", highlight=False)
+        console.print(f"{_u(scene_id)}:{_u(language)} {_styled('fail' if reject else 'pass')} {decided}")
 
 
 @app.command()
@@ -540,11 +596,11 @@ def report(
     try:
         found, page = build_report(get_runtime(), run_id)
     except LookupError as exc:
-        err_console.print(f"[red]{exc}[/]")
+        err_console.print(f"[red]{_u(exc)}[/]")
         raise typer.Exit(2) from None
     target = out or Path(f"report-{found}.html")
     target.write_text(page, encoding="utf-8")
-    console.print(f"report of {found}: {target}")
+    console.print(f"report of {_u(found)}: {_u(target)}")
 
 
 @app.command(name="runs")
@@ -557,8 +613,8 @@ def list_runs(limit: Annotated[int, typer.Option(help="How many, newest first.")
             table.add_column(column, no_wrap=column in ("run", "campaign"))
         for row in rows:
             table.add_row(
-                row.id,
-                row.campaign_id,
+                _u(row.id),
+                _u(row.campaign_id),
                 _styled(str(row.status)),
                 str(row.attempts),
                 f"{row.created_at:%Y-%m-%d %H:%M:%S}",
@@ -575,9 +631,9 @@ def status(
     detail = _detail(run_id)
     run = detail["run"]
     console.print(
-        f"run {run['id']} ({run['campaign_id']}): {_styled(run['status'])}, attempt {run['attempts']}"
-        + (f"; error: {run['error']}" if run.get("error") else ""),
-        highlight=False,
+        f"run {_u(run['id'])} ({_u(run['campaign_id'])}): {_styled(run['status'])}, attempt {run['attempts']}"
+        + (f"; error: {_u(run['error'])}" if run.get("error") else ""),
+        soft_wrap=True,
     )
     scenes = Counter(job["status"] for job in detail["scene_jobs"])
     console.print("scene jobs: " + ", ".join(f"{n} {_styled(s)}" for s, n in sorted(scenes.items())))
@@ -606,8 +662,8 @@ def show(
     for job in detail["scene_jobs"]:
         gen = generations.get(job.get("generation_id")) or {}
         jobs.add_row(
-            job["scene_id"],
-            job["language"],
+            _u(job["scene_id"]),
+            _u(job["language"]),
             _styled(job["status"]),
             str(job["attempts"]),
             str(gen.get("backend", "")),
@@ -619,13 +675,13 @@ def show(
     for column in ("language", "platform", "uri"):
         deliverables.add_column(column)
     for row in detail["deliverables"]:
-        deliverables.add_row(row["language"], row["platform"], row["uri"])
+        deliverables.add_row(_u(row["language"]), _u(row["platform"]), _u(row["uri"]))
     console.print(deliverables)
     qa = Table(title="QA results")
     for column in ("subject", "check", "verdict", "message"):
         qa.add_column(column)
     for row in detail["qa_results"]:
-        qa.add_row(row["subject"], row["check"], _styled(row["verdict"]), row["message"])
+        qa.add_row(_u(row["subject"]), _u(row["check"]), _styled(row["verdict"]), _u(row["message"]))
     console.print(qa)
 
 
@@ -634,7 +690,7 @@ def _detail(run_id: str | None) -> dict[str, Any]:
         try:
             return runs.run_detail(session, run_id)
         except LookupError as exc:
-            err_console.print(f"[red]{exc}[/]")
+            err_console.print(f"[red]{_u(exc)}[/]")
             raise typer.Exit(2) from None
 
 
@@ -702,7 +758,7 @@ def submit(
     run_key = run_key_for(preview_brief(loaded) if preview else loaded, preview=preview)
     scenes = len(loaded.scenes) * len(loaded.languages)
     variants = 0 if preview else len(loaded.platforms) * len(loaded.languages)
-    err_console.print(f"submitted to {name}: flow run {flow_run.name} ({flow_run.id})", highlight=False)
+    err_console.print(f"submitted to {_u(name)}: flow run {_u(flow_run.name)} ({flow_run.id})")
     columns = (TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     deadline = time.monotonic() + timeout
     detail: dict[str, Any] | None = None
@@ -748,9 +804,8 @@ def submit(
         typer.echo(json.dumps(outcome, indent=2, default=str))
     else:
         console.print(
-            f"flow run {flow_run.name}: {_styled(str(outcome['flow_run_state']).lower())}; run {outcome['run_id']}: "
-            f"{_styled(str(outcome['status']))}, {len(outcome['deliverables'])} deliverables",
-            highlight=False,
+            f"flow run {_u(flow_run.name)}: {_styled(str(outcome['flow_run_state']).lower())}; run "
+            f"{_u(outcome['run_id'])}: {_styled(str(outcome['status']))}, {len(outcome['deliverables'])} deliverables"
         )
     if state is None or not state.is_final():
         raise typer.Exit(4)

@@ -19,7 +19,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterIdempoten
 from prefect.deployments import run_deployment
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.brief import Brief, BriefError, parse_document, validate_brief
+from schemas.brief import Brief, BriefError, BriefIssue, parse_document, validate_brief
+from schemas.document import DEFAULT_LIMITS, DocumentError, read_capped
 from schemas.settings import get_settings
 
 BRIEF_SUFFIXES = (".yaml", ".yml", ".json")
@@ -35,9 +36,7 @@ class Inbox(Protocol):
 
 def _parse(text: str, source: str, base_uri: str) -> Brief:
     data = parse_document(text, source, as_json=source.lower().endswith(".json"))
-    if isinstance(data, dict) and "base_uri" not in data:
-        data["base_uri"] = base_uri  # relative references resolve in the inbox
-    return validate_brief(data, source)
+    return validate_brief(data, source, base_uri=base_uri)  # relative references resolve in the inbox
 
 
 class FolderInbox:
@@ -50,7 +49,11 @@ class FolderInbox:
 
     def read(self, name: str) -> Brief:
         path = self.folder / name
-        return _parse(path.read_text(encoding="utf-8"), str(path), str(self.folder.resolve()))
+        try:
+            text = read_capped(path)
+        except DocumentError as exc:
+            raise BriefError(str(path), [BriefIssue(loc=exc.where, message=exc.message)]) from None
+        return _parse(text, str(path), str(self.folder.resolve()))
 
     def move(self, name: str, folder: str, new_name: str, note: str | None = None) -> None:
         target = self.folder / folder / new_name
@@ -83,9 +86,17 @@ class S3Inbox:
         return sorted(found)
 
     def read(self, name: str) -> Brief:
-        body = self.client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read()
         base = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-        return _parse(body.decode("utf-8"), f"{base}/{name}", base)
+        limit = DEFAULT_LIMITS.max_bytes
+        body = self.client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read(limit + 1)
+        try:
+            if len(body) > limit:
+                raise DocumentError("(file)", f"larger than {limit:,} bytes; a brief is at most that")
+            text = body.decode("utf-8")
+        except (DocumentError, UnicodeDecodeError) as exc:
+            issue = BriefIssue(loc=getattr(exc, "where", "(file)"), message=getattr(exc, "message", "not UTF-8 text"))
+            raise BriefError(f"{base}/{name}", [issue]) from None
+        return _parse(text, f"{base}/{name}", base)
 
     def move(self, name: str, folder: str, new_name: str, note: str | None = None) -> None:
         target = self._key(f"{folder}/{new_name}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from schemas.errors import InputError
 
-class MediaError(ValueError):
+
+class MediaError(InputError):
     def __init__(self, path: str | Path, problem: str):
         self.path = str(path)
         self.problem = problem

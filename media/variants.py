@@ -64,7 +64,7 @@ from media.reframe import (
     plan_crop_path,
 )
 from media.shots import Shot
-from schemas.platforms import PlatformSpec
+from schemas.platforms import X264_PRESETS, PlatformSpec
 
 MAX_CROP_LOSS = 0.25
 PEAK_REPAIR_TRIES = 2  # re-encodes of the sound when the AAC encode still passed the true-peak ceiling
@@ -196,9 +196,9 @@ def limited_gain(src: Path, spec: PlatformSpec, measured: dict[str, str], tries:
 def _linear_loudnorm(spec: PlatformSpec, measured: dict[str, str]) -> str:
     """Second-pass loudnorm: one gain from the first pass's measurement, dynamics untouched."""
     return (
-        f"{_loudnorm(spec)}:measured_I={measured['input_i']}:measured_TP={measured['input_tp']}:"
-        f"measured_LRA={measured['input_lra']}:measured_thresh={measured['input_thresh']}:"
-        f"offset={measured['target_offset']}:linear=true"
+        f"{_loudnorm(spec)}:measured_I={float(measured['input_i']):g}:measured_TP={float(measured['input_tp']):g}:"
+        f"measured_LRA={float(measured['input_lra']):g}:measured_thresh={float(measured['input_thresh']):g}:"
+        f"offset={float(measured['target_offset']):g}:linear=true"
     )
 
 
@@ -296,13 +296,11 @@ class _Group:
         return self.platforms[0]
 
 
-def _check_specs(specs: Mapping[str, PlatformSpec], out_dir: Path) -> None:
-    for name, spec in specs.items():
-        if spec.video_codec != "h264" or spec.audio_codec != "aac":
-            raise MediaError(
-                out_dir,
-                f"only H.264 + AAC deliverables are rendered, {name} asks for {spec.video_codec} + {spec.audio_codec}",
-            )
+def _check_preset(x264_preset: str, out_dir: Path) -> None:
+    """The platform specs are closed sets already (schemas/platforms.py); the preset is the one other
+    value that reaches the encoder's arguments."""
+    if x264_preset not in X264_PRESETS:
+        raise MediaError(out_dir, f"unknown x264 preset {x264_preset!r}; accepted: {', '.join(X264_PRESETS)}")
 
 
 def _groups(specs: Mapping[str, PlatformSpec], with_captions: bool) -> list[_Group]:
@@ -507,7 +505,7 @@ def render_variants(
     src, out_dir = Path(src), Path(out_dir)
     if not specs:
         raise MediaError(out_dir, "no platforms to render")
-    _check_specs(specs, out_dir)
+    _check_preset(x264_preset, out_dir)
     info = probe(src)
     if info.video is None or info.is_image:
         raise MediaError(src, "a spot needs a video stream")

@@ -4,6 +4,10 @@ Field rules live on the models; rules that span fields (ids resolve, every dialo
 language, per-request reference limits, durations within every target platform's limits) live in
 `cross_field_issues`, which runs over the raw document too, so one pass reports *every* mistake:
 `load_brief` raises a `BriefError` listing each problem with its field path.
+
+Briefs are untrusted (an inbox, a UI trigger, another team): the document is read within byte, depth
+and alias limits (`schemas.document`), every wrong type becomes a field-path problem rather than an
+exception, and a brief cannot say where its own files resolve (``base_uri`` is set by whoever loads it).
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from schemas.document import DEFAULT_LIMITS, DocumentError, DocumentLimits, parse_limited, read_capped
+from schemas.errors import InputError
 from schemas.platforms import PlatformSpec, resolve_platforms
 
 # As the leading joint audio-video models state them, per generation request.
@@ -31,6 +36,10 @@ ROLES_BY_KIND: dict[str, tuple[str, ...]] = {
     "video": ("motion", "style", "footage", "continue"),
     "audio": ("music", "voice", "sfx"),
 }
+# How fast a line can be spoken and still be followed (about 170 words a minute): a line that needs
+# longer than its scene leaves after ``start_s`` cannot be heard or captioned whole.
+SPEECH_CHARS_PER_S = 15.0
+MAX_URI_LENGTH = 2048
 _ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _LANGUAGE = r"^[a-z]{2,3}(-[A-Z][A-Za-z]{1,3})?$"
 _PATTERN_HELP = {
@@ -66,14 +75,25 @@ class Reference(_Model):
     ]  # fmt: skip
     uri: str = Field(
         min_length=1,
-        description="A path (relative to the brief's folder), file://, or s3://bucket/key.",
+        max_length=MAX_URI_LENGTH,
+        description="A path (relative to the brief's folder), file://, s3://bucket/key or https://.",
     )
     description: str = Field("", max_length=500)
+
+    @field_validator("uri")
+    @classmethod
+    def _printable(cls, uri: str) -> str:
+        bad = sorted({f"U+{ord(c):04X}" for c in uri if not c.isprintable()})
+        if bad:
+            raise ValueError(f"control or unprintable characters ({', '.join(bad[:4])}) are refused in a URI")
+        return uri
 
 
 class DialogueLine(_Model):
     speaker: str = Field(min_length=1, max_length=60)
-    text: dict[str, str] = Field(min_length=1, description="Line per language code, e.g. {en: ..., es: ...}.")
+    text: dict[str, Annotated[str, Field(max_length=1000)]] = Field(
+        min_length=1, description="Line per language code, e.g. {en: ..., es: ...}."
+    )
     start_s: float | None = Field(None, ge=0, description="When the line starts within the scene.")
     on_screen: bool = Field(True, description="The speaker is seen talking (lip-sync is checked); false: voice-over.")
 
@@ -186,7 +206,9 @@ class Brief(_Model):
     generation: GenerationSettings = GenerationSettings()
     qa: QAThresholds = QAThresholds()
     base_uri: str | None = Field(
-        None, description="Where relative reference paths resolve; load_brief sets it to the brief's folder."
+        None,
+        description="Where relative reference paths resolve, set by whoever loads the brief (load_brief: the "
+        "brief's folder; the inbox: its folder or prefix). Never a root by itself: see tasks/ingest.py.",
     )
 
     @model_validator(mode="after")
@@ -218,7 +240,7 @@ class BriefIssue(_Model):
     message: str
 
 
-class BriefError(ValueError):
+class BriefError(InputError):
     """A brief that cannot be produced, with every problem found."""
 
     def __init__(self, source: str, issues: list[BriefIssue]):
@@ -229,52 +251,54 @@ class BriefError(ValueError):
         super().__init__("\n".join(lines))
 
 
-def load_brief(path: str | Path) -> Brief:
+def load_brief(path: str | Path, limits: DocumentLimits = DEFAULT_LIMITS) -> Brief:
     """Read and validate a brief file (.yaml, .yml or .json); relative references resolve next to it."""
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BriefError(source, [BriefIssue(loc="(file)", message=f"cannot read: {exc}")]) from exc
-    data = parse_document(text, source, as_json=path.suffix.lower() == ".json")
-    if isinstance(data, dict) and "base_uri" not in data:
-        data["base_uri"] = str(path.resolve().parent)
-    return validate_brief(data, source)
+        text = read_capped(path, limits)
+    except DocumentError as exc:
+        raise BriefError(source, [BriefIssue(loc=exc.where, message=exc.message)]) from None
+    data = parse_document(text, source, as_json=path.suffix.lower() == ".json", limits=limits)
+    return validate_brief(data, source, base_uri=str(path.resolve().parent))
 
 
-def parse_document(text: str, source: str, *, as_json: bool = False) -> Any:
+def parse_document(text: str, source: str, *, as_json: bool = False, limits: DocumentLimits = DEFAULT_LIMITS) -> Any:
+    """The parsed document, within ``limits`` (bytes, nesting, aliases); BriefError with the line otherwise."""
     try:
-        return json.loads(text) if as_json else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(document)"
-        if isinstance(exc, json.JSONDecodeError):
-            where = f"line {exc.lineno}, column {exc.colno}"
-        raise BriefError(
-            source,
-            [
-                BriefIssue(
-                    loc=where,
-                    message=f"not valid {'JSON' if as_json else 'YAML'}: {getattr(exc, 'problem', None) or exc}",
-                )
-            ],
-        ) from exc
+        return parse_limited(text, as_json=as_json, limits=limits)
+    except DocumentError as exc:
+        raise BriefError(source, [BriefIssue(loc=exc.where, message=exc.message)]) from None
 
 
-def validate_brief(data: Any, source: str = "<brief>") -> Brief:
-    """Validate a parsed document, reporting field errors and cross-field errors together."""
+def validate_brief(data: Any, source: str = "<brief>", *, base_uri: str | None = None) -> Brief:
+    """Validate a parsed document, reporting field errors and cross-field errors together.
+
+    ``base_uri`` is where the brief's relative paths resolve, given by the caller that knows where the
+    document came from; the document itself may not say (it would pick the folder its references are
+    read from)."""
     if not isinstance(data, dict):
         raise BriefError(
             source,
             [BriefIssue(loc="(document)", message=f"a brief is a mapping of fields, got {type(data).__name__}")],
         )
     issues = cross_field_issues(data)
+    if "base_uri" in data:
+        issues.insert(
+            0,
+            BriefIssue(
+                loc="base_uri",
+                message="a brief cannot set where its files are read from; relative paths resolve in the "
+                "brief's own folder (remove base_uri)",
+            ),
+        )
     try:
-        brief = Brief.model_validate(data)
+        brief = Brief.model_validate({**data, "base_uri": base_uri})
     except ValidationError as exc:
         field_issues = [_from_pydantic(err) for err in exc.errors() if err["loc"]]
-        raise BriefError(source, _unique(field_issues + issues)) from None
+        raise BriefError(source, _unique(issues + field_issues)) from None
+    except RecursionError:  # the document's own limits make this unreachable from load_brief
+        raise BriefError(source, [BriefIssue(loc="(document)", message="nested too deeply")]) from None
     if issues:
         raise BriefError(source, issues)
     return brief
@@ -289,8 +313,16 @@ def _from_pydantic(err: Any) -> BriefIssue:
     if err["type"] == "extra_forbidden":
         message = "unknown field (check the spelling; see the README's brief reference)"
     elif err["type"] != "missing" and not isinstance(err.get("input"), dict | list):
-        message = f"{message} (got {err.get('input')!r})"
+        message = f"{message} (got {_shown(err.get('input'))})"
+    elif err["type"] != "missing":
+        message = f"{message} (got a {'mapping' if isinstance(err.get('input'), dict) else 'list'})"
     return BriefIssue(loc=loc, message=message)
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value from the brief as a message quotes it: repr (control characters escaped), cut to ``limit``."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(str(value)):,} characters)"
 
 
 def _format_loc(parts: Iterable[Any]) -> str:
@@ -311,6 +343,16 @@ def _is_hex_colour(value: str) -> bool:
     return len(value) == 7 and value[0] == "#" and all(c in "0123456789abcdefABCDEF" for c in value[1:])
 
 
+def _text(value: Any) -> str | None:
+    """``value`` when it is a string: cross-field rules skip other types, which pydantic reports."""
+    return value if isinstance(value, str) else None
+
+
+def _texts(value: Any) -> list[str]:
+    """The strings of a list (anything else is pydantic's to report)."""
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
+
+
 def _items(value: Any) -> list[tuple[int, dict[str, Any]]]:
     """(index, entry) for the well-formed entries of a list; malformed ones are pydantic's to report."""
     return [(i, v) for i, v in enumerate(value) if isinstance(v, dict)] if isinstance(value, list) else []
@@ -324,7 +366,7 @@ def _duplicates(ids: list[tuple[int, Any]], path: str) -> list[BriefIssue]:
             issues.append(
                 BriefIssue(
                     loc=f"{path}[{index}].id",
-                    message=f"duplicate id {value!r} (first used at {path}[{first[value]}])",
+                    message=f"duplicate id {_shown(value)} (first used at {path}[{first[value]}])",
                 )
             )
         else:
@@ -337,27 +379,23 @@ def cross_field_issues(data: dict[str, Any]) -> list[BriefIssue]:
     issues: list[BriefIssue] = []
     references = _items(data.get("references"))
     scenes = _items(data.get("scenes"))
-    languages = (
-        [lang for lang in data.get("languages") or [] if isinstance(lang, str)]
-        if isinstance(data.get("languages"), list)
-        else []
-    )
+    languages = _texts(data.get("languages"))
 
-    issues += _duplicates([(i, r.get("id")) for i, r in references if "id" in r], "references")
-    issues += _duplicates([(i, s.get("id")) for i, s in scenes if "id" in s], "scenes")
+    issues += _duplicates([(i, r["id"]) for i, r in references if _text(r.get("id"))], "references")
+    issues += _duplicates([(i, s["id"]) for i, s in scenes if _text(s.get("id"))], "scenes")
     for index, lang in enumerate(languages):
         if languages.index(lang) != index:
-            issues.append(BriefIssue(loc=f"languages[{index}]", message=f"{lang!r} is listed twice"))
+            issues.append(BriefIssue(loc=f"languages[{index}]", message=f"{_shown(lang)} is listed twice"))
 
-    kinds = {r.get("id"): r.get("kind") for _, r in references}
-    roles = {r.get("id"): r.get("role") for _, r in references}
+    kinds = {r["id"]: _text(r.get("kind")) for _, r in references if _text(r.get("id"))}
+    roles = {r["id"]: _text(r.get("role")) for _, r in references if _text(r.get("id"))}
     for index, ref in references:
-        allowed = ROLES_BY_KIND.get(ref.get("kind"))
+        allowed = ROLES_BY_KIND.get(_text(ref.get("kind")) or "")
         if allowed and ref.get("role") not in allowed:
             issues.append(
                 BriefIssue(
                     loc=f"references[{index}].role",
-                    message=f"role {ref.get('role')!r} does not fit an {ref.get('kind')} reference;"
+                    message=f"role {_shown(ref.get('role'))} does not fit an {ref.get('kind')} reference;"
                     f" accepted: {', '.join(allowed)}",
                 )
             )
@@ -370,7 +408,7 @@ def cross_field_issues(data: dict[str, Any]) -> list[BriefIssue]:
                     loc="scenes[0].continue_previous", message="the first scene has no previous scene to continue"
                 )
             )
-        if scene.get("continue_previous") and any(roles.get(r) == "continue" for r in scene.get("references") or []):
+        if scene.get("continue_previous") and any(roles.get(r) == "continue" for r in _texts(scene.get("references"))):
             issues.append(
                 BriefIssue(
                     loc=f"scenes[{s_index}].continue_previous",
@@ -379,20 +417,20 @@ def cross_field_issues(data: dict[str, Any]) -> list[BriefIssue]:
             )
 
     music = data.get("music")
-    if isinstance(music, dict) and music.get("reference") is not None:
+    if isinstance(music, dict) and _text(music.get("reference")) is not None:
         ref_id = music["reference"]
         if ref_id not in kinds:
             issues.append(
                 BriefIssue(
                     loc="music.reference",
-                    message=f"unknown reference {ref_id!r}; defined: {', '.join(map(str, kinds)) or 'none'}",
+                    message=f"unknown reference {_shown(ref_id)}; defined: {', '.join(map(str, kinds)) or 'none'}",
                 )
             )
         elif kinds[ref_id] != "audio" or roles[ref_id] != "music":
             issues.append(
                 BriefIssue(
                     loc="music.reference",
-                    message=f"{ref_id!r} is a {kinds[ref_id]} {roles[ref_id]} reference; "
+                    message=f"{_shown(ref_id)} is a {kinds[ref_id]} {roles[ref_id]} reference; "
                     "music must be an audio reference with role music",
                 )
             )
@@ -403,17 +441,20 @@ def cross_field_issues(data: dict[str, Any]) -> list[BriefIssue]:
 
 def _scene_issues(path: str, scene: dict[str, Any], kinds: dict[Any, Any], languages: list[str]) -> list[BriefIssue]:
     issues: list[BriefIssue] = []
-    used = scene.get("references") if isinstance(scene.get("references"), list) else []
-    for r_index, ref_id in enumerate(used):
+    given = scene.get("references") if isinstance(scene.get("references"), list) else []
+    used = _texts(given)
+    for r_index, ref_id in enumerate(given):
+        if not isinstance(ref_id, str):
+            continue
         if ref_id not in kinds:
             issues.append(
                 BriefIssue(
                     loc=f"{path}.references[{r_index}]",
-                    message=f"unknown reference {ref_id!r}; defined: {', '.join(map(str, kinds)) or 'none'}",
+                    message=f"unknown reference {_shown(ref_id)}; defined: {', '.join(map(str, kinds)) or 'none'}",
                 )
             )
         elif used.index(ref_id) != r_index:
-            issues.append(BriefIssue(loc=f"{path}.references[{r_index}]", message=f"{ref_id!r} is listed twice"))
+            issues.append(BriefIssue(loc=f"{path}.references[{r_index}]", message=f"{_shown(ref_id)} is listed twice"))
     images = sum(1 for ref_id in set(used) if kinds.get(ref_id) == "image")
     clips = sum(1 for ref_id in set(used) if kinds.get(ref_id) in ("video", "audio"))
     if images > MAX_IMAGE_REFERENCES:
@@ -446,6 +487,7 @@ def _scene_issues(path: str, scene: dict[str, Any], kinds: dict[Any, Any], langu
         if isinstance(text, dict):
             missing = [lang for lang in languages if not str(text.get(lang) or "").strip()]
             extra = [lang for lang in text if lang not in languages]
+            issues += _pace_issues(f"{path}.dialogue[{d_index}]", line, text, duration)
             if missing:
                 issues.append(
                     BriefIssue(
@@ -473,12 +515,34 @@ def _scene_issues(path: str, scene: dict[str, Any], kinds: dict[Any, Any], langu
     return issues
 
 
+def _pace_issues(path: str, line: dict[str, Any], text: dict[Any, Any], duration: Any) -> list[BriefIssue]:
+    """Each language's line must fit between its start and the scene's end at a followable pace."""
+    if not isinstance(duration, int | float):
+        return []
+    start = line.get("start_s") if isinstance(line.get("start_s"), int | float) else 0.0
+    issues = []
+    for language, words in text.items():
+        if not isinstance(words, str) or not words.strip():
+            continue
+        needed = len(words.strip()) / SPEECH_CHARS_PER_S
+        if start + needed > duration:
+            issues.append(
+                BriefIssue(
+                    loc=f"{path}.text.{language}",
+                    message=f"the {language} line needs about {needed:.1f} s at {SPEECH_CHARS_PER_S:g} characters "
+                    f"a second, but the scene leaves {max(duration - start, 0):.1f} s after start_s {start:g}; "
+                    "shorten the line, start it earlier or lengthen the scene",
+                )
+            )
+    return issues
+
+
 def _platform_issues(data: dict[str, Any], scenes: list[tuple[int, dict[str, Any]]]) -> list[BriefIssue]:
     issues: list[BriefIssue] = []
     overrides = data.get("platform_overrides") if isinstance(data.get("platform_overrides"), dict) else {}
     known = resolve_platforms()
     for name, fields in overrides.items():
-        if not isinstance(fields, dict):
+        if not isinstance(fields, dict) or not isinstance(name, str):
             continue
         try:
             known.update(resolve_platforms({name: fields}))
@@ -490,18 +554,18 @@ def _platform_issues(data: dict[str, Any], scenes: list[tuple[int, dict[str, Any
                 )
                 for err in exc.errors()
             ]
-    names = data.get("platforms") if isinstance(data.get("platforms"), list) else []
+    names = _texts(data.get("platforms"))
     total = sum(s["duration_s"] for _, s in scenes if isinstance(s.get("duration_s"), int | float))
     for index, name in enumerate(names):
         if names.index(name) != index:
-            issues.append(BriefIssue(loc=f"platforms[{index}]", message=f"{name!r} is listed twice"))
+            issues.append(BriefIssue(loc=f"platforms[{index}]", message=f"{_shown(name)} is listed twice"))
             continue
         if name not in known:
             if name not in overrides:
                 issues.append(
                     BriefIssue(
                         loc=f"platforms[{index}]",
-                        message=f"unknown platform {name!r}; accepted:"
+                        message=f"unknown platform {_shown(name)}; accepted:"
                         f" {', '.join(sorted(known))} or a name defined in platform_overrides",
                     )
                 )

@@ -11,9 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+H264Level = Literal[
+    "1", "1b", "1.1", "1.2", "1.3", "2", "2.1", "2.2", "3", "3.1", "3.2", "4", "4.1", "4.2", "5", "5.1", "5.2",
+    "6", "6.1", "6.2",
+]  # fmt: skip
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
+]
+X264_PRESETS: tuple[str, ...] = get_args(X264Preset)
 
 
 class SafeZone(BaseModel):
@@ -33,19 +42,21 @@ class PlatformSpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{1,39}$")
-    label: str
+    label: str = Field(min_length=1, max_length=80)
     width: int = Field(ge=16, le=7680)
     height: int = Field(ge=16, le=7680)
     fps: float = Field(30.0, gt=0, le=120)
-    video_codec: str = "h264"
-    h264_profile: str = Field("high", pattern=r"^(baseline|main|high)$")
-    h264_level: str = "4.2"
-    pix_fmt: str = "yuv420p"
+    # Every field that reaches ffmpeg is a closed set or a bounded number: a brief's platform override
+    # can choose among values, never write text that ffmpeg would read as an option, filter or file.
+    video_codec: Literal["h264"] = "h264"
+    h264_profile: Literal["baseline", "main", "high"] = "high"
+    h264_level: H264Level = "4.2"
+    pix_fmt: Literal["yuv420p"] = "yuv420p"  # 8-bit 4:2:0, limited range: what every platform decodes
     crf: int = Field(20, ge=0, le=51)
     maxrate_kbps: int = Field(12_000, ge=100)
     bufsize_kbps: int = Field(24_000, ge=100)
     gop_seconds: float = Field(2.0, gt=0, le=10)
-    audio_codec: str = "aac"
+    audio_codec: Literal["aac"] = "aac"
     audio_rate: int = Field(48_000, ge=8_000, le=96_000)
     audio_bitrate_kbps: int = Field(192, ge=32, le=512)
     audio_channels: int = Field(2, ge=1, le=2)
@@ -64,6 +75,13 @@ class PlatformSpec(BaseModel):
     caption_font_size: float = Field(0.045, gt=0.01, le=0.15)  # of the frame height: readable on a phone
     caption_max_lines: int = Field(2, ge=1, le=4)  # longer lines become consecutive captions
     caption_box: bool = True  # a translucent box behind the text; False: an outline only
+
+    @field_validator("label")
+    @classmethod
+    def _printable(cls, label: str) -> str:
+        if not label.isprintable():
+            raise ValueError("control or unprintable characters are refused in a label")
+        return label
 
     @field_validator("width", "height")
     @classmethod

@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.platforms import X264Preset
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SYNCREEL_", extra="ignore")
@@ -55,7 +57,7 @@ class Settings(BaseSettings):
     campaign_deployment: str = Field(
         "produce-campaign/production", description="Prefect deployment that `syncreel submit` and the inbox run."
     )
-    x264_preset: str = Field("veryfast", description="libx264 speed/size trade-off for deliverables.")
+    x264_preset: X264Preset = Field("veryfast", description="libx264 speed/size trade-off for deliverables.")
     # Reference ingestion (tasks/ingest.py, media/fetch.py).
     reference_roots: tuple[Path, ...] = Field(
         (),

@@ -1,8 +1,12 @@
 """ingest_reference: fetch a brief's reference, probe, normalize and analyse it, store it content-addressed.
 
 Sources: a path (relative to the brief's folder), file://, s3:// (through boto3) or https:// (media/fetch.py:
-public addresses only unless a network is allowed, size-capped, a deadline). Local paths must stay in
-the brief's folder or a folder of ``SYNCREEL_REFERENCE_ROOTS``: no ``..``, no symlink that leads out.
+public addresses only unless a network is allowed, size-capped, a deadline). Local paths must stay in a
+root: a folder of ``SYNCREEL_REFERENCE_ROOTS``, the inbox folder, or the brief's own folder when the brief
+was handed over in-process (``syncreel run``, a Python call): no ``..``, no symlink that leads out. Roots
+are the operator's: a brief that arrives through the API (a UI trigger, ``run_deployment``, ``submit``,
+the inbox) carries a ``base_uri`` that anyone could have written, so there it only says where relative
+paths resolve, never what may be read.
 Every refusal is a ReferenceRejected naming the reference id, its URI and what would be accepted;
 nothing of a refused reference reaches the asset store or the database.
 
@@ -31,6 +35,7 @@ from media.fetch import FetchPolicy, fetch_https
 from media.normalize import normalize_reference
 from media.probe import probe
 from schemas.brief import Reference
+from schemas.errors import InputError
 from schemas.records import IngestedReference
 from schemas.settings import Settings
 from store import runs
@@ -39,7 +44,7 @@ from tasks.progress import emit
 from tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, store_asset, to_record
 
 
-class ReferenceRejected(ValueError):
+class ReferenceRejected(InputError):
     """A reference that cannot be used; the message names the reference id, its URI and the problem."""
 
 
@@ -65,9 +70,31 @@ def _s3_download(ref: Reference, uri: str, scratch: Path) -> Path:
     return target
 
 
-def confined_path(ref: Reference, base_uri: str | None, roots: tuple[Path, ...] = ()) -> Path:
-    """The local file a path or file:// reference names, if it lies in the brief's folder (``base_uri``;
-    the working directory when the brief has none) or one of ``roots`` once every symlink is followed."""
+def reference_roots(settings: Settings) -> tuple[Path, ...]:
+    """The folders the operator lets any brief's local references come from: SYNCREEL_REFERENCE_ROOTS
+    and the inbox folder (whose briefs resolve their paths in it)."""
+    inbox = urlparse(settings.inbox_url)
+    folders = [*settings.reference_roots]
+    if inbox.scheme == "file":
+        folders.append(Path(inbox.netloc + inbox.path))
+    return tuple(folders)
+
+
+def confined_path(
+    ref: Reference, base_uri: str | None, roots: tuple[Path, ...] = (), *, base_is_root: bool = True
+) -> Path:
+    """The local file a path or file:// reference names, if it lies in one of ``roots`` or, when
+    ``base_is_root``, in the brief's folder (``base_uri``; the working directory when the brief has
+    none), once every symlink is followed. Relative paths resolve in ``base_uri`` either way."""
+    try:
+        return _confined(ref, base_uri, roots, base_is_root)
+    except (OSError, ValueError) as exc:  # a name the file system cannot hold: too long, a NUL byte
+        if isinstance(exc, ReferenceRejected):
+            raise
+        raise _reject(ref, f"not a usable path ({type(exc).__name__}: {exc.strerror or exc})") from None
+
+
+def _confined(ref: Reference, base_uri: str | None, roots: tuple[Path, ...], base_is_root: bool) -> Path:
     parsed = urlparse(ref.uri)
     if parsed.scheme == "file" and parsed.netloc not in ("", "localhost"):
         raise _reject(ref, f"file:// URIs name a local path (file:///abs/path), not host {parsed.netloc!r}")
@@ -76,11 +103,11 @@ def confined_path(ref: Reference, base_uri: str | None, roots: tuple[Path, ...] 
         raise _reject(ref, "'..' is refused in reference paths; give the path inside the brief's folder")
     base = Path(base_uri or ".").absolute()
     path = given if given.is_absolute() else base / given
-    allowed = [base, *(Path(root).absolute() for root in roots)]
+    allowed = [*([base] if base_is_root else []), *(Path(root).absolute() for root in roots)]
     real = path.resolve()
     if not any(real.is_relative_to(folder.resolve()) for folder in allowed):
         through = f" (through a symlink, to {real})" if path.absolute() != real else ""
-        where = ", ".join(str(folder) for folder in allowed)
+        where = ", ".join(str(folder) for folder in allowed) or "no folder (none is allowed for this run)"
         raise _reject(
             ref,
             f"{path} is outside the folders references may come from{through}; accepted: files under {where}"
@@ -97,6 +124,7 @@ def locate_source(
     scratch: Path,
     *,
     roots: tuple[Path, ...] = (),
+    base_is_root: bool = True,
     policy: FetchPolicy | None = None,
 ) -> Path:
     """A local readable copy of the reference: a confined path (relative to the brief), file://, s3://
@@ -116,13 +144,18 @@ def locate_source(
         if ".." in PurePosixPath(ref.uri).parts:
             raise _reject(ref, "'..' is refused in reference paths; give the key inside the brief's prefix")
         return _s3_download(ref, f"{base_uri.rstrip('/')}/{ref.uri}", scratch)
-    return confined_path(ref, base_uri, roots)
+    return confined_path(ref, base_uri, roots, base_is_root=base_is_root)
 
 
-def _ingest(rt: Runtime, ref: Reference, base_uri: str | None) -> IngestedReference:
+def _ingest(rt: Runtime, ref: Reference, base_uri: str | None, *, base_is_root: bool = True) -> IngestedReference:
     with rt.scratch(f"ingest-{ref.id}") as scratch:
         source = locate_source(
-            ref, base_uri, scratch, roots=rt.settings.reference_roots, policy=fetch_policy(rt.settings)
+            ref,
+            base_uri,
+            scratch,
+            roots=reference_roots(rt.settings),
+            base_is_root=base_is_root,
+            policy=fetch_policy(rt.settings),
         )
         source_sha = file_sha256(source)
         code = code_fingerprint(media.normalize, media.probe, media.analysis, media.beats)
@@ -163,10 +196,11 @@ def _ingest(rt: Runtime, ref: Reference, base_uri: str | None) -> IngestedRefere
 
 
 @task(name="ingest_reference", cache_policy=NO_CACHE, task_run_name="ingest-{ref.id}")
-def ingest_reference(ref: Reference, base_uri: str | None) -> IngestedReference:
+def ingest_reference(ref: Reference, base_uri: str | None, base_is_root: bool = False) -> IngestedReference:
+    """``base_is_root``: the brief was loaded by the operator's own call, so its folder may be read."""
     emit("ingest", ref.id, "started")
     try:
-        return _ingest(get_runtime(), ref, base_uri)
+        return _ingest(get_runtime(), ref, base_uri, base_is_root=base_is_root)
     except ReferenceRejected as exc:
         emit("ingest", ref.id, "failed", str(exc))
         raise

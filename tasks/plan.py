@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import Session
 
 from schemas.brief import Brief
+from schemas.errors import user_message
 from schemas.records import CampaignPlan
 from store import runs
 from tasks.progress import emit
@@ -104,7 +105,7 @@ def parse_brief(brief: Brief, preview: bool = False) -> CampaignPlan:
 @task(name="mark_failed", cache_policy=NO_CACHE)
 def mark_failed(plan: CampaignPlan, error: BaseException) -> None:
     """Record why a run stopped; finished outputs stay remembered, so the next attempt resumes."""
-    message = f"{type(error).__name__}: {error}"
+    message = user_message(error, log="the flow run's log (Prefect UI)")
     with get_runtime().session() as session:
         runs.finish_run(session, plan.run_id, runs.RunStatus.failed, error=message)
     emit("run", plan.run_id, "failed", message)

@@ -41,7 +41,6 @@ def _brief(folder: Path, beat_sync: bool) -> dict:
             for i, d in enumerate(DURATIONS)
         ],
         "music": {"reference": "bed", "beat_sync": beat_sync, "snap_tolerance_s": 0.3, "duck_db": 6},
-        "base_uri": str(folder),
     }
 
 
@@ -52,7 +51,7 @@ def test_assemble_spot_task_snaps_cuts_and_reports_them(embedded_state: Path) ->
     clicks, truth = click_track(100.0, 8.0, 0.4)
     write_wav(folder / "bed.wav", 0.5 * clicks)
     shutil.copy(Path(__file__).parents[1] / "examples" / "briefs" / "assets" / "presenter.png", folder / "hero.png")
-    brief = validate_brief(_brief(folder, beat_sync=True), "test")
+    brief = validate_brief(_brief(folder, beat_sync=True), "test", base_uri=str(folder))
     plan = CampaignPlan(run_id="run-t", run_key="k", brief=brief, platforms=brief.platform_specs(), attempt=1)
     music, hero = (_ingest(rt, ref, brief.base_uri) for ref in brief.references)
     assert music.analysis["tempo_bpm"] == pytest.approx(100, abs=1)
@@ -85,7 +84,7 @@ def test_assemble_spot_task_snaps_cuts_and_reports_them(embedded_state: Path) ->
 
     again = assemble_spot.fn(plan, "en", masters, [music, hero])
     assert again.cached and again.sha256 == spot.sha256
-    plain = validate_brief(_brief(folder, beat_sync=False), "test")
+    plain = validate_brief(_brief(folder, beat_sync=False), "test", base_uri=str(folder))
     unsynced = assemble_spot.fn(plan.model_copy(update={"brief": plain}), "en", masters, [music, hero])
     assert unsynced.sha256 != spot.sha256 and all(cut["beat_s"] is None for cut in unsynced.cuts)
     assert unsynced.beat_grid["beat_sync"] is False

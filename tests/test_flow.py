@@ -50,7 +50,7 @@ def test_a_corrupt_reference_fails_the_run_with_its_id_and_file(harness, embedde
     broken = embedded_state / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
     data["references"][2]["uri"] = str(broken)  # the motion clip
-    brief = validate_brief({**data, "base_uri": str(embedded_state)}, "test")
+    brief = validate_brief(data, "test", base_uri=str(embedded_state))
     with pytest.raises(ReferenceRejected) as caught:
         produce_campaign(brief)
     assert "'bounce'" in str(caught.value) and "broken.mp4" in str(caught.value)
@@ -102,7 +102,7 @@ def test_a_scene_can_continue_the_previous_scenes_last_frames(harness, embedded_
     data["scenes"][1]["continue_previous"] = True
     data["scenes"][1]["references"] = [r for r in data["scenes"][1]["references"] if r != "bounce"]
     data["qa"] = {"max_regenerations": 0}
-    brief = validate_brief({**data, "base_uri": str(embedded_state)}, "test")
+    brief = validate_brief(data, "test", base_uri=str(embedded_state))
     summary = produce_campaign(brief)
     with get_runtime().session() as session:
         generations = runs.run_detail(session, summary.run_id)["generations"]

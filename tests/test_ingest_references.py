@@ -50,7 +50,6 @@ def _brief(folder: Path, images: int, clips: int) -> dict:
         ],
         "music": {"reference": "bed"},
         "generation": {"steps": 1},
-        "base_uri": str(folder),
     }
 
 
@@ -67,16 +66,16 @@ def folder(embedded_state: Path) -> Path:
 
 
 def test_ten_images_or_four_clips_are_refused_before_any_generation(folder: Path) -> None:
-    validate_brief(_brief(folder, 9, 3))
+    validate_brief(_brief(folder, 9, 3), base_uri=str(folder))
     with pytest.raises(BriefError, match=r"scenes\[0\]\.references: 10 image references; .* at most 9"):
-        validate_brief(_brief(folder, 10, 3))
+        validate_brief(_brief(folder, 10, 3), base_uri=str(folder))
     with pytest.raises(BriefError, match=r"scenes\[0\]\.references: 4 video/audio references; .* at most 3"):
-        validate_brief(_brief(folder, 9, 4))
+        validate_brief(_brief(folder, 9, 4), base_uri=str(folder))
 
 
 def test_nine_images_and_three_clips_reach_the_generator_with_their_roles(folder: Path) -> None:
     rt = get_runtime()
-    brief = validate_brief(_brief(folder, 9, 3), "test")
+    brief = validate_brief(_brief(folder, 9, 3), "test", base_uri=str(folder))
     ingested = [_ingest(rt, ref, brief.base_uri) for ref in brief.references]
     assert len(ingested) == 12
     by_id = {ref.id: ref for ref in ingested}

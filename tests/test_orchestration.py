@@ -165,6 +165,8 @@ def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "SYNCREEL_WORK_DIR": str(folder / "work"),
         "SYNCREEL_INBOX_URL": f"file://{folder}/inbox",
         "SYNCREEL_PROJECT_DIR": str(ROOT),
+        # Submitted briefs arrive through the API, so their folders are read only inside the roots.
+        "SYNCREEL_REFERENCE_ROOTS": json.dumps([str(folder)]),
     }
     env.pop("SYNCREEL_GPU_DEPLOYMENT", None)  # the produce-campaign deployment sets it for its own runs
     (folder / "inbox").mkdir()
