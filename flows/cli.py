@@ -57,7 +57,9 @@ def _load(brief_path: Path) -> Brief:
     try:
         return load_brief(brief_path)
     except BriefError as exc:
-        err_console.print(f"[red]{_u(exc.source)}[/]: {len(exc.issues)} problem{'s' * (len(exc.issues) != 1)}")
+        err_console.print(
+            f"[red]{_u(exc.source)}[/]: {len(exc.issues)} problem{'s' * (len(exc.issues) != 1)}", soft_wrap=True
+        )
         for issue in exc.issues:
             err_console.print(f"  [bold]{_u(issue.loc)}[/]: {_u(issue.message)}", soft_wrap=True)
         raise typer.Exit(2) from None
