@@ -9,6 +9,11 @@ folder is timed; without, a random-weight pipeline of LTX-2.0's released dimensi
 (model/ltx2_random.py ``full()``: the 48-layer 19 B transformer, a Gemma-3-12B-sized text encoder, the
 released VAE, audio VAE and vocoder configs) — the same arithmetic, noise for output.
 
+Each measured run is timed twice, alternating: through the backend, and as the bare diffusers call — the
+same pipeline object called with the very arguments the backend passes it (prompt, grid, guidance), which
+leaves out only the backend's own work (prompt building, cropping, uint8 frames, audio resampling); the
+goal is the backend within 10% of the bare call.
+
 Figures: the transformer's time (forward hooks, CUDA-synchronised) per denoising step and its calls per
 step (classifier-free guidance runs as one batch of two; spatio-temporal and modality guidance add a
 call each), the text encoder's time, the rest (VAE decode, vocoder, copies), the end-to-end time and
@@ -36,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model.generator import GenerationRequest, GeneratorOutOfMemory, GeneratorUnavailable  # noqa: E402
+from model.ltx2 import build_prompt, grid_size  # noqa: E402
 
 PROMPT = (
     "A woman in a sunlit kitchen opens a chilled can of sparkling drink, the tab pops and the drink "
@@ -141,77 +147,100 @@ def bench_request(args: argparse.Namespace, steps: int) -> GenerationRequest:
     )
 
 
-def measure(args: argparse.Namespace, device: torch.device) -> dict[str, object]:
+def measure(args: argparse.Namespace, device: torch.device, progress: Callable[[dict], None]) -> dict[str, object]:
     cuda = device.type == "cuda"
     synchronize = torch.cuda.synchronize if cuda else (lambda: None)
     started = time.perf_counter()
     generator, checkpoint = make_generator(args, device)
+    synchronize()
     setup_s = time.perf_counter() - started
     denoiser = ForwardTimer(generator.pipeline.transformer, synchronize)
     text = ForwardTimer(generator.pipeline.text_encoder, synchronize)
+    started = time.perf_counter()
     generator.generate(bench_request(args, steps=2))  # warm-up: kernels, allocator, cuDNN plans
-    denoiser.reset()
-    text.reset()
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
+    warmup_s = time.perf_counter() - started
     request = bench_request(args, steps=args.steps)
-    total = 0.0
-    for _ in range(args.repeats):
-        synchronize()
-        started = time.perf_counter()
-        clip = generator.generate(request)
-        synchronize()
-        total += time.perf_counter() - started
-    runs = args.repeats
-    end_to_end = total / runs
-    denoise = denoiser.seconds / runs
-    text_s = text.seconds / runs
-    generated = clip.parameters["generated"]
-    row = {
-        "mode": clip.parameters["mode"],
-        "size": f"{generated['width']}×{generated['height']}×{generated['frames']}",
-        "steps": args.steps,
-        "transformer_calls_per_step": round(denoiser.calls / runs / args.steps, 2),
-        "s_per_step": round(denoise / args.steps, 4),
-        "denoise_s": round(denoise, 3),
-        "text_s": round(text_s, 3),
-        "decode_and_rest_s": round(end_to_end - denoise - text_s, 3),
-        "end_to_end_s": round(end_to_end, 3),
-        "clip_s": round(clip.duration_s, 3),
-        "s_per_generated_s": round(end_to_end / clip.duration_s, 3),
-        "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
-    }
-    return {
+    figures = {
         "checkpoint": checkpoint,
         "model_version": generator.model_version,
         "dtype": str(generator.dtype).removeprefix("torch."),
         "cpu_offload": generator.cpu_offload,
         "vae_tiling": generator.vae_tiling,
-        "guidance": clip.parameters["guidance"],
         "setup_s": round(setup_s, 1),
-        "rows": [row],
+        "warmup_s": round(warmup_s, 1),
+        "rows": [],
     }
+    # The bare call: the same pipeline with the very arguments the backend passes (prompt, grid, guidance),
+    # returning diffusers' float arrays, without the backend's cropping, uint8 frames and resampling.
+    grid = grid_size(request.width, request.height, request.num_frames)
+    arguments = generator._arguments(request, build_prompt(request), grid)
+    timed = {"syncreel backend": [], "bare diffusers call": []}
+    for _ in range(args.repeats):  # alternating, so drift in clocks or memory affects both alike
+        for label in timed:
+            denoiser.reset()
+            text.reset()
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            synchronize()
+            started = time.perf_counter()
+            if label == "syncreel backend":
+                clip = generator.generate(request)
+            else:
+                seed = torch.Generator(device="cpu").manual_seed(request.seed)
+                generator.pipeline(**arguments, generator=seed, output_type="np", return_dict=False)
+            synchronize()
+            end_to_end = time.perf_counter() - started
+            peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+            timed[label].append((end_to_end, denoiser.seconds, denoiser.calls, text.seconds, peak))
+    duration_s = request.duration_s
+    for label, runs in timed.items():
+        count = len(runs)
+        end_to_end, denoise, calls, text_s = (sum(r[i] for r in runs) / count for i in range(4))
+        peaks = [r[4] for r in runs if r[4] is not None]
+        figures["rows"].append(
+            {
+                "call": label,
+                "mode": clip.parameters["mode"],
+                "size": f"{grid.width}×{grid.height}×{grid.frames}",
+                "steps": args.steps,
+                "transformer_calls_per_step": round(calls / args.steps, 2),
+                "s_per_step": round(denoise / args.steps, 4),
+                "denoise_s": round(denoise, 3),
+                "text_s": round(text_s, 3),
+                "decode_and_rest_s": round(end_to_end - denoise - text_s, 3),
+                "end_to_end_s": round(end_to_end, 3),
+                "clip_s": round(duration_s, 3),
+                "s_per_generated_s": round(end_to_end / duration_s, 3),
+                "peak_gib": round(max(peaks), 2) if peaks else None,
+            }
+        )
+        progress(figures)
+    figures["guidance"] = clip.parameters["guidance"]
+    backend, bare = figures["rows"]
+    figures["backend_over_bare"] = round(backend["end_to_end_s"] / bare["end_to_end_s"] - 1, 4)
+    return figures
 
 
 def print_table(device_name: str, figures: dict[str, object]) -> None:
     print(
-        f"LTX-2 on {device_name}: {figures['checkpoint']}, {figures['dtype']}, "
+        f"LTX-2 on {device_name}, torch {torch.__version__}: {figures['checkpoint']}, {figures['dtype']}, "
         f"offload {'on' if figures['cpu_offload'] else 'off'}, VAE tiling {'on' if figures['vae_tiling'] else 'off'}"
-        f" (set up in {figures['setup_s']} s)"
+        f" (set up in {figures['setup_s']} s, warm-up {figures['warmup_s']} s)"
     )
     header = (
-        f"{'mode':<22}{'generated':>15}{'steps':>7}{'calls/step':>11}{'s/step':>9}{'denoise s':>11}"
-        f"{'text s':>8}{'decode+ s':>10}{'e2e s':>9}{'s per gen s':>12}{'peak GiB':>10}"
+        f"{'call':<21}{'mode':<21}{'generated':>14}{'steps':>6}{'calls/step':>11}{'s/step':>8}{'denoise s':>10}"
+        f"{'text s':>8}{'decode+ s':>10}{'e2e s':>8}{'s per gen s':>12}{'peak GiB':>9}"
     )
     print(header)
     print("-" * len(header))
     for row in figures["rows"]:
         peak = "-" if row["peak_gib"] is None else f"{row['peak_gib']:.2f}"
         print(
-            f"{row['mode']:<22}{row['size']:>15}{row['steps']:>7}{row['transformer_calls_per_step']:>11}"
-            f"{row['s_per_step']:>9.3f}{row['denoise_s']:>11.2f}{row['text_s']:>8.2f}{row['decode_and_rest_s']:>10.2f}"
-            f"{row['end_to_end_s']:>9.2f}{row['s_per_generated_s']:>12.2f}{peak:>10}"
+            f"{row['call']:<21}{row['mode']:<21}{row['size']:>14}{row['steps']:>6}{row['transformer_calls_per_step']:>11}"
+            f"{row['s_per_step']:>8.3f}{row['denoise_s']:>10.2f}{row['text_s']:>8.2f}{row['decode_and_rest_s']:>10.2f}"
+            f"{row['end_to_end_s']:>8.2f}{row['s_per_generated_s']:>12.2f}{peak:>9}"
         )
+    print(f"the backend's end-to-end time against the bare call: {figures['backend_over_bare']:+.1%} (goal: within 10%)")
 
 
 def _fail(args: argparse.Namespace, reason: str) -> int:
@@ -236,8 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    def progress(figures: dict[str, object]) -> None:  # a run cut short keeps the rows it finished
+        if args.json:
+            payload = {"measured": True, "device": device_name, "torch": torch.__version__, **figures}
+            args.json.write_text(json.dumps(payload, indent=2))
+
     try:
-        figures = measure(args, device)
+        figures = measure(args, device, progress)
     except ImportError as exc:
         return _fail(args, f"{exc}: pip install -e '.[ltx2]'")
     except (GeneratorUnavailable, GeneratorOutOfMemory) as exc:
@@ -246,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(args, f"{device_name} ran out of memory ({exc}); try --cpu-offload")
     print_table(device_name, figures)
     if args.json:
-        args.json.write_text(json.dumps({"measured": True, "device": device_name, **figures}, indent=2))
+        progress(figures)
     return 0
 
 

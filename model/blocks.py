@@ -75,9 +75,11 @@ class DualTowerBlock(nn.Module):
         audio: TowerState,
         context: torch.Tensor,
         context_mask: torch.Tensor,
-        cross_modal: torch.Tensor,
+        cross_modal: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``cross_modal``: (B, 1, 1) of 1.0 / 0.0, per sample whether the towers exchange information."""
+        """``cross_modal``: (B, 1, 1) of 1.0 / 0.0, per sample whether the towers exchange information;
+        None when no sample does (the caller decides that once per pass, so a block never waits on the
+        device to find out and compiles as one graph)."""
         v, a = video.tokens, audio.tokens
         (v_shift1, v_scale1, v_gate1, v_shift2, v_scale2, v_gate2, v_gate_text, v_gate_cross) = self.video_modulation(
             video.condition
@@ -100,7 +102,7 @@ class DualTowerBlock(nn.Module):
 
         # 3. audio↔video cross-attention on the shared time axis (both sides read the other's state
         #    from before this step, so the exchange is symmetric)
-        if self.cross_modal and bool(cross_modal.any()):
+        if self.cross_modal and cross_modal is not None:
             v_in, a_in = self.video_norm3(v), self.audio_norm3(a)
             v_head, a_head = self.a2v.head_dim, self.v2a.head_dim
             v = v + cross_modal * v_gate_cross.unsqueeze(1) * self.a2v(

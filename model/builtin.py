@@ -1,5 +1,8 @@
 """The `builtin` backend: the dual-tower transformer at the `small()` size, on whatever device is here.
 
+The network, its picture size and frame codec included, is what the checkpoint's own config says
+(model.checkpoint.load_checkpoint), so checkpoints trained at any ``small(frame_size)`` load alike.
+
 Weights come from `model/checkpoints/builtin.safetensors` (trained by `python -m model.train` on the
 procedural world of model/world.py; see model/checkpoints/README.md) when that file exists; otherwise
 the network is initialised from a fixed seed, which is deterministic but untrained — the run record
@@ -304,7 +307,7 @@ class BuiltinGenerator(Generator):
             seed=request.seed,
             parameters={
                 "trained": self.trained,
-                "config": "small" if c == small() else "custom",
+                "config": _preset_name(c),
                 "mode": mode,
                 "prompt_read": prompt_read,
                 "prompt_words_unknown": unknown[:30],
@@ -318,6 +321,17 @@ class BuiltinGenerator(Generator):
             stems=stems,
             stem_names=STEMS,
         )
+
+
+def _preset_name(config: DualTowerConfig) -> str:
+    """``small`` (48 px pictures), ``small@96`` (the same network over 96 px pictures), or ``custom``."""
+    try:
+        preset = small(config.frame_size)
+    except ValueError:
+        return "custom"
+    if config != preset:
+        return "custom"
+    return "small" if config.frame_size == 48 else f"small@{config.frame_size}"
 
 
 def _known_words(text: str) -> tuple[str, list[str]]:

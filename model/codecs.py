@@ -35,6 +35,7 @@ class VideoAutoencoder(nn.Module):
 
     def __init__(self, config: DualTowerConfig):
         super().__init__()
+        self.frame_size, self.factor = config.frame_size, config.codec_factor
         stages = int(math.log2(config.codec_factor))
         widths = [config.codec_width * min(2, 2**i) for i in range(stages + 1)]
         down: list[nn.Module] = [nn.Conv2d(3, widths[0], 3, padding=1), nn.SiLU()]
@@ -50,6 +51,11 @@ class VideoAutoencoder(nn.Module):
         self.encoder, self.decoder = nn.Sequential(*down), nn.Sequential(*up)
         self.register_buffer("latent_mean", torch.zeros(config.latent_channels))
         self.register_buffer("latent_std", torch.ones(config.latent_channels))
+
+    @property
+    def latent_grid(self) -> int:
+        """Latents per side for the picture size the codec was built for."""
+        return self.frame_size // self.factor
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) in [-1, 1] → normalised latents (N, C, s, s)."""

@@ -132,10 +132,15 @@ def tiny() -> DualTowerConfig:
     )
 
 
-def small() -> DualTowerConfig:
-    """The shipped CPU checkpoint: trained for 80 minutes on one CPU core (after 18 for its frame codec),
-    then fine-tuned for 45, 45 and 72 (model/checkpoints/README.md); makes a 4 s clip in seconds on two cores."""
-    return DualTowerConfig()
+def small(frame_size: int = 48) -> DualTowerConfig:
+    """The built-in model: a 4 s clip in seconds on two CPU cores (model/checkpoints/README.md has how
+    each shipped checkpoint was trained). ``frame_size`` (48 · 2^k) sets the picture; the frame codec
+    gets one more downsampling stage per doubling, so the latent grid stays 12 × 12 (9 tokens a frame)
+    and the transformer costs the same at any picture size."""
+    factor = frame_size // 12
+    if frame_size % 12 or factor < 4 or factor & (factor - 1):
+        raise ValueError(f"small(): frame_size must be 48 · 2^k (48, 96, 192), got {frame_size}")
+    return DualTowerConfig(frame_size=frame_size, codec_factor=factor)
 
 
 def sequential(config: DualTowerConfig) -> DualTowerConfig:

@@ -48,7 +48,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import torch
 from PIL import Image
@@ -236,6 +235,8 @@ def place_on_grid(image: Image.Image, grid: GridSize, width: int, height: int) -
 def _tail_frames(path: Path, fps: float, temporal: int = TEMPORAL_MULTIPLE) -> list[Image.Image]:
     """The last frames of a video at ``fps`` (nearest source frame), as many as context_frames allows. Only
     about the last CONTINUE_CONTEXT_S of the video is kept while decoding, however long it is."""
+    import av  # only a continue video needs it; GPU machines that serve text-to-video need not install PyAV
+
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]

@@ -20,6 +20,11 @@ store; with ``--echo K``, every K steps, below). Captions are dropped 10% of the
 unconditional branch that classifier-free guidance needs is learned too; 30% of clips come with the
 reference a brief would give for them. Making and encoding a batch costs about as much as a step, so
 ``--echo K`` takes K steps from each batch, each with its own noise, flow times and modes (data echoing).
+On a GPU (``--device cuda``) a step takes less time than one core needs to make a batch: ``--workers N``
+makes batches ahead in N processes (model.train.BatchStream), and the log shows the share of time spent
+waiting for data. ``--frame-size 96`` trains the same network over 96 px pictures (config.small(96)); with
+``--codec-teacher`` its codec learns the shipped 48 px codec's latents and ``--init-from`` starts the
+transformer from a shipped checkpoint (benchmarks/gpu_session.py runs that recipe on a GPU).
 ``--sequential`` trains the same network without audio↔video attention (the baseline of
 benchmarks/model_sync.py) on the same codec, so that the two differ in nothing else. A CSV of the
 loss curve and a plot of it are written beside the checkpoint.
@@ -30,7 +35,9 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import multiprocessing
 import time
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
@@ -90,6 +97,84 @@ def world_batch(
     return frames, audio, captions, references
 
 
+Batch = tuple[torch.Tensor, torch.Tensor, list[str], list[list[ReferenceTensor]]]
+
+
+def _pack(batch: Batch) -> tuple:
+    """A batch as numpy arrays for the trip between processes (tensors would travel as shared-memory
+    handles); the frames in half precision, half the bytes to copy (values in [-1, 1]: steps of 1/1024
+    at most, finer than the 8-bit video the model meets in use)."""
+    frames, audio, captions, references = batch
+    refs = [[(r.kind, r.role, r.tensor.numpy()) for r in sample] for sample in references]
+    return frames.half().numpy(), audio.numpy(), captions, refs
+
+
+def _unpack(packed: tuple) -> Batch:
+    frames, audio, captions, refs = packed
+    references = [[ReferenceTensor(kind, role, torch.from_numpy(t)) for kind, role, t in sample] for sample in refs]
+    return torch.from_numpy(frames).float(), torch.from_numpy(audio), captions, references
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)  # one core per worker: the pool, not each worker, is parallel
+
+
+def _make_batch(config: DualTowerConfig, seed: int, job: int, batch: int, seconds: float) -> tuple:
+    return _pack(world_batch(np.random.default_rng([seed, job]), config, batch, seconds))
+
+
+class BatchStream:
+    """World batches in a fixed order: job ``j`` draws from its own generator (seed, j), so the stream is
+    the same with any number of workers. Mostly ``batch`` clips of ``seconds``; with ``long_every`` k,
+    every k-th batch has clips twice as long at half the batch size (positions up to twice the length).
+
+    With ``workers`` > 0, that many processes make batches ahead (at most two each in flight): the world
+    is numpy on the CPU, and a GPU step takes less time than one core needs for a batch. ``waited_s``
+    counts the seconds the trainer spent waiting for data."""
+
+    def __init__(
+        self, config: DualTowerConfig, batch: int, seconds: float, seed: int, workers: int = 0, long_every: int = 0
+    ):
+        self.config, self.batch, self.seconds, self.seed, self.long_every = config, batch, seconds, seed, long_every
+        self.job, self.waited_s = 0, 0.0
+        self._pending: deque = deque()
+        self._pool = None
+        if workers > 0:  # spawned, not forked: the trainer may already hold a CUDA context
+            self._pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
+            for _ in range(2 * workers):
+                self._submit()
+
+    def _shape(self, job: int) -> tuple[int, float]:
+        long = self.long_every > 0 and job % self.long_every == self.long_every - 1
+        return (self.batch // 2, self.seconds * 2) if long else (self.batch, self.seconds)
+
+    def _submit(self) -> None:
+        job = self.job + len(self._pending)
+        self._pending.append(self._pool.apply_async(_make_batch, (self.config, self.seed, job, *self._shape(job))))
+
+    def next(self) -> Batch:
+        started = time.perf_counter()
+        if self._pool is None:
+            batch, seconds = self._shape(self.job)
+            made = world_batch(np.random.default_rng([self.seed, self.job]), self.config, batch, seconds)
+        else:
+            made = _unpack(self._pending.popleft().get())
+        self.job += 1
+        if self._pool is not None:
+            self._submit()
+        self.waited_s += time.perf_counter() - started
+        return made
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool = None
+
+
+def _to_device(references: list[list[ReferenceTensor]], device: torch.device) -> list[list[ReferenceTensor]]:
+    return [[ReferenceTensor(r.kind, r.role, r.tensor.to(device)) for r in sample] for sample in references]
+
+
 def encode_frames(codec: VideoAutoencoder, frames: torch.Tensor) -> torch.Tensor:
     """(B, T, 3, S, S) frames → (B, C, T, s, s) latents of the frozen codec, computed in bfloat16 where the
     processor has it natively (5 times faster on this project's CPUs, whose AMX units do bfloat16; the
@@ -114,10 +199,20 @@ def _schedule(lr: float, step: int, progress: float, warmup: int = 50) -> float:
 
 
 def train_codec(
-    model: DualTowerTransformer, rng: np.random.Generator, *, minutes: float, lr: float, writer: csv.writer
+    model: DualTowerTransformer,
+    data: BatchStream,
+    *,
+    minutes: float,
+    lr: float,
+    writer: csv.writer,
+    teacher: VideoAutoencoder | None = None,
 ) -> int:
-    """Stage 1: the frame autoencoder, on frames of random world clips. Returns the steps taken."""
-    config, codec = model.config, model.video_codec
+    """Stage 1: the frame autoencoder, on frames of random world clips (``data``: 1 s clips). Returns the
+    steps taken. With a ``teacher`` (the frame codec of a checkpoint at a smaller picture size with the
+    same latent grid), the encoder also learns to give the teacher's latents of the same frames shrunk to
+    its size: a transformer trained on the teacher's latents then reads the new codec's as it is, and the
+    decoder learns to draw them at the new size."""
+    codec, device = model.video_codec, model.video_embed.weight.device
     optimizer = torch.optim.AdamW(codec.parameters(), lr=lr, weight_decay=0.0)
     started = time.perf_counter()
     step, running = 0, []
@@ -125,11 +220,15 @@ def train_codec(
         rate = _schedule(lr, step, (time.perf_counter() - started) / (minutes * 60))
         for group in optimizer.param_groups:
             group["lr"] = rate
-        frames = world_batch(rng, config, 8, 1.0)[0]
-        frames = frames.flatten(0, 1)  # 8 clips × 1 s of frames
+        frames = data.next()[0].flatten(0, 1).to(device)  # 8 clips × 1 s of frames
         latents = codec.encoder(frames)
         rebuilt = codec.decoder(latents)
         loss = F.mse_loss(rebuilt, frames) + 0.5 * F.l1_loss(rebuilt, frames) + 1e-4 * latents.pow(2).mean()
+        if teacher is not None:
+            with torch.no_grad():
+                shrunk = F.interpolate(frames, size=(teacher.frame_size, teacher.frame_size), mode="area")
+                target = teacher.encode(shrunk)
+            loss = loss + F.mse_loss(latents, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -142,8 +241,9 @@ def train_codec(
             )
             print(f"codec step {step:5d}  {elapsed:7.1f} s  loss {np.mean(running):.4f}", flush=True)
             running = []
-    frames = world_batch(rng, config, 32, 1.0)[0]
-    codec.set_normalisation(frames.flatten(0, 1))
+    if teacher is None:  # with a teacher the raw latents already are the teacher's normalised ones
+        frames = torch.cat([data.next()[0].flatten(0, 1) for _ in range(4)]).to(device)
+        codec.set_normalisation(frames)
     return step
 
 
@@ -162,24 +262,36 @@ def train(
     codec_from: Path | None = None,
     modes: TrainingModes | None = None,
     echo: int = 1,
-) -> None:
+    device: str | torch.device = "cpu",
+    workers: int = 0,
+    init_from: Path | None = None,
+    codec_teacher: Path | None = None,
+) -> dict[str, float]:
     """Train (see the module docstring). ``echo``: optimizer steps per generated batch, each with its own
-    noise, flow times and modes (data echoing: making and encoding a batch costs as much as a step)."""
+    noise, flow times and modes (data echoing: making and encoding a batch costs as much as a step).
+    ``workers``: processes making batches ahead (BatchStream). ``init_from``: start a new network from a
+    checkpoint's tensors wherever name and shape match, its frame codec excepted (a network at another
+    picture size, say). ``codec_teacher``: a checkpoint whose frame codec the codec stage learns to agree
+    with (train_codec). Returns the flow stage's time split: steps, seconds, and the seconds spent
+    waiting for data."""
     if echo < 1:
         raise ValueError(f"echo must be at least 1 (steps per generated batch), got {echo}")
     modes = modes or TrainingModes()
+    device = torch.device(device)
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     done_before, provenance = 0, {}
     if resume is not None:  # continue from saved weights (the optimizer state starts afresh)
         model, provenance = load_checkpoint(resume)
         config, done_before = model.config, int(provenance.get("steps", 0))
     else:
         model = DualTowerTransformer(config)
+    if init_from is not None and resume is None:
+        provenance["initialised_from"] = str(init_from)
+        provenance["steps_before"] = _take_matching(model, init_from)
     if codec_from is not None:
         model.video_codec.load_state_dict(load_codec_state(codec_from))
         provenance["codec_steps"] = read_metadata(codec_from)["provenance"].get("codec_steps", 0)
-    model.train()
+    model.to(device).train()
     log = out.with_name(f"{out.stem}{'-resumed' if resume else ''}.csv")
     log.parent.mkdir(parents=True, exist_ok=True)
     provenance = {
@@ -192,62 +304,104 @@ def train(
         "video_to_audio_share": modes.video_to_audio,
         "audio_to_video_share": modes.audio_to_video,
         "echo": echo,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
     with log.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["stage", "step", "seconds", "loss", "video", "audio", "lr"])
         if codec_minutes > 0:  # (further) train the frame codec: from scratch, or from codec_from / resume
-            steps = train_codec(model, rng, minutes=codec_minutes, lr=2e-3, writer=writer)
+            clips = BatchStream(config, 8, 1.0, seed + 1_000_003, workers)
+            teacher = None
+            if codec_teacher is not None:
+                teacher = load_checkpoint(codec_teacher)[0].video_codec.to(device).eval()
+                if teacher.latent_grid != config.latent_height or teacher.encoder[-1].out_channels != config.latent_channels:
+                    raise ValueError(f"{codec_teacher}: its codec's latents are not this network's (grid, channels)")
+                provenance["codec_teacher"] = str(codec_teacher)
+            try:
+                steps = train_codec(model, clips, minutes=codec_minutes, lr=2e-3, writer=writer, teacher=teacher)
+            finally:
+                clips.close()
             provenance["codec_steps"] = int(provenance.get("codec_steps", 0)) + steps
             handle.flush()
         codec = model.video_codec.requires_grad_(False).eval()
         parameters = [p for name, p in model.named_parameters() if not name.startswith("video_codec.")]
         optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
+        data = BatchStream(config, batch, seconds, seed, workers, long_every=4) if minutes > 0 and max_steps > 0 else None
         started = time.perf_counter()
         step, running = 0, []
-        while step < max_steps and time.perf_counter() - started < minutes * 60:
-            rate = _schedule(lr, step, (time.perf_counter() - started) / (minutes * 60))
-            for group in optimizer.param_groups:
-                group["lr"] = rate
-            if step % echo == 0:  # a fresh batch; otherwise the last one again, with new noise and times
-                # Mostly short clips (cheap); every fourth batch twice as long at half the batch size,
-                # so positions up to twice the length are seen too.
-                long = (step // echo) % 4 == 3
-                frames, audio, captions, references = world_batch(
-                    rng, config, batch // 2 if long else batch, seconds * (2 if long else 1)
-                )
-                video = encode_frames(codec, frames)
-            context = model.encode_context(tokenize(captions, config.text_vocab, config.max_text_tokens), references)
-            loss, parts = flow_matching_loss(model, video, audio, *context, modes=modes)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-            optimizer.step()
-            step += 1
-            running.append(parts)
-            last = step >= max_steps or time.perf_counter() - started >= minutes * 60
-            if step % LOG_EVERY == 0 or last:
-                mean = {k: float(np.mean([p[k] for p in running])) for k in running[0]}
-                elapsed = time.perf_counter() - started
-                writer.writerow(
-                    ["flow", done_before + step, round(elapsed, 1)]
-                    + [round(mean[k], 5) for k in ("loss", "video", "audio")]
-                    + [f"{rate:.2e}"]
-                )
-                handle.flush()
-                print(
-                    f"step {done_before + step:5d}  {elapsed:7.1f} s  loss {mean['loss']:.4f} "
-                    f"(video {mean['video']:.4f}, audio {mean['audio']:.4f})  lr {rate:.1e}",
-                    flush=True,
-                )
-                running = []
-            if step % SAVE_EVERY == 0:
-                save_checkpoint(model, out, **{**provenance, "steps": done_before + step})
+        try:
+            while step < max_steps and time.perf_counter() - started < minutes * 60:
+                rate = _schedule(lr, step, (time.perf_counter() - started) / (minutes * 60))
+                for group in optimizer.param_groups:
+                    group["lr"] = rate
+                if step % echo == 0:  # a fresh batch; otherwise the last one again, with new noise and times
+                    frames, audio, captions, references = data.next()
+                    video = encode_frames(codec, frames.to(device))
+                    audio, references = audio.to(device), _to_device(references, device)
+                    text = tokenize(captions, config.text_vocab, config.max_text_tokens).to(device)
+                context = model.encode_context(text, references)
+                loss, parts = flow_matching_loss(model, video, audio, *context, modes=modes)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+                optimizer.step()
+                step += 1
+                running.append(parts)
+                last = step >= max_steps or time.perf_counter() - started >= minutes * 60
+                if step % LOG_EVERY == 0 or last:
+                    mean = {k: float(np.mean([p[k] for p in running])) for k in running[0]}
+                    elapsed = time.perf_counter() - started
+                    writer.writerow(
+                        ["flow", done_before + step, round(elapsed, 1)]
+                        + [round(mean[k], 5) for k in ("loss", "video", "audio")]
+                        + [f"{rate:.2e}"]
+                    )
+                    handle.flush()
+                    print(
+                        f"step {done_before + step:5d}  {elapsed:7.1f} s  loss {mean['loss']:.4f} "
+                        f"(video {mean['video']:.4f}, audio {mean['audio']:.4f})  lr {rate:.1e}  "
+                        f"waiting for data {data.waited_s / elapsed:.0%}",
+                        flush=True,
+                    )
+                    running = []
+                if step % SAVE_EVERY == 0:
+                    save_checkpoint(model, out, **{**provenance, "steps": done_before + step})
+        finally:
+            if data is not None:
+                data.close()
     # Shipped in half precision: half the size; the backend computes in float32 after loading.
-    provenance.update(steps=done_before + step, minutes=round((time.perf_counter() - started) / 60, 1))
+    elapsed = time.perf_counter() - started
+    split = {"steps": step, "seconds": round(elapsed, 1), "data_wait_s": round(data.waited_s if data else 0.0, 1)}
+    provenance.update(
+        steps=done_before + step, minutes=round(elapsed / 60, 1), data_wait_s=split["data_wait_s"],
+        data_wait_share=_share(split),
+    )  # fmt: skip
     save_checkpoint(model, out, dtype=torch.float16, **provenance)
     plot_curves(log, log.with_suffix(".png"), title=f"{out.name}: training loss")
-    print(f"wrote {out} after {done_before + step} steps; curve in {log.with_suffix('.png')}")
+    print(
+        f"wrote {out} after {done_before + step} steps; curve in {log.with_suffix('.png')}; {step} steps in "
+        f"{elapsed:.0f} s, {split['data_wait_s']:.0f} s of it waiting for data"
+    )
+    return split
+
+
+def _take_matching(model: DualTowerTransformer, path: Path) -> int:
+    """Copy ``path``'s tensors into ``model`` where name and shape match, the frame codec excepted; returns
+    the flow steps that checkpoint had taken."""
+    source, provenance = load_checkpoint(path)
+    own = model.state_dict()
+    taken = {
+        name: tensor
+        for name, tensor in source.state_dict().items()
+        if not name.startswith("video_codec.") and name in own and own[name].shape == tensor.shape
+    }
+    model.load_state_dict(taken, strict=False)
+    print(f"initialised {len(taken)} of {len(own)} tensors from {path}")
+    return int(provenance.get("steps", 0))
+
+
+def _share(split: dict[str, float]) -> float:
+    return round(split["data_wait_s"] / split["seconds"], 3) if split["seconds"] else 0.0
 
 
 def main() -> None:
@@ -263,12 +417,25 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default).")
     parser.add_argument("--sequential", action="store_true", help="Train the baseline without a2v / v2a.")
+    parser.add_argument(
+        "--frame-size", type=int, default=48, help="Picture size of a new network (small(frame_size): 48, 96, 192)."
+    )
+    parser.add_argument("--device", default="cpu", help="Where to train: cpu, cuda, cuda:1 ...")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="Processes making world batches ahead (0: in the training process)."
+    )
     parser.add_argument("--out", type=Path, default=CHECKPOINTS / "builtin.safetensors")
     parser.add_argument(
         "--echo", type=int, default=1, help="Optimizer steps per generated batch, each with fresh noise (data echoing)."
     )
     parser.add_argument("--resume", type=Path, help="Continue from this checkpoint's weights.")
     parser.add_argument("--codec-from", type=Path, help="Take the frame autoencoder from this checkpoint.")
+    parser.add_argument(
+        "--init-from", type=Path, help="Start a new network from this checkpoint's matching tensors (not its codec)."
+    )
+    parser.add_argument(
+        "--codec-teacher", type=Path, help="The codec stage learns to give this checkpoint's codec latents too."
+    )
     parser.add_argument(
         "--video-to-audio", type=float, default=0.25, help="Share of samples with the video clean (sound generated)."
     )
@@ -278,7 +445,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = sequential(small()) if args.sequential else small()
+    config = sequential(small(args.frame_size)) if args.sequential else small(args.frame_size)
     train(
         replace(config),
         codec_minutes=args.codec_minutes,
@@ -293,6 +460,10 @@ def main() -> None:
         codec_from=args.codec_from,
         modes=TrainingModes(video_to_audio=args.video_to_audio, audio_to_video=args.audio_to_video),
         echo=args.echo,
+        device=args.device,
+        workers=args.workers,
+        init_from=args.init_from,
+        codec_teacher=args.codec_teacher,
     )
 
 

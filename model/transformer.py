@@ -282,9 +282,9 @@ class DualTowerTransformer(nn.Module):
         # 3. the coupled blocks
         if isinstance(cross_modal, bool):
             cross_modal = torch.full((batch,), cross_modal, device=v.device)
-        cross_modal = cross_modal.to(v.dtype).view(batch, 1, 1)
+        exchange = cross_modal.to(v.dtype).view(batch, 1, 1) if c.cross_modal and bool(cross_modal.any()) else None
         for block in self.blocks:
-            video.tokens, audio.tokens = block(video, audio, context, context_mask, cross_modal=cross_modal)
+            video.tokens, audio.tokens = block(video, audio, context, context_mask, cross_modal=exchange)
 
         # 4. final adaLN and heads, back to latent shapes
         shift, scale = self.video_final_modulation(video_condition).chunk(2, dim=-1)
