@@ -36,6 +36,8 @@ def small_brief(folder: Path, *, scene_seconds: float = 1.5) -> Path:
             cue["at_s"] = min(cue["at_s"], scene_seconds / 2)
         for line in scene.get("dialogue", []):
             line["start_s"] = 0.1
+            # a line that can be spoken in the short scene (a brief refuses one that cannot)
+            line["text"] = {"en": "Taste the light.", "es": "Sabe a luz."}
     data["platforms"] = ["tiktok", "square"]
     data["platform_overrides"] = {"tiktok": {"width": 216, "height": 384}, "square": {"width": 240, "height": 240}}
     data["master"] = {"width": 192, "height": 108, "fps": 12, "sample_rate": 48000}

@@ -514,10 +514,10 @@ def test_campaign_through_the_flow_on_the_ltx2_backend(harness, embedded_state, 
         ("presenter", "en"), ("presenter", "es"), ("tagline", "en"), ("tagline", "es"),
     }  # fmt: skip
     lines = {
-        ("presenter", "en"): 'presenter says in English: "Summer tastes lighter with Lumen Fizz."',
-        ("presenter", "es"): 'presenter says in Spanish: "El verano sabe más ligero con Lumen Fizz."',
-        ("tagline", "en"): 'narrator says in English: "Open the light."',
-        ("tagline", "es"): 'narrator says in Spanish: "Abre la luz."',
+        ("presenter", "en"): 'presenter says in English: "Taste the light."',
+        ("presenter", "es"): 'presenter says in Spanish: "Sabe a luz."',
+        ("tagline", "en"): 'narrator says in English: "Taste the light."',
+        ("tagline", "es"): 'narrator says in Spanish: "Sabe a luz."',
     }
     unused = {"presenter": ["character", "music", "product"], "tagline": ["motion", "music", "product"]}
     for scene, language, backend, parameters, uri in rows:

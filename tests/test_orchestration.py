@@ -51,7 +51,7 @@ def tiny_brief(path: Path, campaign_id: str, scenes: int) -> Path:
         scene = {**examples[n % len(examples)], "id": f"s{n + 1}", "duration_s": 1.0, "references": []}
         scene["sound_cues"] = [{**cue, "at_s": 0.4} for cue in scene.get("sound_cues", [])]
         scene["dialogue"] = [
-            {**line, "start_s": 0.1, "text": {"en": line["text"]["en"]}} for line in scene.get("dialogue", [])
+            {**line, "start_s": 0.1, "text": {"en": "Hi there."}} for line in scene.get("dialogue", [])
         ]
         data["scenes"].append(scene)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
