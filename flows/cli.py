@@ -22,11 +22,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from schemas.brief import Brief, BriefError, load_brief
+from schemas.errors import InputError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="syncreel: synchronized AI video + sound ads.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # main() turns a failure into one line; the traceback goes to the log
+    help="syncreel: synchronized AI video + sound ads.",
+)
 # User text (ids, paths, dialogue, messages that quote values) is always shown as written: it goes
 # through ``_u`` (markup escaped), and no console turns ':x:' into an emoji or recolours numbers.
 console = Console(emoji=False, highlight=False)
@@ -818,4 +824,21 @@ def submit(
 
 
 def main() -> None:
-    app()
+    """The console script: any failure a command did not turn into its own message becomes one line
+    (schemas.errors.user_message), with the traceback written to the log file instead of the terminal."""
+    try:
+        app()
+    except Exception as exc:  # noqa: BLE001 - the last resort: nothing reaches the user as a traceback
+        import logging
+        import sys
+
+        from schemas.errors import user_message
+
+        log = _log_file()
+        handler = logging.FileHandler(log, encoding="utf-8")
+        logger = logging.getLogger("syncreel.cli")
+        logger.addHandler(handler)
+        logger.error("syncreel %s failed", " ".join(sys.argv[1:2]), exc_info=exc)
+        logger.removeHandler(handler)
+        err_console.print(f"[red]error[/]: {_u(user_message(exc, log=str(log)))}", soft_wrap=True)
+        raise SystemExit(2 if isinstance(exc, InputError) else 1) from None

@@ -574,3 +574,14 @@ def test_fuzz_documents_parse_cleanly_or_refuse(text: str, as_json: bool) -> Non
         assert exc.issues[0].loc and exc.issues[0].message
         return
     _accepts_or_refuses(data)
+
+
+def test_an_unexpected_failure_is_one_line_with_the_traceback_in_the_log(tmp_path: Path) -> None:
+    env = {**os.environ, "SYNCREEL_DATABASE_URL": "bogus://nowhere", "SYNCREEL_WORK_DIR": str(tmp_path / "work")}
+    done = subprocess.run([sys.executable, "-m", "flows", "runs"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: internal error (NoSuchModuleError); the traceback is in {tmp_path / 'work' / 'syncreel.log'}"
+    ]
+    assert "Traceback" in (tmp_path / "work" / "syncreel.log").read_text()
