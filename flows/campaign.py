@@ -28,6 +28,7 @@ from tasks.publish import publish
 from tasks.qa import qa_character_consistency, qa_deliverable, qa_master
 from tasks.render import assemble_spot, render_variant
 from tasks.review import await_review
+from tasks.speak import speak_lines
 
 
 def by_reference(value: Any) -> Any:
@@ -68,6 +69,9 @@ def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
     try:
         in_process = brief_loaded_in_process()
         references = [ingest_reference(ref, brief.base_uri, in_process) for ref in brief.references]
+        # every scene's lines, spoken in each language; each generation picks its own (tasks/generate.py)
+        voices = [speak_lines(plan_input, scene_id, language) for scene_id, language in plan.scene_languages]
+        generation_inputs = [*references, *(voice for voice in voices if voice is not None)]
 
         masters: list[MasterRecord] = []  # the one each scene keeps
         generations: list[MasterRecord] = []  # every attempt's, to count what was generated or reused
@@ -75,9 +79,9 @@ def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
         scenes = {scene.id: scene for scene in brief.scenes}
         for scene_id, language in plan.scene_languages:
             attempt = plan.first_attempt(scene_id, language)
-            inputs = references
+            inputs = generation_inputs
             if scenes[scene_id].continue_previous and masters and masters[-1].language == language:
-                inputs = [*references, continuation_of(masters[-1])]  # extension: from its last frames
+                inputs = [*generation_inputs, continuation_of(masters[-1])]  # extension: from its last frames
             while True:
                 master = generate_master(plan, scene_id, language, inputs, attempt)
                 report = qa_master(plan_input, master)

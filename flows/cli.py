@@ -107,6 +107,7 @@ def _stage_totals(brief: Brief, *, preview: bool = False) -> dict[str, int]:
     variants = 0 if preview else len(brief.platforms) * len(brief.languages)
     totals = {
         "ingest": len(brief.references),
+        "speak": scenes,
         "generate": scenes,
         "qa_master": scenes,
         "assemble": 0 if preview else len(brief.languages),

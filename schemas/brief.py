@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from schemas.document import DEFAULT_LIMITS, DocumentError, DocumentLimits, parse_limited, read_capped
 from schemas.errors import InputError
 from schemas.platforms import PlatformSpec, resolve_platforms
+from schemas.voices import DEFAULT_PITCH, DEFAULT_RATE_WPM, ESPEAK_VOICES, LANGUAGE_VOICES, VOICE_VARIANTS, espeak_voice
 
 # As the leading joint audio-video models state them, per generation request.
 MAX_IMAGE_REFERENCES = 9
@@ -37,7 +38,8 @@ ROLES_BY_KIND: dict[str, tuple[str, ...]] = {
     "audio": ("music", "voice", "sfx"),
 }
 # How fast a line can be spoken and still be followed (about 170 words a minute): a line that needs
-# longer than its scene leaves after ``start_s`` cannot be heard or captioned whole.
+# longer than its scene leaves after ``start_s`` cannot be heard or captioned whole. A speaker whose
+# voice sets ``rate_wpm`` is held to that pace instead (``speech_seconds``).
 SPEECH_CHARS_PER_S = 15.0
 MAX_URI_LENGTH = 2048
 _ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -96,6 +98,37 @@ class DialogueLine(_Model):
     )
     start_s: float | None = Field(None, ge=0, description="When the line starts within the scene.")
     on_screen: bool = Field(True, description="The speaker is seen talking (lip-sync is checked); false: voice-over.")
+
+
+class SpeakerVoice(_Model):
+    """How one speaker's lines are spoken by the speech stage (tasks/speak.py): an espeak-ng accent per
+    language, a timbre, a pace and a pitch. A neural voice is the operator's (``SYNCREEL_PIPER_VOICES``)."""
+
+    voice: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per language, the espeak-ng voice to speak it (e.g. {en: en, es: es-419}); "
+        "default: the language's own (schemas/voices.py).",
+    )
+    variant: str | None = Field(None, description="Timbre: m1-m7 (male) or f1-f5 (female); default: the voice's.")
+    rate_wpm: int = Field(DEFAULT_RATE_WPM, ge=80, le=400, description="Words a minute.")
+    pitch: int = Field(DEFAULT_PITCH, ge=0, le=99, description="0-99, 50 is the voice's own.")
+
+    @field_validator("voice")
+    @classmethod
+    def _known_voices(cls, voice: dict[str, str]) -> dict[str, str]:
+        bad = sorted({name for name in voice.values() if name not in ESPEAK_VOICES})
+        if bad:
+            raise ValueError(
+                f"unknown voice(s) {', '.join(map(_shown, bad))}; accepted: {', '.join(sorted(ESPEAK_VOICES))}"
+            )
+        return voice
+
+    @field_validator("variant")
+    @classmethod
+    def _known_variant(cls, variant: str | None) -> str | None:
+        if variant is not None and variant not in VOICE_VARIANTS:
+            raise ValueError(f"unknown variant {_shown(variant)}; accepted: {', '.join(VOICE_VARIANTS)}")
+        return variant
 
 
 class SoundCue(_Model):
@@ -203,6 +236,9 @@ class Brief(_Model):
     references: list[Reference] = Field(default_factory=list, max_length=50)
     scenes: list[Scene] = Field(min_length=1, max_length=30)
     music: Music | None = None
+    voices: dict[str, SpeakerVoice] = Field(
+        default_factory=dict, max_length=20, description="Per dialogue speaker: how their lines are spoken."
+    )
     generation: GenerationSettings = GenerationSettings()
     qa: QAThresholds = QAThresholds()
     base_uri: str | None = Field(
@@ -225,6 +261,10 @@ class Brief(_Model):
     def platform_specs(self) -> dict[str, PlatformSpec]:
         registry = resolve_platforms(self.platform_overrides)
         return {name: registry[name] for name in self.platforms}
+
+    def voice_of(self, speaker: str) -> SpeakerVoice:
+        """The speaker's voice settings (the defaults when the brief gives none)."""
+        return self.voices.get(speaker) or SpeakerVoice()
 
     def reference(self, ref_id: str) -> Reference:
         return next(ref for ref in self.references if ref.id == ref_id)
@@ -400,8 +440,14 @@ def cross_field_issues(data: dict[str, Any]) -> list[BriefIssue]:
                 )
             )
 
+    voices = data.get("voices") if isinstance(data.get("voices"), dict) else {}
+    rates = {
+        speaker: voice["rate_wpm"]
+        for speaker, voice in voices.items()
+        if isinstance(voice, dict) and isinstance(voice.get("rate_wpm"), int) and 80 <= voice["rate_wpm"] <= 400
+    }
     for s_index, scene in scenes:
-        issues += _scene_issues(f"scenes[{s_index}]", scene, kinds, languages)
+        issues += _scene_issues(f"scenes[{s_index}]", scene, kinds, languages, rates)
         if scene.get("continue_previous") and s_index == 0:
             issues.append(
                 BriefIssue(
@@ -435,11 +481,56 @@ def cross_field_issues(data: dict[str, Any]) -> list[BriefIssue]:
                 )
             )
 
+    issues += _voice_issues(voices, scenes, languages)
     issues += _platform_issues(data, scenes)
     return issues
 
 
-def _scene_issues(path: str, scene: dict[str, Any], kinds: dict[Any, Any], languages: list[str]) -> list[BriefIssue]:
+def _voice_issues(
+    voices: dict[Any, Any], scenes: list[tuple[int, dict[str, Any]]], languages: list[str]
+) -> list[BriefIssue]:
+    """Voices name speakers that speak; every spoken language has a voice (its own or the speaker's)."""
+    issues: list[BriefIssue] = []
+    lines = [line for _, scene in scenes for _, line in _items(scene.get("dialogue"))]
+    speakers = {line["speaker"] for line in lines if _text(line.get("speaker"))}
+    for speaker, voice in voices.items():
+        if speaker not in speakers:
+            issues.append(
+                BriefIssue(
+                    loc=f"voices.{speaker}",
+                    message=f"no dialogue line has speaker {_shown(speaker)}; speakers: "
+                    f"{', '.join(map(_shown, sorted(speakers))) or 'none'}",
+                )
+            )
+        given = voice.get("voice") if isinstance(voice, dict) else None
+        for language in given if isinstance(given, dict) else {}:
+            if language not in languages:
+                issues.append(
+                    BriefIssue(
+                        loc=f"voices.{speaker}.voice.{language}",
+                        message=f"{_shown(language)} is not one of the brief's languages ({', '.join(languages)})",
+                    )
+                )
+    if speakers:
+        for index, language in enumerate(languages):
+            given_for = [voices.get(speaker) for speaker in speakers]
+            covered = all(
+                isinstance(v, dict) and isinstance(v.get("voice"), dict) and language in v["voice"] for v in given_for
+            )
+            if espeak_voice(language) is None and not covered:
+                issues.append(
+                    BriefIssue(
+                        loc=f"languages[{index}]",
+                        message=f"no built-in voice speaks {_shown(language)}; languages with one: "
+                        f"{', '.join(LANGUAGE_VOICES)} (or give each speaker a voice for it under voices)",
+                    )
+                )
+    return issues
+
+
+def _scene_issues(
+    path: str, scene: dict[str, Any], kinds: dict[Any, Any], languages: list[str], rates: dict[Any, int]
+) -> list[BriefIssue]:
     issues: list[BriefIssue] = []
     given = scene.get("references") if isinstance(scene.get("references"), list) else []
     used = _texts(given)
@@ -487,7 +578,8 @@ def _scene_issues(path: str, scene: dict[str, Any], kinds: dict[Any, Any], langu
         if isinstance(text, dict):
             missing = [lang for lang in languages if not str(text.get(lang) or "").strip()]
             extra = [lang for lang in text if lang not in languages]
-            issues += _pace_issues(f"{path}.dialogue[{d_index}]", line, text, duration)
+            rate = rates.get(line.get("speaker")) if isinstance(line.get("speaker"), str) else None
+            issues += _pace_issues(f"{path}.dialogue[{d_index}]", line, text, duration, rate)
             if missing:
                 issues.append(
                     BriefIssue(
@@ -515,22 +607,37 @@ def _scene_issues(path: str, scene: dict[str, Any], kinds: dict[Any, Any], langu
     return issues
 
 
-def _pace_issues(path: str, line: dict[str, Any], text: dict[Any, Any], duration: Any) -> list[BriefIssue]:
-    """Each language's line must fit between its start and the scene's end at a followable pace."""
+def speech_seconds(text: str, rate_wpm: int | None = None) -> float:
+    """About how long ``text`` takes to say: its words at ``rate_wpm``, or its characters at
+    SPEECH_CHARS_PER_S when no voice sets a pace. The one estimate of a line's length (validation, pacing)."""
+    if rate_wpm is None:
+        return len(text.strip()) / SPEECH_CHARS_PER_S
+    return len(text.split()) * 60.0 / rate_wpm
+
+
+def _pace_issues(
+    path: str, line: dict[str, Any], text: dict[Any, Any], duration: Any, rate_wpm: int | None = None
+) -> list[BriefIssue]:
+    """Each language's line must fit between its start and the scene's end at its speaker's pace."""
     if not isinstance(duration, int | float):
         return []
     start = line.get("start_s") if isinstance(line.get("start_s"), int | float) else 0.0
+    pace = (
+        f"{SPEECH_CHARS_PER_S:g} characters a second"
+        if rate_wpm is None
+        else f"{rate_wpm} words a minute (voices.{line.get('speaker')}.rate_wpm)"
+    )
     issues = []
     for language, words in text.items():
         if not isinstance(words, str) or not words.strip():
             continue
-        needed = len(words.strip()) / SPEECH_CHARS_PER_S
+        needed = speech_seconds(words, rate_wpm)
         if start + needed > duration:
             issues.append(
                 BriefIssue(
                     loc=f"{path}.text.{language}",
-                    message=f"the {language} line needs about {needed:.1f} s at {SPEECH_CHARS_PER_S:g} characters "
-                    f"a second, but the scene leaves {max(duration - start, 0):.1f} s after start_s {start:g}; "
+                    message=f"the {language} line {_shown(words.strip(), 40)} needs about {needed:.1f} s at {pace}, "
+                    f"but the scene leaves {max(duration - start, 0):.1f} s after start_s {start:g}; "
                     "shorten the line, start it earlier or lengthen the scene",
                 )
             )

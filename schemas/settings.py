@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     ltx2_stg_blocks: tuple[int, ...] = Field(
         (28,), description="Transformer blocks that spatio-temporal guidance perturbs (JSON list, e.g. [28])."
     )
+    # The speech stage (tasks/speak.py): a neural voice the operator installed, per brief language.
+    piper_voices: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Piper voice models (.onnx, with their .onnx.json beside) per language, JSON, e.g. "
+        '{"en": "/models/en_US-lessac-medium.onnx"}: those languages are spoken by Piper (pip install '
+        "piper-tts), the others by espeak-ng; never downloaded.",
+    )
     gpu_deployment: str | None = Field(
         None, description="Prefect deployment that scene generation is dispatched to; unset: in-process."
     )

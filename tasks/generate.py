@@ -11,8 +11,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 import media.encode
+import media.speech
 from media.encode import write_master_clip, write_stems
-from model.generator import GenerationRequest, MasterClip, ReferenceInput, get_generator
+from media.mix import RATE as STEMS_RATE
+from media.mix import read_stems
+from media.speech import with_stem
+from model.generator import GenerationRequest, Generator, MasterClip, ReferenceInput, get_generator
 from schemas.brief import Brief, Scene
 from schemas.records import CampaignPlan, IngestedReference, MasterRecord
 from schemas.settings import Settings
@@ -20,6 +24,7 @@ from store import runs
 from store.models import SceneStatus
 from tasks.progress import emit
 from tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, owner_id, store_asset, to_record
+from tasks.speak import is_spoken, voice_id
 
 # A prime stride: each regeneration attempt gets an unrelated seed, and the same one on every re-run.
 _SEED_STRIDE = 1_000_003
@@ -76,15 +81,37 @@ def continuation_of(master: MasterRecord) -> IngestedReference:
     )
 
 
+def takes_voice(generator: Generator) -> bool:
+    """Whether the backend is driven by a spoken voice (audio-to-video). One that speaks the dialogue's
+    text itself says so with ``speaks_text`` (or takes no ``voice`` role) and gets the text alone."""
+    return "voice" in generator.supported_roles and not getattr(generator, "speaks_text", False)
+
+
 def build_request(
-    rt: Runtime, plan: CampaignPlan, scene: Scene, language: str, references: list[IngestedReference], attempt: int
+    rt: Runtime,
+    plan: CampaignPlan,
+    scene: Scene,
+    language: str,
+    references: list[IngestedReference],
+    attempt: int,
+    voice: bool = True,
 ) -> GenerationRequest:
+    """The scene's request. ``references``: the brief's, plus the previous master to continue and the
+    scene's spoken lines (tasks/speak.py) where there are; ``voice=False`` leaves the spoken lines out
+    (a backend that speaks the text itself)."""
     brief = plan.brief
     brand = brief.brand
     prompt = f"{scene.prompt} Brand: {brand.name}."
     if brand.tone:
         prompt += f" Tone: {brand.tone}."
-    used = [ref for ref in references if ref.id in scene.references or (scene.continue_previous and ":" in ref.id)]
+    spoken = voice_id(scene.id, language)
+    used = [
+        ref
+        for ref in references
+        if ref.id in scene.references
+        or (scene.continue_previous and ref.role == "continue" and ":" in ref.id)
+        or (voice and ref.id == spoken)
+    ]
     return GenerationRequest(
         scene_id=scene.id,
         language=language,
@@ -106,6 +133,33 @@ def build_request(
         audio_guidance=brief.generation.audio_guidance,
         sync_guidance=brief.generation.sync_guidance,
     )
+
+
+def dialogue_stem(request: GenerationRequest) -> str:
+    """What the master's dialogue stem is: the scene's spoken lines ("spoken"), silence for a scene with
+    no dialogue and no voice ("silent"), or what the backend made of a brief's voice reference ("generated")."""
+    if any(ref.role == "voice" and is_spoken(ref.id) for ref in request.references):
+        return "spoken"
+    if not request.dialogue and not any(ref.role == "voice" for ref in request.references):
+        return "silent"
+    return "generated"
+
+
+def with_dialogue_stem(clip: MasterClip, request: GenerationRequest) -> MasterClip:
+    """The clip whose dialogue stem is the spoken lines themselves (the backend's rendering of them is
+    replaced by the track it was driven by), or silence for a scene with no dialogue: no babble. A
+    backend without stems is left as it is."""
+    kind = dialogue_stem(request)
+    if clip.stems is None or "dialogue" not in clip.stem_names or kind == "generated":
+        return clip
+    track = None
+    if kind == "spoken":
+        path = next(ref.path for ref in request.references if is_spoken(ref.id))
+        track = read_stems(path)[0]
+        if clip.sample_rate != STEMS_RATE:
+            track = media.speech.resample(track, STEMS_RATE, clip.sample_rate)
+    stems, mix = with_stem(clip.stems, clip.stem_names, "dialogue", track)
+    return replace(clip, stems=stems, audio=mix[None], parameters={**clip.parameters, "dialogue_stem": kind})
 
 
 def _request_identity(request: GenerationRequest, references: list[IngestedReference]) -> dict:
@@ -134,14 +188,15 @@ def generate_scene(
     emit("generate", item, "started", f"attempt {attempt}")
     scene = next(s for s in plan.brief.scenes if s.id == scene_id)
     generator = get_generator(rt.settings.backend, rt.settings.generator_options())
-    request = build_request(rt, plan, scene, language, references, attempt)
+    request = build_request(rt, plan, scene, language, references, attempt, voice=takes_voice(generator))
     shift_ms = fault_shift_ms(rt.settings, attempt)
     key = cache_key(
         "generate",
         _request_identity(request, references),
         generator.name,
         generator.model_version,
-        code_fingerprint(media.encode),
+        code_fingerprint(media.encode, media.speech),
+        {"dialogue_stem": dialogue_stem(request)},
         *([{"fault_audio_shift_ms": shift_ms}] if shift_ms else []),
     )
     with rt.session() as session:
@@ -177,7 +232,7 @@ def generate_scene(
             generation_id = generation.id
         started = time.perf_counter()
         try:
-            clip = generator.generate(request)
+            clip = with_dialogue_stem(generator.generate(request), request)
             if shift_ms:
                 clip = shifted_audio(clip, shift_ms)
             with rt.scratch(f"master-{scene_id}-{language}") as scratch:

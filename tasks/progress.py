@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    stage: str  # "ingest" | "generate" | "qa_master" | "assemble" | "render" | "qa_deliverable" | "publish"
+    stage: str  # "ingest" | "speak" | "generate" | "qa_master" | "assemble" | "render" | "qa_deliverable" | "publish"
     item: str  # e.g. "presenter/en" or "en/tiktok"
     status: str  # "started" | "done" | "cached" | "flagged" (finished, QA failed) | "failed" (raised)
     detail: str = ""
