@@ -6,15 +6,22 @@ a DNS answer that changes between the check and the connection cannot reach a pr
 Redirects are followed by hand, each new location checked the same way. Private, loopback, link-local
 and other non-global addresses are refused unless a network that holds them is allowed explicitly
 (``FetchPolicy.allowed_networks``, from ``SYNCREEL_REFERENCE_PRIVATE_NETWORKS``).
+
+The deadline covers the whole download, every phase of every hop: connecting, the TLS handshake, the
+headers and the body. Each socket operation is bounded by the time left, and at the deadline a timer
+shuts the socket down, so a server that sends one byte at a time (each well within any per-read
+timeout) cannot stretch the download past it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import os
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +39,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 @dataclass(frozen=True)
 class FetchPolicy:
     max_bytes: int = 500_000_000
-    timeout_s: float = 60.0  # the whole download; connecting and every read share this deadline
+    timeout_s: float = 60.0  # the whole download: connecting, TLS, headers and body of every hop
     allowed_networks: tuple[str, ...] = ()  # CIDR networks outside the public internet that may be fetched
     max_redirects: int = 3
 
@@ -92,16 +99,79 @@ def _resolve(url: str, host: str, port: int, policy: FetchPolicy) -> str:
     return str(addresses[0])
 
 
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """HTTPS to an address checked beforehand, with SNI and certificate checks for the original host."""
+class _Deadline:
+    """The whole download's deadline. Every connection registered with ``watch`` is shut down when it
+    passes (a read in progress then ends at once), and ``check`` turns whatever that caused into the
+    deadline's error."""
 
-    def __init__(self, host: str, address: str, port: int, timeout: float, context: ssl.SSLContext):
+    def __init__(self, timeout_s: float):
+        self.timeout_s = timeout_s
+        self.at = time.monotonic() + timeout_s
+        self.passed = False
+        self._watched: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(timeout_s, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for handle in self._watched:
+                handle.close()
+            self._watched.clear()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.passed = True
+            for handle in self._watched:
+                _shut(handle)
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock``'s connection down at the deadline. A duplicate descriptor is kept: shutting it
+        down ends the connection for every descriptor, and it outlives ``sock`` being wrapped in TLS
+        (which detaches the original)."""
+        with self._lock:
+            handle = sock.dup()
+            self._watched.append(handle)
+            if self.passed:
+                _shut(handle)
+
+    def check(self, url: str) -> None:
+        if self.passed or time.monotonic() >= self.at:
+            raise MediaError(
+                url, f"download took longer than {self.timeout_s:g} s; accepted: at most {self.timeout_s:g} s"
+            )
+
+    def left(self, url: str) -> float:
+        """Seconds left (the bound for one socket operation); raises once the deadline has passed."""
+        self.check(url)
+        return self.at - time.monotonic()
+
+
+def _shut(handle: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # the server has closed it already
+        handle.shutdown(socket.SHUT_RDWR)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to an address checked beforehand, with SNI and certificate checks for the original host;
+    its socket is watched by the download's deadline from before the TLS handshake."""
+
+    def __init__(
+        self, host: str, address: str, port: int, timeout: float, deadline: _Deadline, context: ssl.SSLContext
+    ):
         super().__init__(host, port, timeout=timeout, context=context)
         self._address = address
         self._tls = context
+        self._deadline = deadline
 
     def connect(self) -> None:
         raw = socket.create_connection((self._address, self.port), timeout=self.timeout)
+        self._deadline.watch(raw)
         self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
 
 
@@ -123,20 +193,13 @@ def _split(url: str) -> tuple[str, int, str]:
     return parts.hostname, port, target
 
 
-def _remaining(url: str, deadline: float, timeout_s: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise MediaError(url, f"download took longer than {timeout_s:g} s; accepted: at most {timeout_s:g} s")
-    return left
-
-
 def _stream(
     url: str,
     response: http.client.HTTPResponse,
     sock: socket.socket | None,
     target: Path,
     policy: FetchPolicy,
-    deadline: float,
+    deadline: _Deadline,
 ) -> int:
     size_limit = policy.max_bytes
     declared = response.getheader("Content-Length")
@@ -146,15 +209,19 @@ def _stream(
     with target.open("wb") as out:
         while True:
             if sock is not None:
-                sock.settimeout(_remaining(url, deadline, policy.timeout_s))
+                sock.settimeout(deadline.left(url))
             try:
-                chunk = response.read(_CHUNK)
+                # read1: what one read of the socket gives, so the deadline is checked between reads
+                # (read(n) keeps reading until it has n bytes).
+                chunk = response.read1(_CHUNK)
             except TimeoutError:
-                _remaining(url, deadline, policy.timeout_s)
+                deadline.check(url)
                 raise MediaError(url, f"the server stopped sending for {policy.timeout_s:g} s") from None
             except (OSError, http.client.HTTPException) as exc:
+                deadline.check(url)
                 raise MediaError(url, f"download broke off after {written:,} bytes ({exc})") from None
             if not chunk:
+                deadline.check(url)  # a socket shut down at the deadline ends like a finished body
                 break
             written += len(chunk)
             if written > size_limit:
@@ -168,39 +235,41 @@ def _stream(
 def fetch_https(url: str, target: Path, policy: FetchPolicy = FetchPolicy()) -> Path:
     """Download ``url`` to ``target`` (written whole or not at all). Raises MediaError naming the URL:
     a refused scheme or address, a redirect to one, an HTTP error, a body over ``policy.max_bytes``, a
-    download past ``policy.timeout_s``, a TLS failure."""
+    download past ``policy.timeout_s`` (in whichever phase), a TLS failure."""
     target = Path(target)
-    deadline = time.monotonic() + policy.timeout_s
     context = ssl.create_default_context()  # honours SSL_CERT_FILE / SSL_CERT_DIR
     current = url
-    for _ in range(policy.max_redirects + 1):
-        try:
-            done = _get(current, target, policy, context, deadline)
-        except MediaError as exc:
-            if current == url:
-                raise
-            raise MediaError(url, f"redirected to {current}: {exc.problem}") from None
-        if isinstance(done, Path):
-            return done
-        current = done
+    with _Deadline(policy.timeout_s) as deadline:
+        for _ in range(policy.max_redirects + 1):
+            try:
+                done = _get(current, target, policy, context, deadline)
+            except MediaError as exc:
+                if current == url:
+                    raise
+                raise MediaError(url, f"redirected to {current}: {exc.problem}") from None
+            if isinstance(done, Path):
+                return done
+            current = done
     raise MediaError(url, f"more than {policy.max_redirects} redirects")
 
 
-def _get(current: str, target: Path, policy: FetchPolicy, context: ssl.SSLContext, deadline: float) -> Path | str:
+def _get(current: str, target: Path, policy: FetchPolicy, context: ssl.SSLContext, deadline: _Deadline) -> Path | str:
     """One request: the downloaded file, or the next URL when the answer is a redirect."""
     host, port, path = _split(current)
     address = _resolve(current, host, port, policy)
-    timeout = _remaining(current, deadline, policy.timeout_s)
-    connection = _PinnedHTTPSConnection(host, address, port, timeout=timeout, context=context)
+    connection = _PinnedHTTPSConnection(host, address, port, deadline.left(current), deadline, context)
     try:
         try:
             connection.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
             response = connection.getresponse()
         except ssl.SSLError as exc:
+            deadline.check(current)
             raise MediaError(current, f"TLS failed ({exc.reason or exc})") from None
         except TimeoutError:
+            deadline.check(current)
             raise MediaError(current, f"no answer within {policy.timeout_s:g} s") from None
         except (OSError, http.client.HTTPException) as exc:
+            deadline.check(current)
             raise MediaError(current, f"cannot connect ({exc})") from None
         if response.status in _REDIRECTS:
             location = response.getheader("Location")

@@ -1,6 +1,6 @@
 """Normalize a reference to its canonical form, or reject it with a reason that names the file.
 
-Canonical forms: images → RGB PNG with the long side capped; video → H.264 yuv420p MP4 at a fixed
+Canonical forms: images → RGB PNG with the long side capped; video → H.264 yuv420p (limited range) MP4 at a fixed
 frame rate, long side capped, even size, no audio; audio → FLAC at a fixed rate and channel layout.
 Outputs are byte-reproducible (bitexact muxing, no metadata, single-threaded x264), so identical
 uploads get identical content addresses.
@@ -8,6 +8,7 @@ uploads get identical content addresses.
 
 from __future__ import annotations
 
+import codecs
 import os
 import struct
 from dataclasses import dataclass, replace
@@ -19,7 +20,7 @@ import numpy as np
 
 from media.errors import MediaError
 from media.ffmpeg import BITEXACT, run
-from media.probe import MediaInfo, probe
+from media.probe import MediaInfo, open_input, probe, refuse_multi_file
 
 ReferenceKind = Literal["image", "video", "audio"]
 OUTPUT_SUFFIX = {"image": ".png", "video": ".mp4", "audio": ".flac"}
@@ -93,14 +94,16 @@ def image_size_from_header(path: Path) -> tuple[int, int] | None:
     return None
 
 
-def _fit(side: int, pix_fmt: str, *, even: bool) -> str:
-    """Scale to ``pix_fmt`` with the long side at most ``side``, aspect kept, never upscaled (even sizes
-    for 4:2:0 video). The scaler does the pixel-format conversion too, with swscale's bit-exact C paths,
-    so the bytes do not depend on which SIMD code the CPU runs."""
-    other = -2 if even else -1
+def _fit(side: int, pix_fmt: str, *, video: bool) -> str:
+    """Scale to ``pix_fmt`` with the long side at most ``side``, aspect kept, never upscaled. The scaler
+    does the pixel-format conversion too, with swscale's bit-exact C paths, so the bytes do not depend
+    on which SIMD code the CPU runs. Video gets even sizes (4:2:0) and limited (tv) range: full-range
+    sources such as MJPEG would otherwise stay full range and come out as yuvj420p."""
+    other = -2 if video else -1
+    out_range = ":out_range=tv" if video else ""
     return (
         f"scale=w='if(gte(iw,ih),min(iw,{side}),{other})':h='if(gte(iw,ih),{other},min(ih,{side}))'"
-        f":flags=bicubic+accurate_rnd+full_chroma_int+bitexact,format={pix_fmt}"
+        f":flags=bicubic+accurate_rnd+full_chroma_int+bitexact{out_range},format={pix_fmt}"
     )
 
 
@@ -140,19 +143,21 @@ def _check_image_header(src: Path, limits: ReferenceLimits) -> None:
 
 
 def _check_not_text(src: Path, kind: ReferenceKind) -> None:
-    """A text file given a media name (an HTML error page saved as .png, notes renamed .mp4): say so."""
+    """A text file given a media name (an HTML error page saved as .png, notes renamed .mp4): say so,
+    without quoting it (a reference may be a file its owner never meant to show)."""
     with src.open("rb") as handle:
         head = handle.read(512)
-    if not head or b"\x00" in head:
+    encoding = "utf-16" if head.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
+    if not head or (encoding == "utf-8" and b"\x00" in head):
         return
     try:
-        text = head.decode("utf-8")
+        # Not final: the 512 bytes may end inside a character.
+        text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
     except UnicodeDecodeError:
         return
-    if all(ch.isprintable() or ch in "\r\n\t" for ch in text):
-        start = " ".join(text.split())[:40]
+    if text and all(ch.isprintable() or ch in "\r\n\t\ufeff" for ch in text):
         article = "an" if kind[0] in "aeiou" else "a"
-        raise MediaError(src, f"is a text file (it starts {start!r}), not {article} {kind} file")
+        raise MediaError(src, f"is a text file, not {article} {kind} file")
 
 
 def _check_duration(src: Path, info: MediaInfo, limits: ReferenceLimits) -> None:
@@ -162,10 +167,10 @@ def _check_duration(src: Path, info: MediaInfo, limits: ReferenceLimits) -> None
 
 def _convert_args(kind: ReferenceKind, limits: ReferenceLimits) -> list[str]:
     if kind == "image":
-        scale = _fit(limits.max_image_side, "rgb24", even=False)
+        scale = _fit(limits.max_image_side, "rgb24", video=False)
         return ["-frames:v", "1", "-vf", scale, "-c:v", "png", "-f", "image2pipe"]
     if kind == "video":
-        scale = _fit(limits.max_video_side, "yuv420p", even=True)
+        scale = _fit(limits.max_video_side, "yuv420p", video=True)
         encoder = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p"]
         # One encoder thread: x264's output depends on its thread count, and so would the content address.
         encoder += ["-threads", "1", "-movflags", "+faststart", "-f", "mp4"]
@@ -183,6 +188,7 @@ def normalize_reference(
     if kind not in OUTPUT_SUFFIX:
         raise MediaError(src, f"unknown reference kind {kind!r}; accepted: image, video, audio")
     if src.is_file():
+        refuse_multi_file(src)
         _check_not_text(src, kind)
     if src.is_file() and kind == "image":
         _check_image_header(src, limits)
@@ -200,7 +206,7 @@ def normalize_reference(
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.partial")
     run(
-        ["-xerror", "-i", str(src), *_convert_args(kind, limits), *BITEXACT, "-y", str(partial)],
+        ["-xerror", "-i", str(src), *_convert_args(kind, limits), *BITEXACT, "-y", str(partial.absolute())],
         what=f"{kind} conversion",
         path=src,
     )
@@ -237,7 +243,7 @@ def read_audio(path: Path, rate: int | None = None, layout: str = "mono") -> tup
     """Decode the first audio stream to float32 (channels, samples), downmixed to ``layout`` and
     resampled to ``rate`` when given; returns the samples and their rate."""
     try:
-        with av.open(str(path)) as container:
+        with open_input(path) as container:
             if not container.streams.audio:
                 raise MediaError(path, "no audio stream")
             stream = container.streams.audio[0]
@@ -250,7 +256,7 @@ def read_audio(path: Path, rate: int | None = None, layout: str = "mono") -> tup
             ]
             chunks += [resampled.to_ndarray() for resampled in resampler.resample(None)]
     except av.FFmpegError as exc:
-        raise MediaError(path, f"cannot decode audio ({exc})") from None
+        raise MediaError(path, f"cannot decode audio ({exc.strerror})") from None
     channels = av.AudioLayout(layout).nb_channels
     audio = np.concatenate(chunks, axis=1) if chunks else np.zeros((channels, 0), np.float32)
     return audio.astype(np.float32, copy=False), rate

@@ -78,6 +78,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.release.wait(5)  # until the test ends, at most 5 s
             return
+        if self.path in ("/drip", "/drip-headers"):
+            self._drip()
+            return
         if self.path == "/to-metadata":
             self.send_response(302)
             self.send_header("Location", "https://169.254.169.254/latest/meta-data/")
@@ -103,6 +106,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def _drip(self) -> None:
+        """One byte every 0.2 s, of the body (/drip) or of a header line (/drip-headers), each byte well
+        within any per-read timeout, until the client hangs up or the test ends."""
+        self.send_response(200)
+        if self.path == "/drip":
+            self.send_header("Content-Length", str(len(BODY)))
+            self.end_headers()
+            trickle = BODY
+        else:
+            self.flush_headers()
+            trickle = b"X-Slow: " + b"a" * 1000
+        try:
+            for byte in trickle:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                if self.release.wait(0.2):
+                    return
+        except OSError:
+            self.close_connection = True
 
 
 @pytest.fixture(scope="module")
@@ -278,10 +301,7 @@ def test_bad_reference_corpus_is_rejected_with_specific_messages(runtime, embedd
 
     corpus = [
         (_ref("truncated.mp4", "video", "motion", "moves"), r"'moves' \(truncated\.mp4\)"),
-        (
-            _ref("notes.png", ref_id="logo"),
-            r"'logo' \(notes\.png\): is a text file \(it starts '<html>this is a web page.*'\), not an image file",
-        ),
+        (_ref("notes.png", ref_id="logo"), r"'logo' \(notes\.png\): is a text file, not an image file$"),
         (_ref("bomb.png", ref_id="bomb"), r"'bomb' \(bomb\.png\): image is 20000×20000 = 400 MP; accepted: at most"),
         (_ref("empty.wav", "audio", "voice", "vo"), r"'vo' \(empty\.wav\): empty file \(0 bytes\)"),
         (_ref(silent.name, "audio", "music", "bed"), r"'bed' \(silent\.wav\): no audible signal"),
@@ -293,8 +313,9 @@ def test_bad_reference_corpus_is_rejected_with_specific_messages(runtime, embedd
         ),
     ]
     for ref, message in corpus:
-        with pytest.raises(ReferenceRejected, match=message):
+        with pytest.raises(ReferenceRejected, match=message) as rejected:
             _ingest(runtime, ref, str(folder))
+        assert "web page" not in str(rejected.value)  # a rejection never quotes the file
     assert _store_is_empty(runtime)
 
 
