@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from media.errors import MediaError
+from media.probe import open_input
 
 ANALYSIS_FPS = 25.0  # SyncNet's rate; every score in media/ is computed on this clock
 _PLANAR_420 = {"yuv420p", "yuvj420p"}
@@ -130,10 +131,7 @@ class AudioTrack:
 def _open(path: Path) -> Any:
     if not path.is_file():
         raise MediaError(path, "no such file")
-    try:
-        return av.open(str(path))
-    except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise MediaError(path, f"not a readable media file ({exc})") from None
+    return open_input(path)
 
 
 def _first_time(stream: Any) -> float:
@@ -156,7 +154,7 @@ def _decoded(path: Path, stop: threading.Event, out: queue.Queue) -> None:
                 if frame.time is not None:
                     out.put((frame.time, frame))
     except av.FFmpegError as exc:
-        out.put(MediaError(path, f"cannot decode video ({exc})"))
+        out.put(MediaError(path, f"cannot decode video ({exc.strerror})"))
     except MediaError as exc:
         out.put(exc)
     finally:
@@ -220,6 +218,6 @@ def audio_track(path: str | Path, rate: int = 16_000) -> AudioTrack | None:
                 chunks += [out.to_ndarray()[0] for out in resampler.resample(decoded)]
             chunks += [out.to_ndarray()[0] for out in resampler.resample(None)]
         except av.FFmpegError as exc:
-            raise MediaError(path, f"cannot decode audio ({exc})") from None
+            raise MediaError(path, f"cannot decode audio ({exc.strerror})") from None
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     return AudioTrack(samples, rate, (first if first is not None else _first_time(stream)) - origin)

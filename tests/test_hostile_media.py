@@ -28,7 +28,8 @@ from test_ingest import _ref, _store_is_empty, https_server, runtime, trusted  #
 from media.errors import MediaError
 from media.fetch import FetchPolicy, fetch_https
 from media.ffmpeg import _failure_tail, run
-from media.normalize import normalize_reference
+from media.frames import audio_track, pictures
+from media.normalize import normalize_reference, read_audio
 from media.probe import probe
 from media.synth import Picture, synth_media
 from store.models import ReferenceAsset
@@ -292,6 +293,15 @@ def test_playlists_say_what_they_are_and_what_is_accepted(tmp_path: Path, outsid
         MediaError, match=r"art\.ans: not a single-file container of an accepted kind; accepted: a single"
     ):
         probe(ansi)  # the tty demuxer would draw the text as video
+
+
+def test_frame_and_sound_readers_refuse_a_playlist(tmp_path: Path, outside: Outside) -> None:
+    """The analysis readers open files under the same whitelists as probe."""
+    playlist = tmp_path / "ad.m3u8"
+    playlist.write_bytes(b"#EXTM3U\n# caf\xe9\n" + _hls(str(outside.clip))[8:].encode())
+    for read in (lambda path: next(pictures(path)), audio_track, read_audio):
+        with pytest.raises(MediaError, match=r"ad\.m3u8: is an HLS playlist"):
+            read(playlist)
 
 
 # --- ffmpeg: whitelists on every file input, names that are not patterns ------------------------------

@@ -8,7 +8,7 @@ import ffmpeg
 import pytest
 
 from media.errors import MediaError
-from media.ffmpeg import ffmpeg_exe, run
+from media.ffmpeg import _guard_inputs, ffmpeg_exe, run
 from media.probe import probe
 
 
@@ -31,3 +31,16 @@ def test_run_failure_names_the_file_and_quotes_ffmpeg(tmp_path: Path) -> None:
     missing = tmp_path / "missing clip.mp4"
     with pytest.raises(MediaError, match=r"missing clip\.mp4: probing it failed: .*No such file"):
         run(["-i", str(missing), "-f", "null", "-"], what="probing it", path=missing)
+
+
+def test_every_file_input_gets_the_whitelists_and_generated_ones_do_not(tmp_path: Path) -> None:
+    args = ["-f", "lavfi", "-i", "sine=d=1", "-f", "rawvideo", "-s", "2x2", "-i", "raw.rgb", "-i", "clip%d.png"]
+    guarded, files = _guard_inputs([*args, "-f", "mp4", "-y", "out.mp4"], tmp_path)
+    assert files == ["sine=d=1", "raw.rgb", "clip%d.png"]
+    assert guarded[:4] == ["-f", "lavfi", "-i", "sine=d=1"]
+    assert guarded[8:10] == ["-i", "raw.rgb"]
+    whitelists = guarded[10:14]
+    assert whitelists[:2] == ["-protocol_whitelist", "file"] and "hls" not in whitelists[3].split(",")
+    assert guarded[14] == "-i" and Path(guarded[15]).parent == tmp_path  # a pattern name goes through an alias
+    assert Path(guarded[15]).readlink() == Path("clip%d.png").absolute()
+    assert guarded[-4:] == ["-f", "mp4", "-y", "out.mp4"]
