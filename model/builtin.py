@@ -289,6 +289,7 @@ class BuiltinGenerator(Generator):
         prompt_read, unknown = self._prompt(request)
         generator = torch.Generator(device="cpu").manual_seed(request.seed)  # Griffin-Lim's initial phases
         frames = decode_video(self.model.video_codec, video, request.num_frames, request.height, request.width)
+        native = decode_video(self.model.video_codec, video, request.num_frames, c.frame_size, c.frame_size)
         stems = decode_audio(audio, c, generator=generator).numpy()
         stems = np.stack([_resample(stem, c.sample_rate, request.sample_rate) for stem in stems])
         stems = np.pad(stems, ((0, 0), (0, max(0, request.num_samples - stems.shape[-1]))))[:, : request.num_samples]
@@ -320,6 +321,7 @@ class BuiltinGenerator(Generator):
             event_times_s=tuple(float(t) for t in audio_onsets(effects, request.sample_rate)),
             stems=stems,
             stem_names=STEMS,
+            native_frames=native,
         )
 
 

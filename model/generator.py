@@ -81,6 +81,10 @@ class MasterClip:
     # when the backend makes only a mix.
     stems: np.ndarray | None = None
     stem_names: tuple[str, ...] = ()
+    # The backend's own pictures before they were fitted into the master frame, (T, h, w, 3) uint8 at
+    # the clip's frame count: what a compositor reads the generated motion from (media/compose.py).
+    # None for a backend that renders at the master size itself.
+    native_frames: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
@@ -93,6 +97,16 @@ class MasterClip:
             raise ValueError(
                 f"stems must be (len(stem_names), N) = ({len(self.stem_names)}, {self.audio.shape[-1]}),"
                 f" got {self.stems.shape}"
+            )
+        if self.native_frames is not None and (
+            self.native_frames.ndim != 4
+            or self.native_frames.shape[0] != self.frames.shape[0]
+            or self.native_frames.shape[-1] != 3
+            or self.native_frames.dtype != np.uint8
+        ):
+            raise ValueError(
+                f"native_frames must be (T, h, w, 3) uint8 with T = {self.frames.shape[0]},"
+                f" got {self.native_frames.shape} {self.native_frames.dtype}"
             )
 
     @property
