@@ -24,7 +24,7 @@ from media import beats, shots
 from media.errors import MediaError
 from media.frames import Picture, pictures
 from media.normalize import read_audio
-from media.probe import probe
+from media.probe import open_input, probe
 
 SPEECH_RATE = 16_000
 SPEECH_FRAME_S = 0.02
@@ -164,11 +164,11 @@ def analyse_motion(path: Path) -> dict[str, Any]:
 
 def _image_frame(path: Path) -> av.VideoFrame:
     try:
-        with av.open(str(path)) as container:
+        with open_input(path) as container:
             for frame in container.decode(video=0):
                 return frame
     except av.FFmpegError as exc:
-        raise MediaError(path, f"cannot decode the image ({exc})") from None
+        raise MediaError(path, f"cannot decode the image ({exc.strerror})") from None
     raise MediaError(path, "no picture in the file")
 
 

@@ -322,9 +322,9 @@ _LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: 
 
 
 def _channel_count(path: Path) -> int:
-    import av
+    from media.probe import open_input
 
-    with av.open(str(path)) as container:
+    with open_input(path) as container:
         return container.streams.audio[0].codec_context.channels if container.streams.audio else 0
 
 

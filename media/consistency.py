@@ -23,6 +23,7 @@ import numpy as np
 
 from media.errors import MediaError
 from media.frames import Picture
+from media.probe import open_input
 from media.qc import CheckResult
 
 APPEARANCE_BINS = 8  # per RGB channel: 512 colour cells
@@ -34,10 +35,10 @@ Clip = tuple[str, str]  # (scene id, language)
 def _middle_picture(path: Path) -> av.VideoFrame:
     """The middle decoded picture of a clip (the picture itself for a still image)."""
     try:
-        with av.open(str(path)) as container:
+        with open_input(path) as container:
             frames = list(container.decode(video=0))
     except av.FFmpegError as exc:
-        raise MediaError(path, f"cannot decode the pictures ({exc})") from None
+        raise MediaError(path, f"cannot decode the pictures ({exc.strerror})") from None
     if not frames:
         raise MediaError(path, "no pictures")
     return frames[len(frames) // 2]

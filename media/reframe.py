@@ -36,6 +36,7 @@ from scipy.sparse import diags, eye, vstack
 
 from media.errors import MediaError
 from media.frames import Picture
+from media.probe import open_input
 from media.shots import Shot, shot_boundaries, shots_from_boundaries
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in source pixels
@@ -285,7 +286,7 @@ def analyse_subjects(
     small_faces: list[Box] = []
     expected_faces = 0
     try:
-        with av.open(str(path)) as container:
+        with open_input(path) as container:
             streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
             if not streams:
                 raise MediaError(path, "no video stream to reframe")
@@ -318,7 +319,7 @@ def analyse_subjects(
                     size = (REPORT_WIDTH, max(2, round(REPORT_WIDTH * height / width)))
                     pictures[index] = picture.resized((0, 0, width, height), size)
     except av.FFmpegError as exc:
-        raise MediaError(path, f"cannot decode video for reframing ({exc})") from None
+        raise MediaError(path, f"cannot decode video for reframing ({exc.strerror})") from None
     frame_count = len(lumas)
     if frame_count == 0:
         raise MediaError(path, "no decodable frames to reframe")

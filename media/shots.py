@@ -23,6 +23,7 @@ import numpy as np
 
 from media.errors import MediaError
 from media.frames import Picture
+from media.probe import open_input
 
 HISTOGRAM_BINS = 32
 MIN_HISTOGRAM_DISTANCE = 0.30  # total-variation distance (0–1): below this no cut, however quiet the shot
@@ -95,10 +96,12 @@ def detect_shots(path: str | Path, *, luma_step: int = 8) -> list[Shot]:
     if not path.is_file():
         raise MediaError(path, "no such file")
     try:
-        with av.open(str(path)) as container:
+        with open_input(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             lumas = [Picture(frame).luma(luma_step).copy() for frame in container.decode(stream)]
     except (av.FFmpegError, IndexError) as exc:
-        raise MediaError(path, f"cannot decode video for shot detection ({exc})") from None
+        raise MediaError(
+            path, f"cannot decode video for shot detection ({getattr(exc, 'strerror', None) or 'no video stream'})"
+        ) from None
     return shots_from_boundaries(shot_boundaries(lumas), len(lumas))

@@ -8,13 +8,14 @@ from pathlib import Path
 import av
 
 from media.errors import MediaError
+from media.probe import open_input
 
 
 def still_jpeg(path: str | Path, at_s: float | None = None, max_side: int = 320, quality: int = 80) -> bytes:
     """The first picture at or after ``at_s`` (default: the middle of the clip), scaled to at most
     ``max_side`` on its long side, as JPEG bytes."""
     try:
-        with av.open(str(path)) as container:
+        with open_input(path) as container:
             stream = container.streams.video[0]
             duration = float(stream.duration * stream.time_base) if stream.duration else None
             if duration is None and container.duration:
@@ -28,7 +29,7 @@ def still_jpeg(path: str | Path, at_s: float | None = None, max_side: int = 320,
                 if frame.time is None or frame.time + 1e-6 >= target:
                     break
     except (av.error.FFmpegError, IndexError, OSError) as exc:
-        raise MediaError(f"{path}: cannot take a still: {exc}") from exc
+        raise MediaError(path, f"cannot take a still ({getattr(exc, 'strerror', None) or 'no picture'})") from None
     if chosen is None:
         raise MediaError(f"{path}: no picture to take a still from")
     image = chosen.to_image()
