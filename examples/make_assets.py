@@ -2,7 +2,8 @@
 
     python examples/make_assets.py [--out examples/briefs/assets]
 
-A presenter portrait (a real face photo that ships with scikit-image) and a product shot (PNG), a
+A presenter portrait (a real face photo that ships with scikit-image) and a product packshot (RGBA PNG:
+the can alone, its wordmark legible, on a transparent background), a
 short motion clip of the product bouncing (MP4), and an 8-second 120 BPM music bed with kick, hi-hat
 and a bass line (M4A). Drawn with numpy, written with PyAV, so nothing is downloaded.
 """
@@ -15,24 +16,13 @@ from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from model.world import FACE_CROP
 
 LIME = (0x9B, 0xE5, 0x64)
 TEAL = (0x0F, 0x6E, 0x73)
 CREAM = (0xF6, 0xF1, 0xE4)
-
-
-def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.mgrid[0:height, 0:width].astype(np.float32)
-
-
-def _ellipse(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, ry: float, rx: float) -> np.ndarray:
-    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
-
-
-def _paint(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]) -> None:
-    image[mask] = colour
 
 
 def presenter(size: int = 384) -> np.ndarray:
@@ -47,26 +37,50 @@ def presenter(size: int = 384) -> np.ndarray:
 
 
 def product(height: int = 384, width: int = 288) -> np.ndarray:
-    """A drinks can on a table: body, lid, label band, highlight."""
-    yy, xx = _grid(height, width)
-    image = np.empty((height, width, 3), np.uint8)
-    image[:] = LIME
-    image[int(height * 0.8) :] = (0xC8, 0xB0, 0x8A)  # table
-    body = (np.abs(xx - width / 2) < width * 0.22) & (yy > height * 0.2) & (yy < height * 0.82)
-    _paint(image, body, (0xE6, 0xE9, 0xEC))
-    _paint(image, _ellipse(yy, xx, height * 0.2, width / 2, height * 0.03, width * 0.22), (0xB8, 0xBE, 0xC4))
-    band = body & (yy > height * 0.38) & (yy < height * 0.62)
-    _paint(image, band, TEAL)
-    _paint(image, band & _ellipse(yy, xx, height * 0.5, width / 2, height * 0.06, width * 0.12), LIME)
-    _paint(image, body & (np.abs(xx - width * 0.37) < width * 0.02), (255, 255, 255))
-    return image
+    """The packshot: a drinks can on a transparent background, (height, width, 4) RGBA — body, lid, a
+    teal label band with the brand's wordmark and a lime roundel, a highlight. Drawn at 4× and reduced,
+    so the edges and the lettering are smooth; transparent pixels keep white underneath (a viewer or a
+    converter that drops the alpha shows the can on white, and the compositor keys that white out)."""
+    scale = 4
+    big_h, big_w = height * scale, width * scale
+    can = Image.new("RGBA", (big_w, big_h), (255, 255, 255, 0))
+    draw = ImageDraw.Draw(can)
+    left, right = big_w * 0.28, big_w * 0.72
+    top, bottom = big_h * 0.06, big_h * 0.96
+    rim = big_h * 0.035
+    draw.rounded_rectangle((left, top, right, bottom), radius=rim * 1.6, fill=(0xE6, 0xE9, 0xEC, 255))
+    draw.ellipse((left, top - rim, right, top + rim), fill=(0xB8, 0xBE, 0xC4, 255))
+    draw.ellipse((left + rim, top - rim * 0.55, right - rim, top + rim * 0.55), fill=(0xA0, 0xA7, 0xAE, 255))
+    highlight = (left + (right - left) * 0.08, top + rim * 2, left + (right - left) * 0.13, bottom - rim * 2)
+    draw.rectangle(highlight, fill=(0xF7, 0xF8, 0xF9, 255))
+    band_top, band_bottom = big_h * 0.30, big_h * 0.74
+    draw.rectangle((left, band_top, right, band_bottom), fill=(*TEAL, 255))
+    middle = (left + right) / 2
+    radius = (right - left) * 0.17
+    roundel_y = band_top + (band_bottom - band_top) * 0.24
+    draw.ellipse((middle - radius, roundel_y - radius, middle + radius, roundel_y + radius), fill=(*LIME, 255))
+    draw.ellipse(
+        (middle - radius * 0.45, roundel_y - radius * 0.45, middle + radius * 0.45, roundel_y + radius * 0.45),
+        fill=(*CREAM, 255),
+    )
+    font = ImageFont.load_default(size=int((right - left) * 0.2))
+    for word, share in (("LUMEN", 0.56), ("FIZZ", 0.80)):
+        draw.text((middle, band_top + (band_bottom - band_top) * share), word, fill=(*CREAM, 255), font=font,
+                  anchor="mm")  # fmt: skip
+    small = ImageFont.load_default(size=int((right - left) * 0.085))
+    draw.text((middle, big_h * 0.83), "SPARKLING  330 ml", fill=(*TEAL, 255), font=small, anchor="mm")
+    packshot = np.asarray(can.resize((width, height), Image.Resampling.LANCZOS)).copy()
+    packshot[packshot[..., 3] == 0, :3] = 255
+    return packshot
 
 
 def write_png(frame: np.ndarray, path: Path) -> None:
+    """RGB or RGBA (H, W, 3 | 4) uint8 → PNG."""
+    pixel_format = "rgba" if frame.shape[-1] == 4 else "rgb24"
     with av.open(str(path), "w", format="image2", options={"update": "1"}) as container:
         stream = container.add_stream("png", rate=1)
-        stream.width, stream.height, stream.pix_fmt = frame.shape[1], frame.shape[0], "rgb24"
-        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        stream.width, stream.height, stream.pix_fmt = frame.shape[1], frame.shape[0], pixel_format
+        for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format=pixel_format)):
             container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -75,6 +89,7 @@ def write_png(frame: np.ndarray, path: Path) -> None:
 def bouncing_clip(path: Path, seconds: float = 3.0, fps: int = 24, width: int = 320, height: int = 180) -> None:
     """The product bouncing left to right: a motion reference with clear, periodic impacts."""
     can = product(96, 72)
+    alpha = can[..., 3:4].astype(np.float32) / 255.0
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps, options={"crf": "28", "preset": "medium"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -84,7 +99,8 @@ def bouncing_clip(path: Path, seconds: float = 3.0, fps: int = 24, width: int = 
             frame[:] = LIME
             x = int((width - 72) * t / seconds)
             y = int((height - 96) * (1 - abs(np.sin(np.pi * t * 2))))  # two bounces a second
-            frame[y : y + 96, x : x + 72] = can
+            spot = frame[y : y + 96, x : x + 72].astype(np.float32)
+            frame[y : y + 96, x : x + 72] = np.round(can[..., :3] * alpha + spot * (1 - alpha)).astype(np.uint8)
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():

@@ -10,8 +10,10 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+import media.compose
 import media.encode
 import media.speech
+from media.compose import SceneReferences, compose_scene, read_image, video_track
 from media.encode import write_master_clip, write_stems
 from media.mix import RATE as STEMS_RATE
 from media.mix import read_stems
@@ -162,6 +164,40 @@ def with_dialogue_stem(clip: MasterClip, request: GenerationRequest) -> MasterCl
     return replace(clip, stems=stems, audio=mix[None], parameters={**clip.parameters, "dialogue_stem": kind})
 
 
+# Image roles the compositor puts on screen (media/compose.py), and those it sets them over.
+COMPOSED_ROLES = ("character", "product")
+SET_ROLES = ("background", "style")
+
+
+def with_references_on_screen(clip: MasterClip, request: GenerationRequest) -> MasterClip:
+    """The clip with the scene's presenter photo and product packshot composed at master size over its
+    picture, moved by the backend's own frames (``native_frames``): media.compose. The composition (what
+    was placed where, frame by frame) goes into the clip's parameters, and the composed roles are no
+    longer unused. A backend that renders at master size itself, or a scene with neither image, is left
+    as it is."""
+    images = {ref.role: ref for ref in request.references if ref.kind == "image"}
+    if clip.native_frames is None or not any(role in images for role in COMPOSED_ROLES):
+        return clip
+    backdrop = next((images[role] for role in SET_ROLES if role in images), None)
+    references = SceneReferences(
+        character=read_image(images["character"].path) if "character" in images else None,
+        product=read_image(images["product"].path) if "product" in images else None,
+        background=read_image(backdrop.path) if backdrop is not None else None,
+    )
+    motion = next((ref for ref in request.references if ref.role == "motion" and ref.kind == "video"), None)
+    fallback = None
+    if references.character is None and motion is not None:  # a product moved as its motion clip moves
+        fallback = video_track(motion.path, clip.frames.shape[0], clip.fps)
+    composition = compose_scene(clip.frames, clip.native_frames, references, fallback_track=fallback, inplace=True)
+    composed = set(COMPOSED_ROLES) | ({backdrop.role} if backdrop is not None else set())
+    return replace(
+        clip,
+        frames=composition.frames,
+        unused_reference_roles=tuple(role for role in clip.unused_reference_roles if role not in composed),
+        parameters={**clip.parameters, "composition": composition.to_dict()},
+    )
+
+
 def _request_identity(request: GenerationRequest, references: list[IngestedReference]) -> dict:
     """The request as it affects the output: references by content, not by local path."""
     shas = {ref.id: ref.sha256 for ref in references}
@@ -195,7 +231,7 @@ def generate_scene(
         _request_identity(request, references),
         generator.name,
         generator.model_version,
-        code_fingerprint(media.encode, media.speech),
+        code_fingerprint(media.encode, media.speech, media.compose),
         {"dialogue_stem": dialogue_stem(request)},
         *([{"fault_audio_shift_ms": shift_ms}] if shift_ms else []),
     )
@@ -232,7 +268,7 @@ def generate_scene(
             generation_id = generation.id
         started = time.perf_counter()
         try:
-            clip = with_dialogue_stem(generator.generate(request), request)
+            clip = with_references_on_screen(with_dialogue_stem(generator.generate(request), request), request)
             if shift_ms:
                 clip = shifted_audio(clip, shift_ms)
             with rt.scratch(f"master-{scene_id}-{language}") as scratch:
