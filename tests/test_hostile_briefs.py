@@ -464,8 +464,8 @@ def test_s3_keys_cannot_leave_the_briefs_prefix(runtime, s3_endpoint: str, canar
     import boto3
 
     s3 = boto3.client("s3")
-    s3.create_bucket(Bucket="briefs")
-    s3.put_object(Bucket="briefs", Key="team-a/secret.png", Body=canary.read_bytes())
+    s3.create_bucket(Bucket="hostile-briefs")  # the S3 server is the session's: a bucket of its own
+    s3.put_object(Bucket="hostile-briefs", Key="team-a/secret.png", Body=canary.read_bytes())
     cases = [
         ("up", "../team-a/secret.png", "'..' is refused"),
         ("missing", "nope.png", "cannot download"),
@@ -475,7 +475,7 @@ def test_s3_keys_cannot_leave_the_briefs_prefix(runtime, s3_endpoint: str, canar
     for ref_id, uri, message in cases:
         ref = Reference(id=ref_id, kind="image", role="character", uri=uri)
         with pytest.raises(ReferenceRejected, match=message) as caught:
-            _ingest(runtime, ref, "s3://briefs/team-a")
+            _ingest(runtime, ref, "s3://hostile-briefs/team-a")
         assert str(caught.value).startswith(f"reference '{ref_id}' (") and SECRET not in str(caught.value)
     assert store_is_empty(runtime)
 
