@@ -147,8 +147,9 @@ def train(args, work: Path, deadline: float, cores: int, session: dict, parts: l
         common = ["--frame-size", "96", "--device", "cuda", "--batch", "32", "--seconds", "2"]
         codec_minutes, workers = args.codec_minutes, max(1, cores // 2 - 1)
     codec = work / "codec.safetensors"
+    teacher = str(SHIPPED / "builtin.safetensors")
     command = [*python, *common, "--codec-minutes", str(codec_minutes), "--minutes", "0", "--workers",
-               str(2 * workers), "--codec-teacher", str(SHIPPED / "builtin.safetensors"), "--out", str(codec)]  # fmt: skip
+               str(2 * workers), "--codec-teacher", teacher, "--out", str(codec)]  # fmt: skip
     # The codec stage's limit: its minutes, the worker start-up and the final save.
     if run_part("train codec", command, codec_minutes * 60 + 90, parts) != 0:
         return

@@ -31,10 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
+from model_sync import held_out_prompts  # noqa: E402
+
 from model.builtin import CHECKPOINT, BuiltinGenerator  # noqa: E402
 from model.events import _object_mask  # noqa: E402
 from model.generator import GenerationRequest  # noqa: E402
-from model_sync import held_out_prompts  # noqa: E402
 
 MIN_OBJECT_SHARE = 0.005  # of the frame's pixels: smaller pieces are codec or sampling noise
 KINDS = ("bounce", "pulse")

@@ -314,7 +314,8 @@ def train(
             teacher = None
             if codec_teacher is not None:
                 teacher = load_checkpoint(codec_teacher)[0].video_codec.to(device).eval()
-                if teacher.latent_grid != config.latent_height or teacher.encoder[-1].out_channels != config.latent_channels:
+                channels = teacher.encoder[-1].out_channels
+                if teacher.latent_grid != config.latent_height or channels != config.latent_channels:
                     raise ValueError(f"{codec_teacher}: its codec's latents are not this network's (grid, channels)")
                 provenance["codec_teacher"] = str(codec_teacher)
             try:
@@ -326,7 +327,8 @@ def train(
         codec = model.video_codec.requires_grad_(False).eval()
         parameters = [p for name, p in model.named_parameters() if not name.startswith("video_codec.")]
         optimizer = torch.optim.AdamW(parameters, lr=lr, weight_decay=0.01, betas=(0.9, 0.98))
-        data = BatchStream(config, batch, seconds, seed, workers, long_every=4) if minutes > 0 and max_steps > 0 else None
+        flowing = minutes > 0 and max_steps > 0
+        data = BatchStream(config, batch, seconds, seed, workers, long_every=4) if flowing else None
         started = time.perf_counter()
         step, running = 0, []
         try:

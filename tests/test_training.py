@@ -4,6 +4,7 @@ sequential baseline reuses the joint model's frame codec, and the curve is plott
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ from PIL import Image
 
 from model.builtin import CHECKPOINT
 from model.checkpoint import load_checkpoint, load_codec_state
-from model.config import sequential, tiny
-from model.train import encode_frames, train, world_batch
+from model.config import sequential, small, tiny
+from model.train import BatchStream, encode_frames, train, world_batch
 
 
 def test_training_writes_a_loadable_checkpoint_resumes_and_plots(tmp_path, monkeypatch):
@@ -70,3 +71,47 @@ def test_codec_latents_for_training_match_float32_ones():
     fast = encode_frames(model.video_codec, frames)
     assert fast.dtype == torch.float32 and fast.shape == exact.shape
     assert (fast - exact).pow(2).mean().sqrt() < 0.01 * exact.std()
+
+
+def test_batch_stream_gives_the_same_batches_with_workers():
+    plain = BatchStream(tiny(), 2, 1.0, seed=3, long_every=2)
+    ahead = BatchStream(tiny(), 2, 1.0, seed=3, workers=1, long_every=2)
+    try:
+        for _ in range(3):
+            (frames, audio, captions, _), (frames_w, audio_w, captions_w, _) = plain.next(), ahead.next()
+            assert captions == captions_w and frames.shape == frames_w.shape and audio.shape == audio_w.shape
+            for clip, clip_w, caption in zip(frames, frames_w, captions, strict=True):
+                # espeak-ng's speech (so the talking mouth) varies by a few ms per process; "" is a dropped caption
+                if caption and "talking" not in caption:
+                    assert (clip - clip_w).abs().max() < 1e-3  # half precision on the way between processes
+    finally:
+        ahead.close()
+    assert [plain._shape(job) for job in range(4)] == [(2, 1.0), (1, 2.0), (2, 1.0), (1, 2.0)]
+    assert ahead.waited_s > 0
+
+
+def test_a_larger_picture_starts_from_a_smaller_pictures_checkpoint(tmp_path):
+    common = dict(batch=2, seconds=1.0, lr=1e-3, seed=0)
+    smaller = tmp_path / "small.safetensors"
+    train(tiny(), codec_minutes=0.02, minutes=5, max_steps=2, out=smaller, **common)
+    larger = replace(tiny(), frame_size=32, codec_factor=8)  # the same 4 × 4 latent grid
+    out = tmp_path / "large.safetensors"
+    split = train(
+        larger, codec_minutes=0.02, minutes=5, max_steps=3, out=out, init_from=smaller, codec_teacher=smaller, **common
+    )
+    model, provenance = load_checkpoint(out)
+    assert model.config.frame_size == 32 and provenance["steps"] == 3 and provenance["steps_before"] == 2
+    assert provenance["initialised_from"] == str(smaller) and provenance["codec_teacher"] == str(smaller)
+    # the codec learned the teacher's normalised latents, so it keeps no normalisation of its own
+    assert torch.all(model.video_codec.latent_mean == 0) and torch.all(model.video_codec.latent_std == 1)
+    assert split["steps"] == 3 and 0 <= split["data_wait_s"] <= split["seconds"]
+    with pytest.raises(ValueError, match="not this network"):
+        train(replace(tiny(), frame_size=16, latent_channels=8), codec_minutes=0.01, minutes=0, max_steps=0,
+              out=tmp_path / "x.safetensors", codec_teacher=smaller, **common)  # fmt: skip
+
+
+def test_small_keeps_a_twelve_by_twelve_latent_grid_at_any_picture_size():
+    assert small() == small(48) and (small(48).codec_factor, small(96).codec_factor) == (4, 8)
+    assert small(96).latent_height == small(48).latent_height == 12
+    with pytest.raises(ValueError, match="48"):
+        small(64)
