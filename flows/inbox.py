@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.brief import Brief, BriefError, BriefIssue, parse_document, validate_brief
 from schemas.document import DEFAULT_LIMITS, DocumentError, read_capped
+from schemas.errors import InputError
 from schemas.settings import get_settings
 
 BRIEF_SUFFIXES = (".yaml", ".yml", ".json")
@@ -118,11 +119,26 @@ def open_inbox(url: str) -> Inbox:
     raise ValueError(f"{url}: an inbox is file://FOLDER or s3://bucket/prefix")
 
 
+def within_inbox(url: str, root: str) -> bool:
+    """Whether inbox ``url`` is the operator's inbox ``root`` or a folder (prefix) inside it."""
+    given, base = urlparse(url), urlparse(root)
+    if given.scheme == "s3" or base.scheme == "s3":
+        if given.scheme != base.scheme or given.netloc != base.netloc:
+            return False
+        prefix = base.path.strip("/")
+        key = given.path.strip("/")
+        return not prefix or key == prefix or key.startswith(f"{prefix}/") and ".." not in key.split("/")
+    folder = Path(url.removeprefix("file://")).resolve()
+    return folder.is_relative_to(Path(root.removeprefix("file://")).resolve())
+
+
 class InboxRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     inbox: str | None = Field(
-        None, description="file://FOLDER or s3://bucket/prefix of dropped briefs; default: SYNCREEL_INBOX_URL."
+        None,
+        description="file://FOLDER or s3://bucket/prefix of dropped briefs, inside SYNCREEL_INBOX_URL (the "
+        "operator's inbox: briefs are moved within it); default: SYNCREEL_INBOX_URL itself.",
     )
     deployment: str | None = Field(
         None, description="The produce-campaign deployment to run each brief on; default: SYNCREEL_CAMPAIGN_DEPLOYMENT."
@@ -137,6 +153,10 @@ class InboxItem(BaseModel):
     error: str | None = None
 
 
+class InboxRefused(InputError):
+    """An inbox run asked for a folder the operator did not make an inbox."""
+
+
 def inbox_key(content_hash: str) -> str:
     return f"campaign-inbox:{content_hash}"
 
@@ -145,6 +165,12 @@ def inbox_key(content_hash: str) -> str:
 def campaign_inbox(request: InboxRequest | None = None) -> list[InboxItem]:
     request = request or InboxRequest()
     settings = get_settings()
+    if request.inbox and not within_inbox(request.inbox, settings.inbox_url):
+        # A run's parameters are anyone's to edit in the UI; the folder whose files get moved is the operator's.
+        raise InboxRefused(
+            f"inbox {request.inbox!r} is outside SYNCREEL_INBOX_URL ({settings.inbox_url}); "
+            "accepted: it or a folder inside it"
+        )
     inbox = open_inbox(request.inbox or settings.inbox_url)
     deployment = request.deployment or settings.campaign_deployment
     items: list[InboxItem] = []

@@ -585,3 +585,22 @@ def test_an_unexpected_failure_is_one_line_with_the_traceback_in_the_log(tmp_pat
         f"error: internal error (NoSuchModuleError); the traceback is in {tmp_path / 'work' / 'syncreel.log'}"
     ]
     assert "Traceback" in (tmp_path / "work" / "syncreel.log").read_text()
+
+
+def test_an_inbox_run_cannot_point_outside_the_operators_inbox(tmp_path: Path, monkeypatch, canary: Path) -> None:
+    """The inbox moves the files it handles: a run's parameters (editable in the UI) cannot aim it elsewhere."""
+    from flows.inbox import InboxRefused, InboxRequest, campaign_inbox, within_inbox
+
+    inbox = tmp_path / "inbox"
+    (inbox / "team-a").mkdir(parents=True)
+    monkeypatch.setenv("SYNCREEL_INBOX_URL", f"file://{inbox}")
+    get_settings.cache_clear()
+    (canary.parent / "victim.yaml").write_text("campaign_id: x\n")
+    for outside in (f"file://{canary.parent}", str(canary.parent), f"file://{inbox}/../elsewhere", "s3://b/inbox"):
+        with pytest.raises(InboxRefused, match="outside SYNCREEL_INBOX_URL"):
+            campaign_inbox.fn(InboxRequest(inbox=outside))
+    assert (canary.parent / "victim.yaml").is_file() and not (canary.parent / "rejected").exists()
+    assert within_inbox(f"file://{inbox}/team-a", f"file://{inbox}")
+    assert within_inbox("s3://b/inbox/team-a", "s3://b/inbox") and not within_inbox("s3://b/inboxes", "s3://b/inbox")
+    assert not within_inbox("s3://b/inbox/../x", "s3://b/inbox") and not within_inbox("s3://c/inbox", "s3://b/inbox")
+    get_settings.cache_clear()
