@@ -75,8 +75,8 @@ PRODUCT_OVER_OBJECT = 1.8  # the packshot is this much taller than the model's o
 PRODUCT_HEIGHT = (0.3, 0.55)  # ... within these shares of the frame height
 SIDE_PRODUCT_HEIGHT = 0.5  # a product beside a presenter, still
 SWELL_RATIO = 1.25  # an object whose height varies more than this (p90 / p10) gets scale steps
-SWELL_STEP = 1.1
-MAX_SWELL_STEPS = 4
+SWELL_STEP = 1.05  # fine enough that a swell reads as motion (tagline's pulse: sfx confidence 0.32 at 1.1)
+MAX_SWELL_STEPS = 8
 KEY_TOLERANCE = 14.0  # RGB distance to the border colour keyed out of an opaque packshot
 KEY_BORDER_SPREAD = 6.0  # the border must be this uniform to be a packshot background
 TRACK_SMOOTH_FRAMES = 5
@@ -277,6 +277,42 @@ def video_track(path: str | Path, frames: int, fps: float, side: int = 48) -> Ob
         raise MediaError(Path(path), "no pictures to track")
     squares += [squares[-1]] * (frames - len(squares))
     return object_track(np.stack(squares))
+
+
+def contacts(track: ObjectTrack, fps: float) -> np.ndarray:
+    """Times (s) the object lands: interior frames where its bottom is lowest locally (a local maximum
+    of ``bottom_y``) and in the lowest fifth of its travel."""
+    bottom = track.bottom_y
+    if len(bottom) < 3 or np.ptp(bottom) < 1e-3:
+        return np.zeros(0)
+    floor = np.max(bottom) - 0.2 * np.ptp(bottom)
+    inner = np.arange(1, len(bottom) - 1)
+    landing = (bottom[inner] >= bottom[inner - 1]) & (bottom[inner] > bottom[inner + 1]) & (bottom[inner] >= floor)
+    return (inner[landing] + 0.5) / fps
+
+
+def retimed(track: ObjectTrack, fps: float, events_s: Sequence[float]) -> ObjectTrack:
+    """The track with time warped (piecewise linearly) so that its landings fall on ``events_s`` in order
+    — a motion reference's hops moved onto the sounds the model made — then on at its own pace."""
+    landings = contacts(track, fps)
+    count = min(len(landings), len(events_s))
+    if count == 0:
+        return track
+    frames = len(track)
+    sources, targets = [0.0], [0.0]
+    for landing, event in zip(landings[:count], sorted(events_s)[:count], strict=True):
+        if event > targets[-1] + 1 / fps and landing > sources[-1]:
+            sources.append(float(landing))
+            targets.append(float(event))
+    tail = frames / fps - sources[-1]
+    sources.append(sources[-1] + tail)
+    targets.append(targets[-1] + tail)
+    at = np.interp((np.arange(frames) + 0.5) / fps, targets, sources) * fps - 0.5
+    index = np.arange(frames)
+    warp = [
+        np.interp(at, index, values).astype(np.float32) for values in (track.centre_x, track.bottom_y, track.height)
+    ]
+    return ObjectTrack(*warp, np.interp(at, index, track.found.astype(np.float32)) > 0.5)
 
 
 # -- where things go in the master frame --------------------------------------------------------------
@@ -612,14 +648,18 @@ def compose_scene(
     face: FaceMotion | None = None,
     track: ObjectTrack | None = None,
     fallback_track: ObjectTrack | None = None,
+    events_s: Sequence[float] = (),
+    fps: float = 24.0,
     inplace: bool = False,
 ) -> Composition:
     """The scene's references composed over the set at the size of ``model_frames`` (T, H, W, 3), the
     backend's master-size pictures; ``native`` (T, S, S, 3) are its own small pictures, the motion's
     source. ``face`` / ``track`` give the motion instead (``FaceMotion.still(T)`` holds the presenter
     still); ``fallback_track`` (a motion reference's, `video_track`) moves the product when the model's
-    frames show no one object to follow; ``inplace`` draws into ``model_frames`` (saving a copy of the
-    clip). A scene with no character or product reference gets the model's frames back unchanged."""
+    frames show no one object to follow, its landings retimed onto ``events_s`` (the sound events the
+    model made, at ``fps``, so its effects land on the contacts); ``inplace`` draws into ``model_frames``
+    (saving a copy of the clip). A scene with no character or product reference gets the model's frames
+    back unchanged."""
     frames, height, width = model_frames.shape[:3]
     if not references.any:
         return Composition(model_frames, {}, {"composed": False})
@@ -656,6 +696,8 @@ def compose_scene(
         path, source = (track, "given") if track is not None else (object_track(native), "model")
         if source == "model" and not path.found.any() and fallback_track is not None:
             path, source = fallback_track, "motion reference"
+            if events_s:
+                path, source = retimed(path, fps, events_s), "motion reference, landings on the model's sounds"
         scales = product.scales(path)
         if references.background is not None:
             backdrop = cover(references.background, height, width)

@@ -188,7 +188,15 @@ def with_references_on_screen(clip: MasterClip, request: GenerationRequest) -> M
     fallback = None
     if references.character is None and motion is not None:  # a product moved as its motion clip moves
         fallback = video_track(motion.path, clip.frames.shape[0], clip.fps)
-    composition = compose_scene(clip.frames, clip.native_frames, references, fallback_track=fallback, inplace=True)
+    composition = compose_scene(
+        clip.frames,
+        clip.native_frames,
+        references,
+        fallback_track=fallback,
+        events_s=clip.event_times_s,
+        fps=clip.fps,
+        inplace=True,
+    )
     composed = set(COMPOSED_ROLES) | ({backdrop.role} if backdrop is not None else set())
     return replace(
         clip,

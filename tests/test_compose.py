@@ -18,6 +18,7 @@ from media.compose import (
     ObjectTrack,
     SceneReferences,
     compose_scene,
+    contacts,
     face_motion,
     fitted_model_picture,
     keyed,
@@ -26,6 +27,7 @@ from media.compose import (
     packshot_psnr,
     read_image,
     scaled,
+    video_track,
 )
 from media.consistency import appearance
 from media.encode import write_master
@@ -192,6 +194,25 @@ def test_a_packshot_whose_alpha_was_flattened_is_keyed_from_its_plain_border() -
     matte = keyed(flattened)[..., 3]
     assert (matte[packshot[..., 3] == 0] == 0).mean() > 0.99
     assert (matte[packshot[..., 3] == 255] == 255).mean() > 0.99
+
+
+def test_a_motion_reference_moves_the_product_when_the_model_shows_no_object(bouncing) -> None:
+    """A texture with no one object in it: the packshot hops as the motion clip does, its landings moved
+    onto the sounds the model made."""
+    native, model_frames = bouncing
+    texture = np.random.default_rng(1).integers(0, 256, native.shape, dtype=np.uint8)
+    assert not object_track(texture).found.any()
+    hops = video_track(ASSETS / "bounce.mp4", len(native), FPS)
+    assert len(contacts(hops, FPS)) >= 4  # the example clip hops twice a second
+    events = (0.9, 1.6, 2.5)
+    composition = compose_scene(
+        model_frames, texture, SceneReferences(product=read_image(ASSETS / "can.png")),
+        fallback_track=hops, events_s=events, fps=FPS,
+    )  # fmt: skip
+    assert composition.report["product"]["motion"] == "motion reference, landings on the model's sounds"
+    bottoms = np.array([p.y + p.h for p in composition.placements["product"]], float)
+    landed = ObjectTrack(bottoms * 0, bottoms, bottoms * 0 + 1, np.ones(len(bottoms), bool))
+    assert np.abs(contacts(landed, FPS) - np.array(events)[:, None]).min(1).max() <= 1.5 / FPS
 
 
 def test_the_held_still_product_and_text_only_scenes(bouncing) -> None:
