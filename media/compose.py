@@ -393,16 +393,20 @@ def cover(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def fitted_model_picture(square: np.ndarray, layout: Layout) -> np.ndarray:
     """One of the model's square pictures at master size, laid out as the built-in backend lays out its
-    frames: the square scaled into the middle over a blurred, dimmed copy of itself filling the rest."""
-    side = layout.side
-    inner = np.asarray(Image.fromarray(square).resize((side, side), Image.Resampling.BICUBIC))
-    if layout.height == layout.width:
+    frames (model.codecs.fit_pictures, which this mirrors without importing the model): the square
+    scaled into the middle over a blurred, dimmed copy of itself filling the rest."""
+    side, height, width = layout.side, layout.height, layout.width
+    picture = Image.fromarray(square)
+    inner = np.asarray(picture.resize((side, side), Image.Resampling.BICUBIC))
+    if height == width:
         return inner
-    big = max(layout.height, layout.width)
-    tiny = Image.fromarray(square).resize((4, 4), Image.Resampling.BOX).resize((big, big), Image.Resampling.BILINEAR)
-    dimmed = np.clip((np.asarray(tiny, np.float32) / 127.5 - 1) * 0.6 - 0.4, -1, 1)
-    top, left = (big - layout.height) // 2, (big - layout.width) // 2
-    canvas = np.round((dimmed[top : top + layout.height, left : left + layout.width] + 1) * 127.5).astype(np.uint8)
+    cover = max(height, width)
+    scale = 4 / cover
+    crop_top, crop_left = (cover - height) // 2, (cover - width) // 2
+    box = (crop_left * scale, crop_top * scale, (crop_left + width) * scale, (crop_top + height) * scale)
+    tiny = picture.resize((4, 4), Image.Resampling.BOX)
+    canvas = np.round(np.asarray(tiny.resize((width, height), Image.Resampling.BILINEAR, box=box)) * 0.6)
+    canvas = canvas.astype(np.uint8)
     top, left = layout.origin
     canvas[top : top + side, left : left + side] = inner
     return canvas
