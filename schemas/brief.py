@@ -170,10 +170,11 @@ class Music(_Model):
 
 
 class MasterFormat(_Model):
-    """The size the generator renders; every platform variant is reframed from it."""
+    """The size the generator renders; every platform variant is reframed from it. The default, 1280×720,
+    enlarges no deliverable up to 1080p more than 1.5× (1920×1080 from 1280×720)."""
 
-    width: int = Field(640, ge=64, le=3840, multiple_of=2)
-    height: int = Field(360, ge=64, le=3840, multiple_of=2)
+    width: int = Field(1280, ge=64, le=3840, multiple_of=2)
+    height: int = Field(720, ge=64, le=3840, multiple_of=2)
     fps: float = Field(24.0, gt=0, le=60)
     sample_rate: int = Field(48_000, ge=16_000, le=96_000)
 
