@@ -2,10 +2,19 @@
 
     python examples/make_assets.py [--out examples/briefs/assets]
 
-A presenter portrait (a real face photo that ships with scikit-image) and a product packshot (RGBA PNG:
-the can alone, its wordmark legible, on a transparent background), a
-short motion clip of the product bouncing (MP4), and an 8-second 120 BPM music bed with kick, hi-hat
-and a bass line (M4A). Drawn with numpy, written with PyAV, so nothing is downloaded.
+Two sets, one per example brief:
+
+- lumen-fizz.yaml: a presenter portrait (the astronaut photo that ships with scikit-image: the built-in
+  model's own training face) and a product packshot (RGBA PNG: the can alone, its wordmark legible, on a
+  transparent background), a short motion clip of the product bouncing (MP4), and an 8-second 120 BPM
+  music bed with kick, hi-hat and a bass line (M4A).
+- harbor-roast.yaml, references the model has never seen: Grace Hopper's official U.S. Navy portrait
+  (public domain, a work of the U.S. federal government; it ships as matplotlib's sample data
+  ``grace_hopper.jpg``: ``pip install matplotlib`` to regenerate it) and a coffee cup cut out of
+  scikit-image's ``coffee`` photo (CC0, Rachel Michetti) on a transparent background, with its own
+  bouncing clip; the music bed is shared.
+
+Drawn with numpy, written with PyAV, so nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -74,6 +83,38 @@ def product(height: int = 384, width: int = 288) -> np.ndarray:
     return packshot
 
 
+def hopper(size: int = 384) -> np.ndarray:
+    """The second presenter: Grace Hopper's portrait (matplotlib's sample data), head and shoulders
+    cropped square. Read from the installed package's folder without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or spec.origin is None:
+        raise SystemExit("the second example's presenter is matplotlib's sample photo: pip install matplotlib")
+    path = Path(spec.origin).parent / "mpl-data" / "sample_data" / "grace_hopper.jpg"
+    with Image.open(path) as photo:  # (600, 512): the mouth near (268, 275), the chin near y = 332
+        crop = photo.convert("RGB").crop((0, 30, 512, 542))
+    return np.asarray(crop.resize((size, size), Image.Resampling.LANCZOS)).copy()
+
+
+def cup(height: int = 288) -> np.ndarray:
+    """The second packshot: the cup and saucer of scikit-image's ``coffee`` photo, cut out along an
+    ellipse around the saucer (RGBA, a soft one-pixel edge, white under the transparent pixels)."""
+    from skimage import data
+
+    top, bottom, left, right = 10, 390, 60, 520  # the cup and saucer in the (400, 600) photo
+    crop = data.coffee()[top:bottom, left:right]
+    yy, xx = np.mgrid[0 : crop.shape[0], 0 : crop.shape[1]].astype(np.float32)
+    cy, cx = (crop.shape[0] - 1) / 2, (crop.shape[1] - 1) / 2
+    radius = np.hypot((yy - cy) / (crop.shape[0] / 2), (xx - cx) / (crop.shape[1] / 2))
+    alpha = np.clip((1 - radius) * crop.shape[0] / 2, 0, 1)  # one pixel of soft edge
+    rgba = np.concatenate([crop, np.round(alpha * 255).astype(np.uint8)[..., None]], axis=-1)
+    width = round(crop.shape[1] * height / crop.shape[0])
+    packshot = np.asarray(Image.fromarray(rgba, "RGBA").resize((width, height), Image.Resampling.LANCZOS)).copy()
+    packshot[packshot[..., 3] == 0, :3] = 255
+    return packshot
+
+
 def write_png(frame: np.ndarray, path: Path) -> None:
     """RGB or RGBA (H, W, 3 | 4) uint8 → PNG."""
     pixel_format = "rgba" if frame.shape[-1] == 4 else "rgb24"
@@ -86,10 +127,19 @@ def write_png(frame: np.ndarray, path: Path) -> None:
             container.mux(packet)
 
 
-def bouncing_clip(path: Path, seconds: float = 3.0, fps: int = 24, width: int = 320, height: int = 180) -> None:
-    """The product bouncing left to right: a motion reference with clear, periodic impacts."""
-    can = product(96, 72)
+def bouncing_clip(
+    path: Path,
+    seconds: float = 3.0,
+    fps: int = 24,
+    width: int = 320,
+    height: int = 180,
+    packshot: np.ndarray | None = None,
+) -> None:
+    """The product (``packshot``, the can by default) bouncing left to right: a motion reference with
+    clear, periodic impacts."""
+    can = product(96, 72) if packshot is None else packshot
     alpha = can[..., 3:4].astype(np.float32) / 255.0
+    can_h, can_w = can.shape[:2]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps, options={"crf": "28", "preset": "medium"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -97,10 +147,10 @@ def bouncing_clip(path: Path, seconds: float = 3.0, fps: int = 24, width: int = 
             t = index / fps
             frame = np.empty((height, width, 3), np.uint8)
             frame[:] = LIME
-            x = int((width - 72) * t / seconds)
-            y = int((height - 96) * (1 - abs(np.sin(np.pi * t * 2))))  # two bounces a second
-            spot = frame[y : y + 96, x : x + 72].astype(np.float32)
-            frame[y : y + 96, x : x + 72] = np.round(can[..., :3] * alpha + spot * (1 - alpha)).astype(np.uint8)
+            x = int((width - can_w) * t / seconds)
+            y = int((height - can_h) * (1 - abs(np.sin(np.pi * t * 2))))  # two bounces a second
+            spot = frame[y : y + can_h, x : x + can_w].astype(np.float32)
+            frame[y : y + can_h, x : x + can_w] = np.round(can[..., :3] * alpha + spot * (1 - alpha)).astype(np.uint8)
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
@@ -151,7 +201,12 @@ def make_assets(out: Path) -> list[Path]:
     write_png(product(), paths[1])
     bouncing_clip(paths[2])
     write_m4a(music_bed(), 44_100, paths[3])
-    return paths
+    second = [out / "hopper.png", out / "cup.png", out / "cup-bounce.mp4"]
+    write_png(hopper(), second[0])
+    write_png(cup(), second[1])
+    small = np.asarray(Image.fromarray(cup()).resize((92, 76), Image.Resampling.LANCZOS)).copy()
+    bouncing_clip(second[2], packshot=small)
+    return paths + second
 
 
 def main() -> None:
