@@ -154,8 +154,9 @@ def consistency_checks(character: str, measured: dict[str, Any], min_similarity:
     - ``character_across_scenes``: every two clips of different scenes (any languages) alike;
     - ``character_across_languages``: each scene's clips in different languages alike;
     - ``character_vs_reference``: each clip against the reference photo; a clip below the threshold
-      warns and never fails (a generator may restyle the photo: light, grade), the consistency between
-      the generated clips is what fails.
+      fails: a presenter unlike the brief's photo (another face, the model's own) is not the brief's
+      presenter, however alike the clips are to each other. Without a face in the photo or a clip the
+      verdict can only warn (whole pictures were compared).
 
     A group with no pairs (one scene, or one language) has no check."""
     unfaced = {_name((c["scene"], c["language"])) for c in measured["clips"] if not c["face_found"]}
@@ -190,14 +191,16 @@ def consistency_checks(character: str, measured: dict[str, Any], min_similarity:
                 for c in measured["clips"]
             ],
         }
+        faced = measured["reference_face_found"] and not any(not c["face_found"] for c in unlike)
         if unlike:
             names = ", ".join(_name((c["scene"], c["language"])) for c in unlike)
             message = (
                 f"character {character!r}: {names} unlike the reference photo (lowest {clip} "
-                f"{lowest['similarity_to_reference']:.2f} < {min_similarity:.2f}); a warning, the scenes are "
-                "judged against each other"
+                f"{lowest['similarity_to_reference']:.2f} < {min_similarity:.2f}, min_character_consistency)"
             )
-            checks.append(CheckResult("character_vs_reference", "warn", metrics, message))
+            if not faced:
+                message += "; no face found in the photo or a clip: whole pictures compared, a warning"
+            checks.append(CheckResult("character_vs_reference", "fail" if faced else "warn", metrics, message))
         else:
             message = (
                 f"character {character!r} like its reference photo in {len(measured['clips'])} clip(s): "

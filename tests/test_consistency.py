@@ -102,8 +102,9 @@ def test_a_regraded_face_in_one_scene_and_language_fails_and_is_named(photo, cli
     assert "2 of 4 pair(s) below" in scenes.message and "min_character_consistency" in scenes.message
     assert set(languages.metrics["lowest_pair"]) == {"s1/en", "s1/es"}
     assert "'hero'" in languages.message and "< 0.50" in languages.message
-    assert checks["character_vs_reference"].verdict == "warn"  # unlike the photo: a warning only
+    assert checks["character_vs_reference"].verdict == "fail"  # a face unlike the photo: not the brief's presenter
     assert "s1/es" in checks["character_vs_reference"].message
+    assert "min_character_consistency" in checks["character_vs_reference"].message
 
     # A threshold below what it measured lets it through: the verdict follows the brief.
     lenient = {c.check: c.verdict for c in consistency_checks("hero", measured, 0.05)}
@@ -122,7 +123,25 @@ def test_a_picture_without_a_face_is_compared_whole_and_warns_or_fails(photo, cl
     alone = character_consistency(photo, {("s0", "en"): clips["card"], ("s0", "es"): clips["card"]})
     (languages, reference) = consistency_checks("hero", alone, 0.5)
     assert languages.verdict == "warn" and "no face found in s0/en, s0/es" in languages.message
-    assert reference.verdict == "warn"
+    assert reference.verdict == "warn" and "whole pictures compared" in reference.message  # no face to judge
+
+
+def test_a_presenter_unlike_its_photo_fails_even_when_its_scenes_agree() -> None:
+    """The model's own face in every scene instead of the brief's: alike across scenes and languages,
+    unlike the photo — a fail (the run ends needs_review), not a warning."""
+    clips = [("s0", "en"), ("s0", "fr"), ("s1", "en"), ("s1", "fr")]
+    measured = {
+        "reference_face_found": True,
+        "clips": [
+            {"scene": s, "language": lang, "face_found": True, "similarity_to_reference": 0.19} for s, lang in clips
+        ],
+        "pairs": [{"a": list(a), "b": list(b), "similarity": 0.9} for i, a in enumerate(clips) for b in clips[i + 1 :]],
+    }
+    checks = {c.check: c for c in consistency_checks("presenter", measured, 0.5)}
+    assert checks["character_across_scenes"].verdict == checks["character_across_languages"].verdict == "pass"
+    reference = checks["character_vs_reference"]
+    assert reference.verdict == "fail" and reference.metrics["value"] == 0.19
+    assert "'presenter'" in reference.message and "0.19 < 0.50" in reference.message
 
 
 def test_one_clip_has_only_the_reference_check(photo, clips) -> None:
