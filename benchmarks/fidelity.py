@@ -404,17 +404,9 @@ def main() -> int:
     args = parser.parse_args()
 
     state = args.state or Path(tempfile.mkdtemp(prefix="syncreel-bench-"))
-    os.environ.update(
-        {
-            "SYNCREEL_DATABASE_URL": f"sqlite:///{state}/state.db",
-            "SYNCREEL_STORAGE_URL": f"file://{state}/assets",
-            "SYNCREEL_WORK_DIR": str(state / "work"),
-            "PREFECT_HOME": str(state / "prefect"),
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-        }
-    )
+    from schemas.settings import embedded_environment
+
+    os.environ.update(embedded_environment(state))
     run_seconds = None
     if args.state is None:
         from flows.campaign import produce_campaign

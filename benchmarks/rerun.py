@@ -28,17 +28,9 @@ def main() -> int:
     args = parser.parse_args()
 
     state = Path(tempfile.mkdtemp(prefix="syncreel-bench-"))
-    os.environ.update(
-        {
-            "SYNCREEL_DATABASE_URL": f"sqlite:///{state}/state.db",
-            "SYNCREEL_STORAGE_URL": f"file://{state}/assets",
-            "SYNCREEL_WORK_DIR": str(state / "work"),
-            "PREFECT_HOME": str(state / "prefect"),
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-        }
-    )
+    from schemas.settings import embedded_environment
+
+    os.environ.update(embedded_environment(state))
     from prefect import flow
 
     from flows.campaign import produce_campaign

@@ -27,6 +27,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy.signal import spectrogram
 
+from schemas.settings import embedded_environment
+
 ROOT = Path(__file__).resolve().parents[1]
 BRIEF = ROOT / "examples" / "briefs" / "lumen-fizz.yaml"
 CAMPAIGN = "lumen-fizz-launch"
@@ -36,12 +38,7 @@ COLUMNS = 6
 
 def run_example(folder: Path) -> Path:
     """The example campaign's deliverables folder, after a run on embedded defaults under ``folder``."""
-    env = {
-        **os.environ,
-        "SYNCREEL_DATABASE_URL": f"sqlite:///{folder}/state.db",
-        "SYNCREEL_STORAGE_URL": f"file://{folder}/assets",
-        "SYNCREEL_WORK_DIR": str(folder / "work"),
-    }
+    env = {**os.environ, **embedded_environment(folder)}
     out = folder / "out"
     done = subprocess.run([sys.executable, "-m", "flows", "run", str(BRIEF), "--out", str(out)], env=env, cwd=ROOT)
     if done.returncode not in (0, 3):

@@ -122,3 +122,17 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Settings read once per process (tests call ``get_settings.cache_clear()`` after changing env)."""
     return Settings()
+
+
+def embedded_environment(folder: Path) -> dict[str, str]:
+    """The variables that keep a whole run on the embedded defaults under ``folder``: syncreel's database,
+    asset store and work dir, and Prefect's own home (a throwaway run for a benchmark or a preview)."""
+    return {
+        "SYNCREEL_DATABASE_URL": f"sqlite:///{folder}/state.db",
+        "SYNCREEL_STORAGE_URL": f"file://{folder}/assets",
+        "SYNCREEL_WORK_DIR": str(folder / "work"),
+        "PREFECT_HOME": str(folder / "prefect"),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    }
