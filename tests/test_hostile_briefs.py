@@ -25,14 +25,13 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from test_ingest import _store_is_empty
 from typer.testing import CliRunner
 
 from flows.cli import app
 from media.synth import synth_media
 from schemas.brief import BriefError, Reference, parse_document, validate_brief
 from schemas.settings import Settings, get_settings
-from store.models import Asset, ReferenceAsset
 from tasks.ingest import ReferenceRejected, _ingest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -368,15 +367,6 @@ def runtime(embedded_state: Path, monkeypatch: pytest.MonkeyPatch):
     return get_runtime()
 
 
-def store_is_empty(rt) -> bool:
-    root = Path(rt.settings.storage_url.removeprefix("file://"))
-    with rt.session() as session:
-        assets = session.scalar(select(func.count()).select_from(Asset))
-        rows = session.scalar(select(func.count()).select_from(ReferenceAsset))
-    files = [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
-    return assets == 0 and rows == 0 and not files
-
-
 def reference_cases(folder: Path, canary: Path) -> list[tuple[str, str, str]]:
     """(case, uri, kind) — the folder holds a good picture, a symlink out and a secret in disguise."""
     return [
@@ -445,7 +435,7 @@ def test_hostile_references_are_refused_by_name_and_nothing_is_stored(
         message = str(caught.value)
         assert message.startswith(f"reference 'ref-{index}' ("), (case, message)
         assert SECRET not in message and "hunter2" not in message and "root:" not in message, (case, message)
-    assert store_is_empty(runtime)
+    assert _store_is_empty(runtime)
 
 
 def test_a_deployment_runs_brief_folder_is_not_a_root(runtime, hostile_folder: Path) -> None:
@@ -455,7 +445,7 @@ def test_a_deployment_runs_brief_folder_is_not_a_root(runtime, hostile_folder: P
         ReferenceRejected, match=r"'hero' \(good\.png\):.*outside the folders.*SYNCREEL_REFERENCE_ROOTS"
     ):
         _ingest(runtime, ref, str(hostile_folder), base_is_root=False)
-    assert store_is_empty(runtime)
+    assert _store_is_empty(runtime)
     operator = dataclasses.replace(runtime, settings=Settings(reference_roots=(hostile_folder,)))
     assert _ingest(operator, ref, str(hostile_folder), base_is_root=False).kind == "image"
 
@@ -477,7 +467,7 @@ def test_s3_keys_cannot_leave_the_briefs_prefix(runtime, s3_endpoint: str, canar
         with pytest.raises(ReferenceRejected, match=message) as caught:
             _ingest(runtime, ref, "s3://hostile-briefs/team-a")
         assert str(caught.value).startswith(f"reference '{ref_id}' (") and SECRET not in str(caught.value)
-    assert store_is_empty(runtime)
+    assert _store_is_empty(runtime)
 
 
 # --- a run with a rejected reference: one line, the traceback in the log (finding 8) -------------------

@@ -278,10 +278,13 @@ def runtime(embedded_state: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _store_is_empty(rt) -> bool:
+    """No asset row, no reference_assets row and no file in the store: nothing of a refused reference kept."""
     root = Path(rt.settings.storage_url.removeprefix("file://"))
     with rt.session() as session:
-        rows = session.scalar(select(func.count()).select_from(Asset))
-    return rows == 0 and not any(p.is_file() for p in root.rglob("*")) if root.exists() else rows == 0
+        assets = session.scalar(select(func.count()).select_from(Asset))
+        references = session.scalar(select(func.count()).select_from(ReferenceAsset))
+    files = [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    return assets == 0 and references == 0 and not files
 
 
 def test_bad_reference_corpus_is_rejected_with_specific_messages(runtime, embedded_state: Path, trusted: str) -> None:
