@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -22,9 +21,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from scipy.signal import resample_poly
 
-from model.speech import SpeechError
+from model.speech import SpeechError, resample
 from model.speech import synthesize as espeak_synthesize
 from schemas.voices import DEFAULT_RATE_WPM, espeak_voice
 
@@ -157,13 +155,6 @@ def default_voice_name(language: str) -> str:
     if name is None:
         raise SpeechError(f"no voice speaks language {language!r} (see schemas/voices.py for those that do)")
     return name
-
-
-def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
-    if rate == target or not wave.size:
-        return wave
-    divisor = math.gcd(rate, target)
-    return resample_poly(wave, target // divisor, rate // divisor).astype(np.float32)
 
 
 def line_starts(starts: Sequence[float | None], duration_s: float) -> list[float]:

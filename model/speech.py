@@ -75,8 +75,12 @@ def synthesize(
         _chunks.clear()
     if status != 0:
         raise SpeechError(f"espeak-ng refused the text (code {status})")
-    wave = samples.astype(np.float32) / 32768.0
-    if sample_rate != native_rate and wave.size:
-        divisor = math.gcd(sample_rate, native_rate)
-        wave = resample_poly(wave, sample_rate // divisor, native_rate // divisor).astype(np.float32)
-    return wave
+    return resample(samples.astype(np.float32) / 32768.0, native_rate, sample_rate)
+
+
+def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """A mono float32 waveform from ``rate`` to ``target`` Hz, band-limited (polyphase)."""
+    if rate == target or not wave.size:
+        return wave
+    divisor = math.gcd(rate, target)
+    return resample_poly(wave, target // divisor, rate // divisor).astype(np.float32)
