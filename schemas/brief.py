@@ -23,7 +23,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from schemas.document import DEFAULT_LIMITS, DocumentError, DocumentLimits, parse_limited, read_capped
 from schemas.errors import InputError
 from schemas.platforms import PlatformSpec, resolve_platforms
-from schemas.voices import DEFAULT_PITCH, DEFAULT_RATE_WPM, ESPEAK_VOICES, LANGUAGE_VOICES, VOICE_VARIANTS, espeak_voice
+from schemas.voices import (
+    DEFAULT_PITCH,
+    DEFAULT_RATE_WPM,
+    ESPEAK_VOICES,
+    LANGUAGE_VOICES,
+    RATE_WPM_RANGE,
+    VOICE_VARIANTS,
+    espeak_voice,
+)
 
 # As the leading joint audio-video models state them, per generation request.
 MAX_IMAGE_REFERENCES = 9
@@ -110,7 +118,7 @@ class SpeakerVoice(_Model):
         "default: the language's own (schemas/voices.py).",
     )
     variant: str | None = Field(None, description="Timbre: m1-m7 (male) or f1-f5 (female); default: the voice's.")
-    rate_wpm: int = Field(DEFAULT_RATE_WPM, ge=80, le=400, description="Words a minute.")
+    rate_wpm: int = Field(DEFAULT_RATE_WPM, ge=RATE_WPM_RANGE[0], le=RATE_WPM_RANGE[1], description="Words a minute.")
     pitch: int = Field(DEFAULT_PITCH, ge=0, le=99, description="0-99, 50 is the voice's own.")
 
     @field_validator("voice")
@@ -445,7 +453,9 @@ def cross_field_issues(data: dict[str, Any]) -> list[BriefIssue]:
     rates = {
         speaker: voice["rate_wpm"]
         for speaker, voice in voices.items()
-        if isinstance(voice, dict) and isinstance(voice.get("rate_wpm"), int) and 80 <= voice["rate_wpm"] <= 400
+        if isinstance(voice, dict)
+        and isinstance(voice.get("rate_wpm"), int)
+        and RATE_WPM_RANGE[0] <= voice["rate_wpm"] <= RATE_WPM_RANGE[1]
     }
     for s_index, scene in scenes:
         issues += _scene_issues(f"scenes[{s_index}]", scene, kinds, languages, rates)

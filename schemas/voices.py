@@ -23,6 +23,7 @@ ESPEAK_VOICES = frozenset(LANGUAGE_VOICES.values())
 # espeak-ng's timbres ("variants"): male m1–m7, female f1–f5.
 VOICE_VARIANTS = tuple(f"m{i}" for i in range(1, 8)) + tuple(f"f{i}" for i in range(1, 6))
 DEFAULT_RATE_WPM = 165
+RATE_WPM_RANGE = (80, 400)  # slower or faster than this stops being speech a listener follows
 DEFAULT_PITCH = 50
 
 
