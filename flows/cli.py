@@ -7,7 +7,9 @@ answer in well under a second.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,23 +73,21 @@ def _load(brief_path: Path) -> Brief:
         raise typer.Exit(2) from None
 
 
-def _log_file() -> Path:
+def _log_handler() -> logging.FileHandler:
+    """The CLI's log file, ``SYNCREEL_WORK_DIR/syncreel.log``, where tracebacks go instead of the terminal."""
     from schemas.settings import get_settings
 
     path = Path(get_settings().work_dir) / "syncreel.log"
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
 
 
 def _console_logs_to_file() -> Path:
     """Prefect's console log lines (tracebacks included) go to a log file instead of the terminal, where
     the user reads one line per problem; the lines still reach the Prefect API (the UI's run logs)."""
-    import logging
-    import sys
-
-    path = _log_file()
-    target = logging.FileHandler(path, encoding="utf-8")
-    target.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    target = _log_handler()
     loggers = [
         logging.getLogger(),
         *(lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)),
@@ -99,7 +99,7 @@ def _console_logs_to_file() -> Path:
                 logger.removeHandler(handler)
                 if target not in logger.handlers:
                     logger.addHandler(target)
-    return path
+    return Path(target.baseFilename)
 
 
 def _stage_totals(brief: Brief, *, preview: bool = False) -> dict[str, int]:
@@ -830,16 +830,13 @@ def main() -> None:
     try:
         app()
     except Exception as exc:  # noqa: BLE001 - the last resort: nothing reaches the user as a traceback
-        import logging
-        import sys
-
         from schemas.errors import user_message
 
-        log = _log_file()
-        handler = logging.FileHandler(log, encoding="utf-8")
+        handler = _log_handler()
         logger = logging.getLogger("syncreel.cli")
         logger.addHandler(handler)
         logger.error("syncreel %s failed", " ".join(sys.argv[1:2]), exc_info=exc)
         logger.removeHandler(handler)
-        err_console.print(f"[red]error[/]: {_u(user_message(exc, log=str(log)))}", soft_wrap=True)
+        handler.close()
+        err_console.print(f"[red]error[/]: {_u(user_message(exc, log=handler.baseFilename))}", soft_wrap=True)
         raise SystemExit(2 if isinstance(exc, InputError) else 1) from None
