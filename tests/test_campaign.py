@@ -19,6 +19,8 @@ import av
 import pytest
 import yaml
 
+from schemas.settings import embedded_environment
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "briefs" / "lumen-fizz.yaml"
 
@@ -50,14 +52,7 @@ def small_brief(folder: Path, *, scene_seconds: float = 1.5) -> Path:
 
 def env_for(state: Path) -> dict[str, str]:
     (state / "prefect").mkdir(parents=True, exist_ok=True)
-    return {
-        **os.environ,
-        "SYNCREEL_DATABASE_URL": f"sqlite:///{state}/state.db",
-        "SYNCREEL_STORAGE_URL": f"file://{state}/assets",
-        "SYNCREEL_WORK_DIR": str(state / "work"),
-        "PREFECT_HOME": str(state / "prefect"),
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    }
+    return {**os.environ, **embedded_environment(state)}
 
 
 def syncreel(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
