@@ -70,8 +70,8 @@ def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
         in_process = brief_loaded_in_process()
         references = [ingest_reference(ref, brief.base_uri, in_process) for ref in brief.references]
         # every scene's lines, spoken in each language; each generation picks its own (tasks/generate.py)
-        voices = [speak_lines(plan_input, scene_id, language) for scene_id, language in plan.scene_languages]
-        generation_inputs = [*references, *(voice for voice in voices if voice is not None)]
+        spoken = [speak_lines(plan_input, scene_id, language) for scene_id, language in plan.scene_languages]
+        generation_inputs = [*references, *(track for tracks in spoken for track in tracks)]
 
         masters: list[MasterRecord] = []  # the one each scene keeps
         generations: list[MasterRecord] = []  # every attempt's, to count what was generated or reused

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 from prefect import task
@@ -26,7 +27,7 @@ from store import runs
 from store.models import SceneStatus
 from tasks.progress import emit
 from tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, owner_id, store_asset, to_record
-from tasks.speak import is_spoken, voice_id
+from tasks.speak import dialogue_id, voice_id
 
 # A prime stride: each regeneration attempt gets an unrelated seed, and the same one on every re-run.
 _SEED_STRIDE = 1_000_003
@@ -99,8 +100,9 @@ def build_request(
     voice: bool = True,
 ) -> GenerationRequest:
     """The scene's request. ``references``: the brief's, plus the previous master to continue and the
-    scene's spoken lines (tasks/speak.py) where there are; ``voice=False`` leaves the spoken lines out
-    (a backend that speaks the text itself)."""
+    scene's spoken lines (tasks/speak.py) where there are: its on-screen ``voice`` drives the picture;
+    ``voice=False`` leaves it out (a backend that speaks the text itself). The whole ``dialogue`` track
+    is not the backend's: it becomes the master's dialogue stem (`with_dialogue_stem`)."""
     brief = plan.brief
     brand = brief.brand
     prompt = f"{scene.prompt} Brand: {brand.name}."
@@ -137,27 +139,32 @@ def build_request(
     )
 
 
-def dialogue_stem(request: GenerationRequest) -> str:
-    """What the master's dialogue stem is: the scene's spoken lines ("spoken"), silence for a scene with
-    no dialogue and no voice ("silent"), or what the backend made of a brief's voice reference ("generated")."""
-    if any(ref.role == "voice" and is_spoken(ref.id) for ref in request.references):
+def spoken_dialogue(scene_id: str, language: str, references: list[IngestedReference]) -> IngestedReference | None:
+    """The scene's whole spoken dialogue in ``language`` (tasks/speak.py), when it has one."""
+    return next((ref for ref in references if ref.id == dialogue_id(scene_id, language)), None)
+
+
+def dialogue_stem(request: GenerationRequest, spoken: Path | None) -> str:
+    """What the master's dialogue stem is: the scene's spoken lines ("spoken", ``spoken`` their track),
+    silence for a scene with no dialogue and no voice ("silent"), or what the backend made of a brief's
+    voice reference or of the dialogue's text ("generated")."""
+    if spoken is not None:
         return "spoken"
     if not request.dialogue and not any(ref.role == "voice" for ref in request.references):
         return "silent"
     return "generated"
 
 
-def with_dialogue_stem(clip: MasterClip, request: GenerationRequest) -> MasterClip:
-    """The clip whose dialogue stem is the spoken lines themselves (the backend's rendering of them is
-    replaced by the track it was driven by), or silence for a scene with no dialogue: no babble. A
-    backend without stems is left as it is."""
-    kind = dialogue_stem(request)
+def with_dialogue_stem(clip: MasterClip, request: GenerationRequest, spoken: Path | None = None) -> MasterClip:
+    """The clip whose dialogue stem is ``spoken``, the scene's whole dialogue as spoken (the backend's
+    rendering of its on-screen lines is replaced by the track it was driven by; voice-overs are laid in
+    here), or silence for a scene with no dialogue: no babble. A backend without stems is left as it is."""
+    kind = dialogue_stem(request, spoken)
     if clip.stems is None or "dialogue" not in clip.stem_names or kind == "generated":
         return clip
     track = None
-    if kind == "spoken":
-        path = next(ref.path for ref in request.references if is_spoken(ref.id))
-        track = read_stems(path)[0]
+    if spoken is not None:
+        track = read_stems(spoken)[0]
         if clip.sample_rate != STEMS_RATE:
             track = media.speech.resample(track, STEMS_RATE, clip.sample_rate)
     stems, mix = with_stem(clip.stems, clip.stem_names, "dialogue", track)
@@ -232,7 +239,10 @@ def generate_scene(
     emit("generate", item, "started", f"attempt {attempt}")
     scene = next(s for s in plan.brief.scenes if s.id == scene_id)
     generator = get_generator(rt.settings.backend, rt.settings.generator_options())
-    request = build_request(rt, plan, scene, language, references, attempt, voice=takes_voice(generator))
+    driven = takes_voice(generator)
+    request = build_request(rt, plan, scene, language, references, attempt, voice=driven)
+    dialogue = spoken_dialogue(scene_id, language, references) if driven else None
+    spoken = rt.store.fetch(dialogue.uri) if dialogue is not None else None
     shift_ms = fault_shift_ms(rt.settings, attempt)
     key = cache_key(
         "generate",
@@ -240,7 +250,7 @@ def generate_scene(
         generator.name,
         generator.model_version,
         code_fingerprint(media.encode, media.speech, media.compose),
-        {"dialogue_stem": dialogue_stem(request)},
+        {"dialogue_stem": dialogue_stem(request, spoken), "dialogue": dialogue.sha256 if dialogue else None},
         *([{"fault_audio_shift_ms": shift_ms}] if shift_ms else []),
     )
     with rt.session() as session:
@@ -276,7 +286,7 @@ def generate_scene(
             generation_id = generation.id
         started = time.perf_counter()
         try:
-            clip = with_references_on_screen(with_dialogue_stem(generator.generate(request), request), request)
+            clip = with_references_on_screen(with_dialogue_stem(generator.generate(request), request, spoken), request)
             if shift_ms:
                 clip = shifted_audio(clip, shift_ms)
             with rt.scratch(f"master-{scene_id}-{language}") as scratch:

@@ -116,7 +116,13 @@ def qa_master(plan: CampaignPlan, master: MasterRecord) -> QAReport:
     item = f"{master.scene_id}/{master.language}"
     brief = plan.brief
     scene = next(s for s in brief.scenes if s.id == master.scene_id)
-    expect = Expectation.for_master(brief.master.width, brief.master.height, brief.master.fps, scene.duration_s)
+    expect = Expectation.for_master(
+        brief.master.width,
+        brief.master.height,
+        brief.master.fps,
+        scene.duration_s,
+        bed_under=brief.music is not None and brief.music.reference is not None,
+    )
     rt = get_runtime()
     report = check_clip(
         rt,

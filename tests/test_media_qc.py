@@ -82,6 +82,21 @@ def test_measure_locates_black_and_silence_inside_a_clip(half_black: Path) -> No
     assert checks["not_silent"].verdict == "warn"
 
 
+def test_a_quiet_master_under_a_music_bed_warns_and_a_mute_one_still_fails(folder: Path, black_silent: Path) -> None:
+    """0.5 s of tone then 1.5 s of silence: a line and the quiet after it. Alone it fails (75% silent);
+    with the spot's music bed to be laid under it the gap is reported, not failed; no sound at all fails."""
+    first = synth_media(folder / "line.mp4", duration_s=0.5, size=(160, 90), fps=25)
+    rest = synth_media(folder / "gap.mp4", duration_s=1.5, size=(160, 90), fps=25, sound="silence")
+    quiet = assemble_spot([first, rest], folder / "quiet.mp4").path
+    alone = _by_name(run_checks(quiet, Expectation.for_master(160, 90, 25, 2.0)))["not_silent"]
+    assert alone.verdict == "fail" and "expected at most 50%" in alone.message
+    bed = _by_name(run_checks(quiet, Expectation.for_master(160, 90, 25, 2.0, bed_under=True)))["not_silent"]
+    assert bed.verdict == "warn" and "under the music bed" in bed.message
+    assert bed.metrics["silent_share"] > 0.6
+    mute = _by_name(run_checks(black_silent, Expectation.for_master(160, 90, 25, 2.0, bed_under=True)))
+    assert mute["not_silent"].verdict == "fail"
+
+
 def test_black_and_frozen_stretches_match_ffmpegs_blackdetect_and_freezedetect(folder: Path) -> None:
     """The stretches come from the sync scores' decode (a subsampled luma grid); ffmpeg's own filters on
     every pixel are the reference: 1 s moving, 0.5 s black, 1.5 s a still colour, 1 s moving, at 720p."""

@@ -23,8 +23,8 @@ from media.speech import (
 from model.generator import GenerationRequest, MasterClip, ReferenceInput
 from schemas.brief import BriefError, validate_brief
 from schemas.records import CampaignPlan, IngestedReference
-from tasks.generate import build_request, dialogue_stem, takes_voice, with_dialogue_stem
-from tasks.speak import line_voice, speak_lines, voice_id
+from tasks.generate import build_request, dialogue_stem, spoken_dialogue, takes_voice, with_dialogue_stem
+from tasks.speak import dialogue_id, line_voice, speak_lines, voice_id
 
 RATE = 24_000
 LINES = {
@@ -172,38 +172,63 @@ def plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CampaignPlan:
     return CampaignPlan(run_id="run-speech", run_key="k", brief=brief, platforms=brief.platform_specs(), attempt=0)
 
 
-def test_speak_lines_stores_a_voice_each_line_at_its_start_and_is_cached(plan: CampaignPlan) -> None:
+def test_speak_lines_stores_the_dialogue_and_the_on_screen_voice_and_is_cached(plan: CampaignPlan) -> None:
     from tasks.runtime import get_runtime
 
-    assert speak_lines.fn(plan, "quiet", "en") is None
-    voice = speak_lines.fn(plan, "talk", "es")
-    assert voice is not None and (voice.id, voice.role, voice.kind) == (voice_id("talk", "es"), "voice", "audio")
-    track = read_stems(get_runtime().store.fetch(voice.uri))[0]
+    assert speak_lines.fn(plan, "quiet", "en") == []
+    dialogue, voice = speak_lines.fn(plan, "talk", "es")
+    assert (dialogue.id, dialogue.role, dialogue.kind) == (dialogue_id("talk", "es"), "dialogue", "audio")
+    assert (voice.id, voice.role, voice.kind) == (voice_id("talk", "es"), "voice", "audio")
     rate = 48_000
-    assert track.size == 4 * rate
-    loud = np.flatnonzero(np.abs(track) > 0.01)
-    assert loud[0] / rate == pytest.approx(0.5, abs=0.05)  # the presenter at 0.5 s
-    assert np.abs(track[int(3.0 * rate) : int(3.8 * rate)]).max() > 0.1  # the voice-over at 3.0 s
-    assert [line["start_s"] for line in voice.analysis["lines"]] == [0.5, 3.0]
+    every = read_stems(get_runtime().store.fetch(dialogue.uri))[0]
+    shown = read_stems(get_runtime().store.fetch(voice.uri))[0]
+    assert every.size == shown.size == 4 * rate
+    for track in (every, shown):  # the presenter at 0.5 s in both
+        assert np.flatnonzero(np.abs(track) > 0.01)[0] / rate == pytest.approx(0.5, abs=0.05)
+    late = slice(int(3.0 * rate), int(3.8 * rate))
+    assert np.abs(every[late]).max() > 0.1  # the voice-over at 3.0 s is in the dialogue ...
+    assert np.abs(shown[late]).max() == 0  # ... and does not drive the picture
+    assert [(line["start_s"], line["on_screen"]) for line in voice.analysis["lines"]] == [(0.5, True), (3.0, False)]
     again = speak_lines.fn(plan, "talk", "es")  # espeak-ng is not bit-exact: the first take is kept
-    assert again.sha256 == voice.sha256
+    assert [ref.sha256 for ref in again] == [dialogue.sha256, voice.sha256]
+
+
+def test_a_voice_over_alone_drives_no_face(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCREEL_DATABASE_URL", f"sqlite:///{tmp_path}/state.db")
+    monkeypatch.setenv("SYNCREEL_STORAGE_URL", f"file://{tmp_path}/assets")
+    monkeypatch.setenv("SYNCREEL_WORK_DIR", str(tmp_path / "work"))
+    from schemas.settings import get_settings
+    from tasks.runtime import get_runtime
+
+    get_settings.cache_clear()
+    data = _brief()
+    data["scenes"][1]["dialogue"] = data["scenes"][1]["dialogue"][1:]  # the narrator only
+    brief = validate_brief(data)
+    plan = CampaignPlan(run_id="run-vo", run_key="k", brief=brief, platforms=brief.platform_specs(), attempt=0)
+    (dialogue,) = speak_lines.fn(plan, "talk", "en")
+    assert dialogue.role == "dialogue"
+    request = build_request(get_runtime(), plan, brief.scenes[1], "en", [dialogue], 0)
+    assert request.references == ()  # generated from the prompt: the line is laid in as the dialogue stem
+    assert dialogue_stem(request, get_runtime().store.fetch(dialogue.uri)) == "spoken"
 
 
 def test_the_voice_reaches_the_generator_as_a_voice_reference(plan: CampaignPlan) -> None:
     from tasks.runtime import get_runtime
 
     rt = get_runtime()
-    voices = [speak_lines.fn(plan, "talk", lang) for lang in ("en", "es")]
+    spoken = [ref for lang in ("en", "es") for ref in speak_lines.fn(plan, "talk", lang)]
     talk, quiet = plan.brief.scenes[1], plan.brief.scenes[0]
-    request = build_request(rt, plan, talk, "es", voices, 0)
-    (ref,) = request.references
+    request = build_request(rt, plan, talk, "es", spoken, 0)
+    (ref,) = request.references  # the on-screen voice; the whole dialogue is not the backend's
     assert (ref.id, ref.role, ref.kind) == ("talk:voice:es", "voice", "audio") and ref.path.exists()
     assert request.dialogue == (("presenter", LINES["es"]), ("narrator", "Abre la luz."))
-    assert dialogue_stem(request) == "spoken"
-    assert build_request(rt, plan, quiet, "es", voices, 0).references == ()
+    assert spoken_dialogue("talk", "es", spoken).id == "talk:dialogue:es"
+    assert spoken_dialogue("quiet", "es", spoken) is None
+    assert build_request(rt, plan, quiet, "es", spoken, 0).references == ()
     # a backend that speaks the text itself gets the text and no voice
-    texted = build_request(rt, plan, talk, "es", voices, 0, voice=False)
+    texted = build_request(rt, plan, talk, "es", spoken, 0, voice=False)
     assert texted.references == () and texted.dialogue == request.dialogue
+    assert dialogue_stem(texted, None) == "generated"
 
 
 class _Backend:
@@ -267,8 +292,7 @@ def test_spoken_lines_become_the_dialogue_stem(tmp_path: Path) -> None:
     wave = EspeakEngine().speak("Open the light.", Voice("en", "en-us"), 48_000)
     track, _ = dialogue_track([(0.5, wave)], 2.0, 48_000)
     write_stems(track[None], 48_000, tmp_path / "voice.wav")
-    ref = ReferenceInput(id="s:voice:en", kind="audio", role="voice", path=tmp_path / "voice.wav")
-    clip = with_dialogue_stem(_clip(), _request((("narrator", "Open the light."),), (ref,)))
+    clip = with_dialogue_stem(_clip(), _request((("narrator", "Open the light."),)), tmp_path / "voice.wav")
     assert clip.parameters["dialogue_stem"] == "spoken"
     dialogue = clip.stems[0]
     assert np.abs(dialogue[: int(0.45 * 48_000)]).max() < 1e-3  # silent before the line's start
