@@ -31,7 +31,7 @@ ablation that shows the sync comes from the model. Pure numpy / scipy / PIL; no 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,12 @@ MAX_SWELL_STEPS = 8
 KEY_TOLERANCE = 14.0  # RGB distance to the border colour keyed out of an opaque packshot
 KEY_BORDER_SPREAD = 6.0  # the border must be this uniform to be a packshot background
 TRACK_SMOOTH_FRAMES = 5
+HOP_S = 0.6  # the longest hop onto a landing (a motion clip's hop, landed on the model's sound)
+# A hop's height, in shares of the picture's side: the motion clip's, within these. Higher, a packshot
+# leaves the ground so fast that its take-off reads as a turn of the motion as strong as its landing
+# (the example's sfx offset read +390 ms at 0.5: the take-off, a hop before the sound).
+HOP_HEIGHT = (0.05, 0.1)
+REBOUND_S, REBOUND_SHARE = 0.25, 0.25  # the bounce off a landing: its length, and its height's share
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -291,28 +297,39 @@ def contacts(track: ObjectTrack, fps: float) -> np.ndarray:
     return (inner[landing] + 0.5) / fps
 
 
-def retimed(track: ObjectTrack, fps: float, events_s: Sequence[float]) -> ObjectTrack:
-    """The track with time warped (piecewise linearly) so that its landings fall on ``events_s`` in order
-    — a motion reference's hops moved onto the sounds the model made — then on at its own pace."""
-    landings = contacts(track, fps)
-    count = min(len(landings), len(events_s))
-    if count == 0:
-        return track
-    frames = len(track)
-    sources, targets = [0.0], [0.0]
-    for landing, event in zip(landings[:count], sorted(events_s)[:count], strict=True):
-        if event > targets[-1] + 1 / fps and landing > sources[-1]:
-            sources.append(float(landing))
-            targets.append(float(event))
-    tail = frames / fps - sources[-1]
-    sources.append(sources[-1] + tail)
-    targets.append(targets[-1] + tail)
-    at = np.interp((np.arange(frames) + 0.5) / fps, targets, sources) * fps - 0.5
-    index = np.arange(frames)
-    warp = [
-        np.interp(at, index, values).astype(np.float32) for values in (track.centre_x, track.bottom_y, track.height)
-    ]
-    return ObjectTrack(*warp, np.interp(at, index, track.found.astype(np.float32)) > 0.5)
+def hops(reference: ObjectTrack, fps: float, events_s: Sequence[float]) -> ObjectTrack:
+    """The object hopping as ``reference`` (a motion clip's track) hops — its floor, its hop's height,
+    its place across the frame — landing exactly on ``events_s`` (the sounds the model made) and on
+    nothing else: a ballistic hop of up to HOP_S onto each. A landing turns the motion back at once:
+    into the next hop when that is near, else into a small rebound that settles without landing again.
+    A landing with no sound of the model's under it would be a contact the model did not make."""
+    frames = len(reference)
+    floor = float(np.max(reference.bottom_y))
+    height = float(np.clip(np.ptp(reference.bottom_y), *HOP_HEIGHT))
+    lift = np.zeros(frames, np.float32)  # how far above the floor, in shares of the picture's side
+    times = (np.arange(frames) + 0.5) / fps
+
+    def arc(begin: float, seconds: float, peak: float, shape: Callable[[np.ndarray], np.ndarray]) -> None:
+        u = (times - begin) / seconds
+        inside = (u > 0) & (u < 1)
+        lift[inside] = np.maximum(lift[inside], peak * shape(u[inside]))
+
+    events = sorted(e for e in events_s if 0 < e < frames / fps)
+    for index, event in enumerate(events):
+        previous = events[index - 1] if index else -math.inf
+        begin = previous if event - previous < HOP_S + REBOUND_S else max(0.0, event - HOP_S)
+        fall = event - begin
+        if fall >= 2 / fps:
+            arc(begin, fall, height * (fall / HOP_S) ** 2, lambda u: 4 * u * (1 - u))
+        following = events[index + 1] if index + 1 < len(events) else math.inf
+        if following - event >= HOP_S + REBOUND_S:  # off the floor at once, back without a second landing
+            arc(event, REBOUND_S, height * REBOUND_SHARE, lambda u: 27 / 4 * u * (1 - u) ** 2)
+    return ObjectTrack(
+        np.full(frames, float(np.median(reference.centre_x)), np.float32),
+        (floor - lift).astype(np.float32),
+        np.full(frames, float(np.median(reference.height)), np.float32),
+        np.ones(frames, bool),
+    )
 
 
 # -- where things go in the master frame --------------------------------------------------------------
@@ -651,7 +668,7 @@ def compose_scene(
     *,
     face: FaceMotion | None = None,
     track: ObjectTrack | None = None,
-    fallback_track: ObjectTrack | None = None,
+    motion_track: ObjectTrack | None = None,
     events_s: Sequence[float] = (),
     fps: float = 24.0,
     inplace: bool = False,
@@ -659,9 +676,10 @@ def compose_scene(
     """The scene's references composed over the set at the size of ``model_frames`` (T, H, W, 3), the
     backend's master-size pictures; ``native`` (T, S, S, 3) are its own small pictures, the motion's
     source. ``face`` / ``track`` give the motion instead (``FaceMotion.still(T)`` holds the presenter
-    still); ``fallback_track`` (a motion reference's, `video_track`) moves the product when the model's
-    frames show no one object to follow, its landings retimed onto ``events_s`` (the sound events the
-    model made, at ``fps``, so its effects land on the contacts); ``inplace`` draws into ``model_frames``
+    still). The product hops as ``motion_track`` (a motion reference's, `video_track`) does, landing on
+    ``events_s`` — the sound events the model made, at ``fps`` — so the model's effects land on its
+    contacts (`hops`); without a motion reference or sound events it follows the model's own object
+    (`object_track`), or stands still when the model shows none. ``inplace`` draws into ``model_frames``
     (saving a copy of the clip). A scene with no character or product reference gets the model's frames
     back unchanged."""
     frames, height, width = model_frames.shape[:3]
@@ -697,11 +715,12 @@ def compose_scene(
             report["product"] = {"motion": "still, beside the presenter"}
     else:
         product = Product(references.product, layout)
-        path, source = (track, "given") if track is not None else (object_track(native), "model")
-        if source == "model" and not path.found.any() and fallback_track is not None:
-            path, source = fallback_track, "motion reference"
-            if events_s:
-                path, source = retimed(path, fps, events_s), "motion reference, landings on the model's sounds"
+        if track is not None:
+            path, source = track, "given"
+        elif motion_track is not None and motion_track.found.any() and events_s:
+            path, source = hops(motion_track, fps, events_s), "motion reference, landings on the model's sounds"
+        else:
+            path, source = object_track(native), "model"
         scales = product.scales(path)
         if references.background is not None:
             backdrop = cover(references.background, height, width)

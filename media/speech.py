@@ -192,19 +192,16 @@ def dialogue_track(
 def with_stem(
     stems: np.ndarray, names: Sequence[str], name: str, track: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(stems, mix) with stem ``name`` replaced by ``track`` — at the level the generator gave that stem
-    (its peak), or at LINE_PEAK when the stem was silent — or silenced when ``track`` is None. The mix is
-    the stems' sum; when it would clip, every stem is scaled down together so they still sum to it."""
+    """(stems, mix) with stem ``name`` replaced by ``track`` at its own level (a dialogue track peaks at
+    LINE_PEAK), or silenced when ``track`` is None. The mix is the stems' sum; when it would clip, every
+    stem is scaled down together so they still sum to it. (The generator's level for the stem is no
+    guide: a voice-over scene generated from its prompt has a near-silent dialogue stem.)"""
     stems = stems.astype(np.float32).copy()
     index = list(names).index(name)
-    if track is None:
-        stems[index] = 0.0
-    else:
-        level = float(np.abs(stems[index]).max()) or LINE_PEAK
-        peak = float(np.abs(track).max())
-        fitted = np.zeros(stems.shape[1], np.float32)
-        fitted[: min(track.size, fitted.size)] = track[: fitted.size]
-        stems[index] = fitted * (level / peak) if peak > 0 else fitted
+    stems[index] = 0.0
+    if track is not None:
+        size = min(track.size, stems.shape[1])
+        stems[index, :size] = track[:size]
     mix = stems.sum(0)
     peak = float(np.abs(mix).max())
     if peak > LINE_PEAK:

@@ -4,12 +4,13 @@ as those too (`qa_checks`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from media import lipsync, sfxsync
 from media.faces import FaceTracker
+from media.frames import AudioTrack
 from media.probe import MediaInfo, probe
 from media.qc import CheckResult, Expectation, evaluate, measure_with_tracks
 from media.tracks import ClipTracks, analyse
@@ -60,6 +61,7 @@ def score_sync(path: str | Path, *, tracker: FaceTracker | None = None, **thresh
 def judge(
     tracks: ClipTracks,
     *,
+    effects: AudioTrack | None = None,
     max_audio_early_ms: float = 45.0,
     max_audio_late_ms: float = 125.0,
     min_lipsync_confidence: float = lipsync.DEFAULT_MIN_CONFIDENCE,
@@ -73,9 +75,11 @@ def judge(
     brief's ``qa`` fields (ITU-R BT.1359 defaults); ``speaker_expected``: the clip should show its
     speaker talking; ``speech_expected``: it should hold speech (on screen or voice-over);
     ``effects_expected``: its sounds should follow what moves (implied by ``events_s``, the
-    generator's visual event times)."""
+    generator's visual event times). ``effects``: the clip's sound-effects stem, when its maker kept
+    the stems apart; the sound-effect sync is then scored on it alone, since the dialogue, music and
+    ambience beside it need not follow what moves (a line's syllables would only blur the score)."""
     lip = lipsync.score_tracks(tracks)
-    sfx = sfxsync.score_tracks(tracks, events_s)
+    sfx = sfxsync.score_tracks(replace(tracks, audio=effects) if effects is not None else tracks, events_s)
     return SyncReport(
         path=tracks.path,
         lipsync=lip,
@@ -104,11 +108,15 @@ def qa_checks(
     sync: dict[str, Any] | None = None,
     tracker: FaceTracker | None = None,
     info: MediaInfo | None = None,
+    effects: AudioTrack | None = None,
 ) -> list[CheckResult]:
     """The technical checks of ``path`` against ``expect`` and, when ``sync`` holds `judge`'s keyword
     arguments, both sync scores, from one decode of the picture (ffmpeg measures the sound meanwhile,
-    in its own process). ``info``: the file's probe, when the caller has it already."""
+    in its own process). ``info``: the file's probe, when the caller has it already; ``effects``: the
+    clip's sound-effects stem (`judge`)."""
     info = info or probe(path)
     measured, tracks = measure_with_tracks(Path(path), info, sync=sync is not None, tracker=tracker)
     technical = evaluate(info, measured, expect)
-    return technical + (list(judge(tracks, **sync).checks) if sync is not None and tracks is not None else [])
+    if sync is None or tracks is None:
+        return technical
+    return technical + list(judge(tracks, effects=effects, **sync).checks)

@@ -192,14 +192,14 @@ def with_references_on_screen(clip: MasterClip, request: GenerationRequest) -> M
         background=read_image(backdrop.path) if backdrop is not None else None,
     )
     motion = next((ref for ref in request.references if ref.role == "motion" and ref.kind == "video"), None)
-    fallback = None
+    hopping = None
     if references.character is None and motion is not None:  # a product moved as its motion clip moves
-        fallback = video_track(motion.path, clip.frames.shape[0], clip.fps)
+        hopping = video_track(motion.path, clip.frames.shape[0], clip.fps)
     composition = compose_scene(
         clip.frames,
         clip.native_frames,
         references,
-        fallback_track=fallback,
+        motion_track=hopping,
         events_s=clip.event_times_s,
         fps=clip.fps,
         inplace=True,

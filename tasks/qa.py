@@ -21,6 +21,9 @@ import media.sfxsync
 import media.syncqa
 import media.tracks
 from media.consistency import character_consistency, consistency_checks
+from media.frames import AudioTrack
+from media.mix import RATE as STEMS_RATE
+from media.mix import read_stems
 from media.qc import Expectation
 from media.syncqa import qa_checks
 from schemas.brief import Brief, Scene
@@ -67,16 +70,20 @@ def check_clip(
     expect: Expectation,
     sync: dict[str, Any] | None = None,
     decide: Callable[[QAReport], Decision] | None = None,
+    stems: tuple[str, tuple[str, ...]] | None = None,
 ) -> QAReport:
     """Run (or recall) the technical checks, and the sync scores when ``sync`` is given, on one stored
-    clip; record every check against the run. ``decide(report) -> Decision`` sets the gate's decision."""
+    clip; record every check against the run. ``decide(report) -> Decision`` sets the gate's decision.
+    ``stems``: (uri, channel names) of the clip's stems (a master's): the sound-effect sync is scored on
+    their ``effects`` channel."""
     fingerprint = code_fingerprint(media.qc, media.probe)
     if sync is not None:
         fingerprint += code_fingerprint(media.syncqa, media.lipsync, media.sfxsync, media.tracks, media.faces)
-    key = cache_key("qa", sha256, asdict(expect), sync, fingerprint)
+    key = cache_key("qa", sha256, asdict(expect), sync, stems, fingerprint)
 
     def produce() -> tuple[dict, None]:
-        results = qa_checks(rt.store.fetch(uri), expect, sync)
+        effects = effects_stem(rt, *stems) if stems is not None and sync is not None else None
+        results = qa_checks(rt.store.fetch(uri), expect, sync, effects=effects)
         checks = [CheckOutcome(check=r.check, verdict=r.verdict, message=r.message, metrics=r.metrics) for r in results]
         return {"checks": [c.model_dump(mode="json") for c in checks]}, None
 
@@ -86,6 +93,15 @@ def check_clip(
         report = report.model_copy(update={"decision": decide(report)})
     record_report(rt, plan, report)
     return report
+
+
+def effects_stem(rt: Runtime, uri: str, names: tuple[str, ...]) -> AudioTrack | None:
+    """The ``effects`` channel of a stored stems WAV (media.encode.write_stems: channels ``names``), on
+    the clip's clock; None when it has none."""
+    if "effects" not in names:
+        return None
+    stems = read_stems(rt.store.fetch(uri))
+    return AudioTrack(stems[names.index("effects")], STEMS_RATE, 0.0)
 
 
 def record_report(rt: Runtime, plan: CampaignPlan, report: QAReport) -> None:
@@ -135,6 +151,7 @@ def qa_master(plan: CampaignPlan, master: MasterRecord) -> QAReport:
         decide=lambda r: gate(
             r, master.attempt - plan.first_attempt(master.scene_id, master.language), brief.qa.max_regenerations
         ),
+        stems=(master.stems_uri, tuple(master.stem_names)) if master.stems_uri else None,
     )
     if report.decision != "regenerate":
         with rt.session() as session:
