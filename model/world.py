@@ -100,7 +100,7 @@ def _place(audio: np.ndarray, sound: np.ndarray, at_s: float, rate: int) -> None
         audio[start:end] += sound[: end - start]
 
 
-def _thump(rate: int, rng: np.random.Generator) -> np.ndarray:
+def thump(rate: int, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(int(0.12 * rate)) / rate
     knock = np.sin(2 * np.pi * rng.uniform(90, 180) * t * (1 - 0.5 * t / t[-1])) * np.exp(-t * 35)
     burst = rng.standard_normal(t.size) * np.exp(-t * 90) * 0.5
@@ -198,7 +198,7 @@ def bounce(rng: np.random.Generator, seconds: float, fps: float, size: int, rate
         frames[index] = (1 - cover) * background + cover * np.array(COLOURS[colour])
     stems = np.zeros((len(STEMS), int(seconds * rate)), np.float32)
     for at in contacts:
-        _place(stems[1], _thump(rate, rng), at, rate)
+        _place(stems[1], thump(rate, rng), at, rate)
     stems[2] = _ambience(setting, rng, seconds, rate)
     caption = CAPTIONS["bounce"].format(colour=colour, where=where)
     return WorldClip("bounce", caption, frames * 2 - 1, stems, tuple(contacts))

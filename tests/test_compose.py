@@ -35,7 +35,7 @@ from media.faces import FaceDetector
 from media.speech import EspeakEngine, Voice, dialogue_track
 from media.syncqa import SyncReport, score_sync
 from model.generator import GenerationRequest, MasterClip, ReferenceInput
-from model.world import bounce, face, loudness_envelope, mouth_mask
+from model.world import bounce, face, loudness_envelope, mouth_mask, thump
 from tasks.generate import with_references_on_screen
 
 ASSETS = Path(__file__).resolve().parents[1] / "examples" / "briefs" / "assets"
@@ -196,23 +196,59 @@ def test_a_packshot_whose_alpha_was_flattened_is_keyed_from_its_plain_border() -
     assert (matte[packshot[..., 3] == 255] == 255).mean() > 0.99
 
 
-def test_a_motion_reference_moves_the_product_when_the_model_shows_no_object(bouncing) -> None:
-    """A texture with no one object in it: the packshot hops as the motion clip does, its landings moved
-    onto the sounds the model made."""
+def test_a_motion_reference_makes_the_product_hop_onto_the_model_sounds_and_nowhere_else(bouncing) -> None:
+    """The packshot hops as the motion clip does, landing on the sounds the model made — close ones
+    hop straight into the next, a lone one rebounds and settles — and lands nowhere else."""
     native, model_frames = bouncing
     texture = np.random.default_rng(1).integers(0, 256, native.shape, dtype=np.uint8)
     assert not object_track(texture).found.any()
-    hops = video_track(ASSETS / "bounce.mp4", len(native), FPS)
-    assert len(contacts(hops, FPS)) >= 4  # the example clip hops twice a second
+    hopping = video_track(ASSETS / "bounce.mp4", len(native), FPS)
+    assert len(contacts(hopping, FPS)) >= 4  # the example clip hops twice a second
     events = (0.9, 1.6, 2.5)
     composition = compose_scene(
         model_frames, texture, SceneReferences(product=read_image(ASSETS / "can.png")),
-        fallback_track=hops, events_s=events, fps=FPS,
+        motion_track=hopping, events_s=events, fps=FPS,
     )  # fmt: skip
     assert composition.report["product"]["motion"] == "motion reference, landings on the model's sounds"
     bottoms = np.array([p.y + p.h for p in composition.placements["product"]], float)
-    landed = ObjectTrack(bottoms * 0, bottoms, bottoms * 0 + 1, np.ones(len(bottoms), bool))
-    assert np.abs(contacts(landed, FPS) - np.array(events)[:, None]).min(1).max() <= 1.5 / FPS
+    inner = np.arange(1, len(bottoms) - 1)  # frames reached falling (not settling: > 2 px), left going up or still
+    landed = (inner[(bottoms[inner] > bottoms[inner - 1] + 2) & (bottoms[inner] >= bottoms[inner + 1])] + 0.5) / FPS
+    assert np.abs(landed - np.array(events)[:, None]).min(1).max() <= 1.5 / FPS  # a landing on each sound
+    assert np.abs(landed[:, None] - np.array(events)).min(1).max() <= 1.5 / FPS  # ... and none elsewhere
+    assert bottoms[-1] == bottoms.max()  # at rest on the floor after the last
+
+
+def _hopping_clip(folder: Path, name: str, landings: tuple[float, ...], sounds: tuple[float, ...]) -> Path:
+    """A packshot hopping onto ``landings`` over a still set, with a thump at each of ``sounds``."""
+    frames = round(DURATION_S * FPS)
+    rng = np.random.default_rng(3)
+    native = np.repeat(rng.integers(0, 256, (1, NATIVE, NATIVE, 3), dtype=np.uint8), frames, axis=0)
+    model_frames = np.stack([fitted_model_picture(picture, Layout(HEIGHT, WIDTH)) for picture in native])
+    composition = compose_scene(
+        model_frames, native, SceneReferences(product=read_image(ASSETS / "can.png")),
+        motion_track=video_track(ASSETS / "bounce.mp4", frames, FPS), events_s=landings, fps=FPS, inplace=True,
+    )  # fmt: skip
+    audio = (rng.standard_normal(round(DURATION_S * RATE)) * 0.002).astype(np.float32)
+    for at in sounds:
+        sound = thump(RATE, rng)
+        start = round(at * RATE)
+        audio[start : start + sound.size] += sound[: audio.size - start]
+    write_master(composition.frames, audio[None], FPS, RATE, folder / f"{name}.mp4")
+    return folder / f"{name}.mp4"
+
+
+def test_hops_on_the_model_sounds_pass_the_sfx_gate_and_others_fail_it(tmp_path: Path) -> None:
+    """The QA judges what the compositor made: landings on the thumps pass; the thumps 200 ms late, or
+    at other times, fail."""
+    events = (0.9, 1.6, 2.5, 3.3)
+    cases = {"synced": events, "late": tuple(e + 0.2 for e in events), "other": (0.4, 1.25, 2.05, 2.9)}
+    verdicts = {}
+    for name, sounds in cases.items():
+        report = score_sync(_hopping_clip(tmp_path, name, events, sounds), events_s=events)
+        verdicts[name] = (report.sfx_verdict.verdict, report.sfx_verdict.status, report.sfx.offset_ms)
+    assert verdicts["synced"][:2] == ("pass", "in_sync") and abs(verdicts["synced"][2]) <= 20, verdicts
+    assert verdicts["late"][:2] == ("fail", "audio_late") and 160 <= verdicts["late"][2] <= 240, verdicts
+    assert verdicts["other"][0] == "fail", verdicts
 
 
 def test_the_held_still_product_and_text_only_scenes(bouncing) -> None:

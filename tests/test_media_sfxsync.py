@@ -107,3 +107,19 @@ def test_an_offset_only_warns_when_no_effects_are_expected() -> None:
 def test_thresholds_come_from_the_caller() -> None:
     assert judge_sfx_sync(base_score(offset_ms=-60.0), max_audio_early_ms=80).status == "in_sync"
     assert judge_sfx_sync(base_score(confidence=0.4), min_confidence=0.5).status == "unsynced"
+
+
+def test_effects_are_judged_on_their_own_stem_when_the_clip_keeps_one() -> None:
+    """A master's mix holds a line whose syllables follow nothing that moves; its effects stem holds the
+    knocks on the impacts: judged on the stem, the knocks are in sync; on the mix, the line blurs them."""
+    from media.syncqa import judge
+
+    seconds = 6.0
+    tracks = clip(EVENTS, 0.0, seconds)
+    effects = tracks.audio
+    syllables = knocks(list(np.arange(0.3, 5.8, 0.21).round(2)), seconds)  # a line: onsets every 210 ms
+    mixed = replace(tracks, audio=AudioTrack(effects.samples + syllables, RATE, 0.0))
+    on_stem = judge(mixed, effects=effects, events_s=tuple(EVENTS))
+    assert on_stem.sfx_verdict.status == "in_sync" and abs(on_stem.sfx.offset_ms) <= 25
+    on_mix = judge(mixed, events_s=tuple(EVENTS))
+    assert on_mix.sfx.confidence < on_stem.sfx.confidence

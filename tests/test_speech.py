@@ -300,6 +300,18 @@ def test_spoken_lines_become_the_dialogue_stem(tmp_path: Path) -> None:
     np.testing.assert_allclose(clip.audio[0], clip.stems.sum(0), atol=1e-5)
 
 
+def test_a_voice_over_keeps_its_own_level_over_a_near_silent_generated_stem() -> None:
+    """A scene generated from its prompt may leave its dialogue stem near silent: the line laid in is
+    heard at its own level, not at that one."""
+    stems = np.zeros((3, 100), np.float32)
+    stems[0] = 1e-4  # the generator's near-silent dialogue
+    stems[1, 10] = 0.3  # a thump
+    line = np.full(100, 0.5, np.float32)
+    new, mix = with_stem(stems, ("dialogue", "effects", "ambience"), "dialogue", line)
+    np.testing.assert_allclose(new[0], line)
+    assert mix[10] == pytest.approx(0.8) and mix[50] == pytest.approx(0.5)
+
+
 def test_with_stem_keeps_the_mix_from_clipping() -> None:
     stems = np.full((2, 100), 0.6, np.float32)
     new, mix = with_stem(stems, ("dialogue", "effects"), "dialogue", np.ones(100, np.float32))
