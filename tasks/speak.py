@@ -85,7 +85,7 @@ def speak_lines(plan: CampaignPlan, scene_id: str, language: str) -> list[Ingest
 
     def produce() -> tuple[dict, int]:
         spoken = [(start, engine.speak(text, voice, sample_rate)) for start, text, voice, _ in lines]
-        on_screen = [placed for placed, line in zip(spoken, lines, strict=True) if line[3]]
+        on_screen = [placed for placed, (*_, shown) in zip(spoken, lines, strict=True) if shown]
         track, cut = dialogue_track(spoken, scene.duration_s, sample_rate)
         info = {"sample_rate": sample_rate, "channels": 1, "duration_s": scene.duration_s}
         with rt.scratch(f"voice-{scene_id}-{language}") as scratch:

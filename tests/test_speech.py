@@ -160,16 +160,14 @@ def test_dialogue_track_places_each_line_at_its_start() -> None:
 # -- the stage and the generator --------------------------------------------------------------------------
 
 
-@pytest.fixture
-def plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CampaignPlan:
-    monkeypatch.setenv("SYNCREEL_DATABASE_URL", f"sqlite:///{tmp_path}/state.db")
-    monkeypatch.setenv("SYNCREEL_STORAGE_URL", f"file://{tmp_path}/assets")
-    monkeypatch.setenv("SYNCREEL_WORK_DIR", str(tmp_path / "work"))
-    from schemas.settings import get_settings
-
-    get_settings.cache_clear()
-    brief = validate_brief(_brief())
+def _plan(data: dict) -> CampaignPlan:
+    brief = validate_brief(data)
     return CampaignPlan(run_id="run-speech", run_key="k", brief=brief, platforms=brief.platform_specs(), attempt=0)
+
+
+@pytest.fixture
+def plan(embedded_state: Path) -> CampaignPlan:
+    return _plan(_brief())
 
 
 def test_speak_lines_stores_the_dialogue_and_the_on_screen_voice_and_is_cached(plan: CampaignPlan) -> None:
@@ -193,21 +191,15 @@ def test_speak_lines_stores_the_dialogue_and_the_on_screen_voice_and_is_cached(p
     assert [ref.sha256 for ref in again] == [dialogue.sha256, voice.sha256]
 
 
-def test_a_voice_over_alone_drives_no_face(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SYNCREEL_DATABASE_URL", f"sqlite:///{tmp_path}/state.db")
-    monkeypatch.setenv("SYNCREEL_STORAGE_URL", f"file://{tmp_path}/assets")
-    monkeypatch.setenv("SYNCREEL_WORK_DIR", str(tmp_path / "work"))
-    from schemas.settings import get_settings
+def test_a_voice_over_alone_drives_no_face(embedded_state: Path) -> None:
     from tasks.runtime import get_runtime
 
-    get_settings.cache_clear()
     data = _brief()
     data["scenes"][1]["dialogue"] = data["scenes"][1]["dialogue"][1:]  # the narrator only
-    brief = validate_brief(data)
-    plan = CampaignPlan(run_id="run-vo", run_key="k", brief=brief, platforms=brief.platform_specs(), attempt=0)
+    plan = _plan(data)
     (dialogue,) = speak_lines.fn(plan, "talk", "en")
     assert dialogue.role == "dialogue"
-    request = build_request(get_runtime(), plan, brief.scenes[1], "en", [dialogue], 0)
+    request = build_request(get_runtime(), plan, plan.brief.scenes[1], "en", [dialogue], 0)
     assert request.references == ()  # generated from the prompt: the line is laid in as the dialogue stem
     assert dialogue_stem(request, get_runtime().store.fetch(dialogue.uri)) == "spoken"
 
