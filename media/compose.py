@@ -14,12 +14,14 @@ source of sync:
   step, reused), and only the mouth is warped: below the inner lip line found by the face mesh on the
   photo (landmarks 13/14, corners 78/308), the lower lip and jaw move down with a smooth displacement
   and a dark inner-mouth gap opens between the lips.
-- **product** (role ``product``): a pixel-accurate packshot — never redrawn — placed where the model's
-  moving object is (its bottom on the object's bottom, so a bounce's contacts land where the model's
-  effects are), at a fixed scale per shot (or a few scale steps when the object swells and shrinks, each
-  resampled once). Its matte is the image's alpha channel or, for an opaque image on a plain
-  background, that background keyed out from the border. Every frame's placement (x, y, w, h, scale) is
-  recorded, so the region can be compared with the reference under it (``packshot_at``).
+- **product** (role ``product``): a pixel-accurate packshot — never redrawn. With a motion reference it
+  hops as that clip does, landing exactly on the sound events the model made and nowhere else (`hops`);
+  without one it is placed where the model's moving object is (its bottom on the object's bottom, so a
+  bounce's contacts land where the model's effects are). A fixed scale per shot (or a few scale steps
+  when the object swells and shrinks, each resampled once). Its matte is the image's alpha channel
+  or, for an opaque image on a plain background, that background keyed out from the border. Every
+  frame's placement (x, y, w, h, scale) is recorded, so the region can be compared with the reference
+  under it (``packshot_at``).
 - **the set**: a ``background`` / ``style`` image covering the frame, or the model's own picture: as it
   is behind a presenter, and without its moving object (the median of its frames) behind a product.
 
@@ -283,18 +285,6 @@ def video_track(path: str | Path, frames: int, fps: float, side: int = 48) -> Ob
         raise MediaError(Path(path), "no pictures to track")
     squares += [squares[-1]] * (frames - len(squares))
     return object_track(np.stack(squares))
-
-
-def contacts(track: ObjectTrack, fps: float) -> np.ndarray:
-    """Times (s) the object lands: interior frames where its bottom is lowest locally (a local maximum
-    of ``bottom_y``) and in the lowest fifth of its travel."""
-    bottom = track.bottom_y
-    if len(bottom) < 3 or np.ptp(bottom) < 1e-3:
-        return np.zeros(0)
-    floor = np.max(bottom) - 0.2 * np.ptp(bottom)
-    inner = np.arange(1, len(bottom) - 1)
-    landing = (bottom[inner] >= bottom[inner - 1]) & (bottom[inner] > bottom[inner + 1]) & (bottom[inner] >= floor)
-    return (inner[landing] + 0.5) / fps
 
 
 def hops(reference: ObjectTrack, fps: float, events_s: Sequence[float]) -> ObjectTrack:
