@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from media.encode import write_master  # noqa: E402
-from model.speech import synthesize  # noqa: E402
-from model.world import LINES, bounce, loudness_envelope  # noqa: E402
+from syncreel.media.encode import write_master  # noqa: E402
+from syncreel.model.speech import synthesize  # noqa: E402
+from syncreel.model.world import LINES, bounce, loudness_envelope  # noqa: E402
 
 RECIPE_FILES = tuple(ROOT / name for name in ("benchmarks/calibration.py", "media/encode.py", "model/world.py",
                                               "model/speech.py"))  # fmt: skip

@@ -58,7 +58,7 @@ def identity(frames: list[Any], photo: np.ndarray, detector: Any) -> dict[str, A
     character-consistency measure per frame, and the share of frames with a face at ≥ MIN_IDENTITY."""
     import av
 
-    from media.consistency import appearance
+    from syncreel.media.consistency import appearance
 
     reference, _ = appearance(
         av.VideoFrame.from_ndarray(np.ascontiguousarray(photo[..., :3]), format="rgb24"), detector
@@ -81,7 +81,7 @@ def identity(frames: list[Any], photo: np.ndarray, detector: Any) -> dict[str, A
 
 def packshot_fidelity(frames: list[np.ndarray], packshot: np.ndarray, placements: list[Any]) -> dict[str, Any]:
     """PSNR of the packshot's region in each frame under its placement (media.compose.packshot_psnr)."""
-    from media.compose import packshot_psnr
+    from syncreel.media.compose import packshot_psnr
 
     scores = [packshot_psnr(frames[p.frame], packshot, p) for p in placements if p.frame < len(frames)]
     shown = np.array([s for s in scores if s is not None], np.float64)
@@ -106,7 +106,7 @@ def _db(value: float) -> float | str:
 def masked_laplacian_variance(rgb: np.ndarray, mask: np.ndarray) -> float:
     """Variance of the Laplacian of the luma (0..255) over ``mask`` (the same measure as
     media.compose.laplacian_variance, restricted to a reference's pixels)."""
-    from media.compose import LUMA
+    from syncreel.media.compose import LUMA
 
     laplacian = ndimage.laplace(rgb[..., :3].astype(np.float32) @ LUMA)
     return float(laplacian[mask].var()) if mask.any() else 0.0
@@ -131,7 +131,7 @@ def speech_span(
     samples: np.ndarray, rate: int, begin_s: float = 0.0, end_s: float | None = None
 ) -> tuple[float, float] | None:
     """(first start, last end) in seconds of the speech detected in ``samples`` between begin_s and end_s."""
-    from media.analysis import speech_segments
+    from syncreel.media.analysis import speech_segments
 
     segments = [
         (start, end)
@@ -188,9 +188,9 @@ def kept_masters(run_id: str | None = None) -> tuple[str, str, list[Master]]:
     """(run id, status, the master each scene job kept) from the configured state."""
     from sqlalchemy import select
 
-    from store import runs
-    from store.models import Asset, Generation, SceneJob, TaskOutput
-    from tasks.runtime import get_runtime
+    from syncreel.store import runs
+    from syncreel.store.models import Asset, Generation, SceneJob, TaskOutput
+    from syncreel.tasks.runtime import get_runtime
 
     rt = get_runtime()
     masters = []
@@ -222,8 +222,8 @@ def kept_masters(run_id: str | None = None) -> tuple[str, str, list[Master]]:
 
 def lipsync_figures(run_id: str, master: Master) -> dict[str, Any] | None:
     """The QA's lip-sync numbers for the master's attempt."""
-    from store import runs
-    from tasks.runtime import get_runtime
+    from syncreel.store import runs
+    from syncreel.tasks.runtime import get_runtime
 
     subject = f"master:{master.scene_id}:{master.language}:a{master.attempt}"
     with get_runtime().session() as session:
@@ -243,7 +243,7 @@ def _rounded(value: float | None, digits: int) -> float | None:
 
 
 def decode(path: Path) -> tuple[list[Any], float]:
-    from media.probe import open_input
+    from syncreel.media.probe import open_input
 
     with open_input(path) as container:
         stream = container.streams.video[0]
@@ -263,10 +263,10 @@ def held_still(
 ) -> dict[str, Any]:
     """The master's presenter held still (mouth closed, no head motion) over its own frames and sound,
     encoded like a master and judged by the lip-sync gate."""
-    from media.compose import FaceMotion, compose_scene
-    from media.encode import write_master
-    from media.normalize import read_audio
-    from media.syncqa import score_sync
+    from syncreel.media.compose import FaceMotion, compose_scene
+    from syncreel.media.encode import write_master
+    from syncreel.media.normalize import read_audio
+    from syncreel.media.syncqa import score_sync
 
     count = len(frames)
     still = compose_scene(frames, np.zeros((count, 1, 1, 3), np.uint8), references, face=FaceMotion.still(count))
@@ -283,14 +283,15 @@ def held_still(
 
 
 def measure(brief_path: Path, run_id: str | None = None) -> dict[str, Any]:
-    import media.speech
-    from media.compose import SceneReferences, packshot_at, placements_from, read_image, scaled
-    from media.faces import FaceDetector
-    from media.mix import RATE, read_stems
-    from schemas.brief import load_brief
-    from schemas.settings import get_settings
-    from tasks.qa import sync_expectation
-    from tasks.speak import line_voice
+    import syncreel.media.speech
+    from syncreel import media
+    from syncreel.media.compose import SceneReferences, packshot_at, placements_from, read_image, scaled
+    from syncreel.media.faces import FaceDetector
+    from syncreel.media.mix import RATE, read_stems
+    from syncreel.schemas.brief import load_brief
+    from syncreel.schemas.settings import get_settings
+    from syncreel.tasks.qa import sync_expectation
+    from syncreel.tasks.speak import line_voice
 
     brief = load_brief(brief_path)
     run, status, masters = kept_masters(run_id)
@@ -404,13 +405,13 @@ def main() -> int:
     args = parser.parse_args()
 
     state = args.state or Path(tempfile.mkdtemp(prefix="syncreel-bench-"))
-    from schemas.settings import embedded_environment
+    from syncreel.schemas.settings import embedded_environment
 
     os.environ.update(embedded_environment(state))
     run_seconds = None
     if args.state is None:
-        from flows.campaign import produce_campaign
-        from schemas.brief import load_brief
+        from syncreel.flows.campaign import produce_campaign
+        from syncreel.schemas.brief import load_brief
 
         started = time.perf_counter()
         produce_campaign(load_brief(args.brief))

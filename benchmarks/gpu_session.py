@@ -75,7 +75,7 @@ def versions() -> dict[str, object]:
 
 
 def provenance(path: Path) -> dict[str, object]:
-    from model.checkpoint import read_metadata
+    from syncreel.model.checkpoint import read_metadata
 
     try:
         return read_metadata(path)["provenance"]

@@ -2,7 +2,7 @@
 
     python benchmarks/hostile_briefs.py [--json FILE]
 
-Each case runs `syncreel validate` in its own process (``python -m flows validate``) and reads that
+Each case runs `syncreel validate` in its own process (``python -m syncreel.cli validate``) and reads that
 process's own peak resident memory from ``wait4``; the example brief is the baseline measured in the
 same run, so the ratios say what a hostile brief costs over a good one. The issue's targets: a 50 MB
 brief and a billion-laughs brief refused with exit 2 in under 2 s and under 200 MB.
@@ -51,7 +51,7 @@ def deep_json(path: Path) -> Path:
 def measure(brief: Path) -> dict[str, float | int]:
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "flows", "validate", str(brief)],
+        [sys.executable, "-m", "syncreel.cli", "validate", str(brief)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -40,8 +40,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.generator import GenerationRequest, GeneratorOutOfMemory, GeneratorUnavailable  # noqa: E402
-from model.ltx2 import build_prompt, grid_size  # noqa: E402
+from syncreel.model.generator import GenerationRequest, GeneratorOutOfMemory, GeneratorUnavailable  # noqa: E402
+from syncreel.model.ltx2 import build_prompt, grid_size  # noqa: E402
 
 PROMPT = (
     "A woman in a sunlit kitchen opens a chilled can of sparkling drink, the tab pops and the drink "
@@ -106,7 +106,7 @@ class ForwardTimer:
 
 def make_generator(args: argparse.Namespace, device: torch.device):
     """The backend over ``--weights``, or over a random pipeline built in memory; and what it is."""
-    from model.ltx2 import LTX2Generator, _resolve_dtype
+    from syncreel.model.ltx2 import LTX2Generator, _resolve_dtype
 
     options = {
         "cpu_offload": args.cpu_offload,
@@ -117,7 +117,7 @@ def make_generator(args: argparse.Namespace, device: torch.device):
     }
     if args.weights is not None:
         return LTX2Generator(args.weights, dtype=args.dtype, **options), str(args.weights)
-    from model.ltx2_random import build_random_pipeline, full, tiny
+    from syncreel.model.ltx2_random import build_random_pipeline, full, tiny
 
     dtype = _resolve_dtype(args.dtype, device)
     # With offload the weights wait in CPU memory; otherwise they are created on the GPU directly.

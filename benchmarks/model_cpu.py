@@ -23,9 +23,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.builtin import CHECKPOINT, BuiltinGenerator  # noqa: E402
-from model.codecs import decode_audio, decode_video  # noqa: E402
-from model.generator import GenerationRequest  # noqa: E402
+from syncreel.model.builtin import CHECKPOINT, BuiltinGenerator  # noqa: E402
+from syncreel.model.codecs import decode_audio, decode_video  # noqa: E402
+from syncreel.model.generator import GenerationRequest  # noqa: E402
 
 TARGET_S = 30.0
 

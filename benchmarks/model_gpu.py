@@ -43,9 +43,9 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model import config as presets  # noqa: E402
-from model.flow_matching import TrainingModes, flow_matching_loss  # noqa: E402
-from model.transformer import DualTowerTransformer, tokenize  # noqa: E402
+from syncreel.model import config as presets  # noqa: E402
+from syncreel.model.flow_matching import TrainingModes, flow_matching_loss  # noqa: E402
+from syncreel.model.transformer import DualTowerTransformer, tokenize  # noqa: E402
 
 # Peak dense bf16 tensor throughput (TFLOP/s, no sparsity), from the vendors' data sheets.
 PEAK_BF16_TFLOPS = {"H100 SXM": 989.0, "H100 PCIe": 756.0, "H100 NVL": 835.0, "H200": 989.0, "A100": 312.0}

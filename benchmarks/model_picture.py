@@ -33,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from model_sync import held_out_prompts  # noqa: E402
 
-from model.builtin import CHECKPOINT, BuiltinGenerator  # noqa: E402
-from model.events import _object_mask  # noqa: E402
-from model.generator import GenerationRequest  # noqa: E402
+from syncreel.model.builtin import CHECKPOINT, BuiltinGenerator  # noqa: E402
+from syncreel.model.events import _object_mask  # noqa: E402
+from syncreel.model.generator import GenerationRequest  # noqa: E402
 
 MIN_OBJECT_SHARE = 0.005  # of the frame's pixels: smaller pieces are codec or sampling noise
 KINDS = ("bounce", "pulse")

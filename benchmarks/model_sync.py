@@ -47,11 +47,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from model.builtin import AUDIO_LAG, BuiltinGenerator  # noqa: E402
-from model.codecs import decode_audio, encode_audio, encode_video  # noqa: E402
-from model.events import audio_onsets, match_events, sync_figures, visual_events  # noqa: E402
-from model.generator import GenerationRequest  # noqa: E402
-from model.world import STEMS, sample_clip  # noqa: E402
+from syncreel.model.builtin import AUDIO_LAG, BuiltinGenerator  # noqa: E402
+from syncreel.model.codecs import decode_audio, encode_audio, encode_video  # noqa: E402
+from syncreel.model.events import audio_onsets, match_events, sync_figures, visual_events  # noqa: E402
+from syncreel.model.generator import GenerationRequest  # noqa: E402
+from syncreel.model.world import STEMS, sample_clip  # noqa: E402
 
 CHECKPOINTS = ROOT / "model" / "checkpoints"
 HELD_OUT_SEED = 900_000  # training draws from default_rng(seed) streams with small seeds; these never occur
@@ -194,7 +194,7 @@ def main() -> int:
     args = parser.parse_args()
     for path in (args.checkpoint, args.baseline):
         if not path.is_file():
-            print(f"error: no checkpoint at {path} (train it with python -m model.train; see its docstring)")
+            print(f"error: no checkpoint at {path} (train it with python -m syncreel.model.train; see its docstring)")
             return 2
     backends = {
         (label, lag): BuiltinGenerator(path, audio_lag=lag)

@@ -81,11 +81,11 @@ def _free_port() -> int:
 def run_one(items: int) -> dict:
     """In a child process whose environment points at the server and databases: a one-scene campaign
     (the process's first: see the module doc), then the measured one."""
-    from flows.campaign import produce_campaign
-    from model.builtin import BuiltinGenerator
-    from model.config import tiny
-    from model.generator import register_backend
-    from schemas.brief import validate_brief
+    from syncreel.flows.campaign import produce_campaign
+    from syncreel.model.builtin import BuiltinGenerator
+    from syncreel.model.config import tiny
+    from syncreel.model.generator import register_backend
+    from syncreel.schemas.brief import validate_brief
 
     @register_backend
     class TinyBuiltin(BuiltinGenerator):
@@ -138,7 +138,7 @@ def _timed_campaign(produce_campaign, brief) -> dict:  # noqa: ANN001 - the flow
 
 
 def _server(url: str, folder: Path) -> tuple[subprocess.Popen, str]:
-    from flows.deployments import server_environment, wait_healthy
+    from syncreel.flows.deployments import server_environment, wait_healthy
 
     port = _free_port()
     env = {**server_environment(url), "PREFECT_HOME": str(folder / "prefect-home")}

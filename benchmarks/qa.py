@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import calibration  # noqa: E402
 
-from media.faces import FaceTracker  # noqa: E402
-from media.probe import probe  # noqa: E402
-from media.qc import Expectation, run_checks  # noqa: E402
-from media.syncqa import qa_checks, score_sync  # noqa: E402
+from syncreel.media.faces import FaceTracker  # noqa: E402
+from syncreel.media.probe import probe  # noqa: E402
+from syncreel.media.qc import Expectation, run_checks  # noqa: E402
+from syncreel.media.syncqa import qa_checks, score_sync  # noqa: E402
 
 FRAME_MS = 40.0
 EARLY_MS, LATE_MS = 45.0, 125.0

@@ -28,13 +28,13 @@ def main() -> int:
     args = parser.parse_args()
 
     state = Path(tempfile.mkdtemp(prefix="syncreel-bench-"))
-    from schemas.settings import embedded_environment
+    from syncreel.schemas.settings import embedded_environment
 
     os.environ.update(embedded_environment(state))
     from prefect import flow
 
-    from flows.campaign import produce_campaign
-    from schemas.brief import load_brief
+    from syncreel.flows.campaign import produce_campaign
+    from syncreel.schemas.brief import load_brief
 
     @flow
     def warm_up() -> None:

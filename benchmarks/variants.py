@@ -46,10 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
 
-from media.ffmpeg import BITEXACT, run  # noqa: E402
-from media.probe import probe  # noqa: E402
-from media.reframe import analyse_subjects, cover_crop_size, plan_crop_path  # noqa: E402
-from media.variants import (  # noqa: E402
+from syncreel.media.ffmpeg import BITEXACT, run  # noqa: E402
+from syncreel.media.probe import probe  # noqa: E402
+from syncreel.media.reframe import analyse_subjects, cover_crop_size, plan_crop_path  # noqa: E402
+from syncreel.media.variants import (  # noqa: E402
     _crop_commands,
     _encoder_args,
     _output_frames,
@@ -57,7 +57,7 @@ from media.variants import (  # noqa: E402
     filter_path,
     render_variants,
 )
-from schemas.platforms import PLATFORMS, PlatformSpec  # noqa: E402
+from syncreel.schemas.platforms import PLATFORMS, PlatformSpec  # noqa: E402
 
 
 def make_master(path: Path, seconds: float, size: tuple[int, int] = (1920, 1080), fps: int = 25) -> Path:

@@ -27,7 +27,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from model.world import FACE_CROP
+from syncreel.model.world import FACE_CROP
 
 LIME = (0x9B, 0xE5, 0x64)
 TEAL = (0x0F, 0x6E, 0x73)

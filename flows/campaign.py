@@ -1,6 +1,6 @@
 """produce_campaign: brief in, platform deliverables, QA and a manifest out.
 
-    from flows.campaign import produce_campaign
+    from syncreel.flows.campaign import produce_campaign
     summary = produce_campaign("examples/briefs/lumen-fizz.yaml")   # or a Brief instance
 
 The flow only sequences tasks (see DESIGN.md's DAG). Every task is idempotent through syncreel's own
@@ -18,17 +18,17 @@ from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque
 
-from flows.dispatch import generate_master
-from schemas.brief import Brief, load_brief
-from schemas.records import MasterRecord, QAReport, RunSummary
-from tasks.generate import continuation_of
-from tasks.ingest import ingest_reference
-from tasks.plan import mark_failed, parse_brief
-from tasks.publish import publish
-from tasks.qa import qa_character_consistency, qa_deliverable, qa_master
-from tasks.render import assemble_spot, render_variant
-from tasks.review import await_review
-from tasks.speak import speak_lines
+from syncreel.flows.dispatch import generate_master
+from syncreel.schemas.brief import Brief, load_brief
+from syncreel.schemas.records import MasterRecord, QAReport, RunSummary
+from syncreel.tasks.generate import continuation_of
+from syncreel.tasks.ingest import ingest_reference
+from syncreel.tasks.plan import mark_failed, parse_brief
+from syncreel.tasks.publish import publish
+from syncreel.tasks.qa import qa_character_consistency, qa_deliverable, qa_master
+from syncreel.tasks.render import assemble_spot, render_variant
+from syncreel.tasks.review import await_review
+from syncreel.tasks.speak import speak_lines
 
 
 def by_reference(value: Any) -> Any:

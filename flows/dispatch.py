@@ -24,12 +24,12 @@ from prefect.deployments import run_deployment
 from prefect.states import Crashed, State
 from prefect.utilities.annotations import opaque
 
-from flows.scene import SceneRequest
-from schemas.records import CampaignPlan, IngestedReference, MasterRecord
-from schemas.settings import get_settings
-from tasks.generate import generate_scene
-from tasks.progress import emit
-from tasks.runtime import get_runtime, recall
+from syncreel.flows.scene import SceneRequest
+from syncreel.schemas.records import CampaignPlan, IngestedReference, MasterRecord
+from syncreel.schemas.settings import get_settings
+from syncreel.tasks.generate import generate_scene
+from syncreel.tasks.progress import emit
+from syncreel.tasks.runtime import get_runtime, recall
 
 POLL_SECONDS = 1.0
 # How many times one scene attempt is queued again after the machine running it was lost.

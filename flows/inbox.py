@@ -19,10 +19,10 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterIdempoten
 from prefect.deployments import run_deployment
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.brief import Brief, BriefError, BriefIssue, parse_document, validate_brief
-from schemas.document import DEFAULT_LIMITS, DocumentError, read_capped
-from schemas.errors import InputError
-from schemas.settings import get_settings
+from syncreel.schemas.brief import Brief, BriefError, BriefIssue, parse_document, validate_brief
+from syncreel.schemas.document import DEFAULT_LIMITS, DocumentError, read_capped
+from syncreel.schemas.errors import InputError
+from syncreel.schemas.settings import get_settings
 
 BRIEF_SUFFIXES = (".yaml", ".yml", ".json")
 

@@ -18,9 +18,9 @@ from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.records import CampaignPlan, IngestedReference
-from tasks.generate import generate_scene
-from tasks.runtime import cache_key, get_runtime, remember
+from syncreel.schemas.records import CampaignPlan, IngestedReference
+from syncreel.tasks.generate import generate_scene
+from syncreel.tasks.runtime import cache_key, get_runtime, remember
 
 # The global concurrency limit (one slot per GPU in the fleet): flows/deployments.py creates it.
 GPU_LIMIT = "syncreel-gpu"

@@ -20,11 +20,11 @@ from typing import Any
 import av
 import numpy as np
 
-from media import beats, shots
-from media.errors import MediaError
-from media.frames import Picture, pictures
-from media.normalize import read_audio
-from media.probe import open_input, probe
+from syncreel.media import beats, shots
+from syncreel.media.errors import MediaError
+from syncreel.media.frames import Picture, pictures
+from syncreel.media.normalize import read_audio
+from syncreel.media.probe import open_input, probe
 
 SPEECH_RATE = 16_000
 SPEECH_FRAME_S = 0.02
@@ -208,7 +208,7 @@ def analyse_image(path: Path) -> dict[str, Any]:
         "dominant_colours": dominant_colours(rgb),
     }
     try:
-        from media.faces import FaceDetector, FaceModelError
+        from syncreel.media.faces import FaceDetector, FaceModelError
     except ImportError as exc:  # the face runtime is optional for analysis; the QA needs it anyway
         result.update(faces=None, face_error=f"face detector unavailable ({exc})")
         return result

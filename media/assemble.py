@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from media.errors import MediaError
-from media.ffmpeg import BITEXACT, run
-from media.mix import LAYERS, SCENE_MIX, MixSettings, mix_spot, read_stems
-from media.mix import RATE as MIX_RATE
-from media.mix import write_wav as write_mix_wav
-from media.normalize import read_audio
-from media.probe import MediaInfo, VideoInfo, probe
+from syncreel.media.errors import MediaError
+from syncreel.media.ffmpeg import BITEXACT, run
+from syncreel.media.mix import LAYERS, SCENE_MIX, MixSettings, mix_spot, read_stems
+from syncreel.media.mix import RATE as MIX_RATE
+from syncreel.media.mix import write_wav as write_mix_wav
+from syncreel.media.normalize import read_audio
+from syncreel.media.probe import MediaInfo, VideoInfo, probe
 
 SPOT_AUDIO_RATE = 48_000
 

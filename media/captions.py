@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from schemas.platforms import PlatformSpec
+from syncreel.schemas.platforms import PlatformSpec
 
 READING_CHARS_PER_S = 15.0  # comfortable subtitle reading speed
 MIN_CUE_S = 0.8
@@ -308,11 +308,11 @@ def spot_cues(lines: Sequence[DialogueTiming], audio_path: Path | None = None, c
 def _speech_source(path: Path, channel: int | None) -> tuple[np.ndarray, int, float]:
     """Mono samples, their rate and start time: one channel of the file, or all of it downmixed."""
     if channel is None:
-        from media.frames import audio_track
+        from syncreel.media.frames import audio_track
 
         track = audio_track(path)
         return (track.samples, track.rate, track.start_s) if track else (np.zeros(0, np.float32), 16_000, 0.0)
-    from media.normalize import read_audio
+    from syncreel.media.normalize import read_audio
 
     audio, rate = read_audio(path, layout=_LAYOUTS.get(_channel_count(path), "stereo"))
     return (audio[channel] if channel < audio.shape[0] else np.zeros(0, np.float32)), rate, 0.0
@@ -322,7 +322,7 @@ _LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: 
 
 
 def _channel_count(path: Path) -> int:
-    from media.probe import open_input
+    from syncreel.media.probe import open_input
 
     with open_input(path) as container:
         return container.streams.audio[0].codec_context.channels if container.streams.audio else 0

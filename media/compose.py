@@ -43,7 +43,7 @@ from PIL import Image
 from scipy import ndimage
 from scipy.signal import savgol_filter
 
-from media.errors import MediaError
+from syncreel.media.errors import MediaError
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 RESAMPLE = Image.Resampling.LANCZOS  # the one filter every scaled reference is made with
@@ -273,7 +273,7 @@ def object_track(native: np.ndarray) -> ObjectTrack:
 def video_track(path: str | Path, frames: int, fps: float, side: int = 48) -> ObjectTrack:
     """`object_track` of a video (a motion reference), its pictures shown at ``fps`` for ``frames``
     frames (the last one held) and squeezed to ``side``² squares: positions as shares of its frame."""
-    from media.frames import pictures
+    from syncreel.media.frames import pictures
 
     squares: list[np.ndarray] = []
     for shown in pictures(Path(path), fps):
@@ -447,8 +447,8 @@ def photo_mouth(photo: np.ndarray) -> MouthGeometry | None:
     shows no face (or the face models are not installed)."""
     import av
 
-    from media.faces import FaceModelError, FaceTracker
-    from media.frames import Picture
+    from syncreel.media.faces import FaceModelError, FaceTracker
+    from syncreel.media.frames import Picture
 
     try:
         tracker = FaceTracker()

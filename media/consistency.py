@@ -21,10 +21,10 @@ from typing import Any
 import av
 import numpy as np
 
-from media.errors import MediaError
-from media.frames import Picture
-from media.probe import open_input
-from media.qc import CheckResult
+from syncreel.media.errors import MediaError
+from syncreel.media.frames import Picture
+from syncreel.media.probe import open_input
+from syncreel.media.qc import CheckResult
 
 APPEARANCE_BINS = 8  # per RGB channel: 512 colour cells
 METHOD = "rgb histogram intersection of the face crop (middle picture)"
@@ -68,7 +68,7 @@ def _similarity(a: np.ndarray, b: np.ndarray) -> float:
 
 def _detector() -> Any | None:
     try:
-        from media.faces import FaceDetector
+        from syncreel.media.faces import FaceDetector
 
         return FaceDetector()
     except Exception:  # noqa: BLE001 - without the face runtime, whole pictures are compared

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import av
 import numpy as np
 
-from media.errors import MediaError
-from media.ffmpeg import BITEXACT, run
-from media.probe import MediaInfo, probe
+from syncreel.media.errors import MediaError
+from syncreel.media.ffmpeg import BITEXACT, run
+from syncreel.media.probe import MediaInfo, probe
 
 if TYPE_CHECKING:
-    from model.generator import MasterClip
+    from syncreel.model.generator import MasterClip
 
 MASTER_AUDIO_RATE = 48_000
 MASTER_AUDIO_BITRATE = 256_000

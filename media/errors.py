@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from schemas.errors import InputError
+from syncreel.schemas.errors import InputError
 
 
 class MediaError(InputError):

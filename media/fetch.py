@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from media.errors import MediaError
+from syncreel.media.errors import MediaError
 
 _CHUNK = 1 << 16
 _REDIRECTS = {301, 302, 303, 307, 308}

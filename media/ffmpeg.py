@@ -18,7 +18,7 @@ from typing import Any
 import ffmpeg as ffmpeg_python
 import imageio_ffmpeg
 
-from media.errors import MediaError
+from syncreel.media.errors import MediaError
 
 # Reproducible files: no encoder version strings or creation times, so equal inputs give equal bytes.
 BITEXACT = ["-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1"]

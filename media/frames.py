@@ -21,8 +21,8 @@ import av
 import numpy as np
 from PIL import Image
 
-from media.errors import MediaError
-from media.probe import open_input
+from syncreel.media.errors import MediaError
+from syncreel.media.probe import open_input
 
 ANALYSIS_FPS = 25.0  # SyncNet's rate; every score in media/ is computed on this clock
 _PLANAR_420 = {"yuv420p", "yuvj420p"}

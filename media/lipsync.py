@@ -39,10 +39,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from media.faces import FaceTracker
-from media.frames import AudioTrack
-from media.qc import Verdict
-from media.tracks import ClipTracks, analyse
+from syncreel.media.faces import FaceTracker
+from syncreel.media.frames import AudioTrack
+from syncreel.media.qc import Verdict
+from syncreel.media.tracks import ClipTracks, analyse
 
 SPEECH_BAND_HZ = (300.0, 3400.0)
 MAX_LAG = 15  # slots: ±600 ms at 25 fps, as SyncNet searches

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from media.errors import MediaError
+from syncreel.media.errors import MediaError
 
 RATE = 48_000
 LAYERS = ("dialogue", "effects", "ambience", "music")

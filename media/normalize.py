@@ -18,9 +18,9 @@ from typing import BinaryIO, Literal
 import av
 import numpy as np
 
-from media.errors import MediaError
-from media.ffmpeg import BITEXACT, run
-from media.probe import MediaInfo, open_input, probe, refuse_multi_file
+from syncreel.media.errors import MediaError
+from syncreel.media.ffmpeg import BITEXACT, run
+from syncreel.media.probe import MediaInfo, open_input, probe, refuse_multi_file
 
 ReferenceKind = Literal["image", "video", "audio"]
 OUTPUT_SUFFIX = {"image": ".png", "video": ".mp4", "audio": ".flac"}

@@ -12,8 +12,8 @@ from typing import Any
 
 import av
 
-from media.errors import MediaError
-from media.ffmpeg import ACCEPTED_CONTAINERS, INPUT_OPTIONS, REFUSED_CONTAINER
+from syncreel.media.errors import MediaError
+from syncreel.media.ffmpeg import ACCEPTED_CONTAINERS, INPUT_OPTIONS, REFUSED_CONTAINER
 
 # Demuxers that only ever hold one still picture.
 IMAGE_FORMATS = {"image2", "png_pipe", "jpeg_pipe", "webp_pipe", "bmp_pipe", "tiff_pipe", "gif_pipe", "jpegls_pipe"}

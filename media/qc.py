@@ -19,11 +19,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from media.faces import FaceTracker
-from media.ffmpeg import run
-from media.probe import MediaInfo, probe
-from media.tracks import ClipTracks, Span, analyse
-from schemas.platforms import PlatformSpec
+from syncreel.media.faces import FaceTracker
+from syncreel.media.ffmpeg import run
+from syncreel.media.probe import MediaInfo, probe
+from syncreel.media.tracks import ClipTracks, Span, analyse
+from syncreel.schemas.platforms import PlatformSpec
 
 Verdict = Literal["pass", "warn", "fail"]
 

@@ -34,10 +34,10 @@ import numpy as np
 from scipy.optimize import lsq_linear
 from scipy.sparse import diags, eye, vstack
 
-from media.errors import MediaError
-from media.frames import Picture
-from media.probe import open_input
-from media.shots import Shot, shot_boundaries, shots_from_boundaries
+from syncreel.media.errors import MediaError
+from syncreel.media.frames import Picture
+from syncreel.media.probe import open_input
+from syncreel.media.shots import Shot, shot_boundaries, shots_from_boundaries
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in source pixels
 
@@ -145,7 +145,7 @@ def _with_face_margin(box: Box, width: int, height: int) -> Box:
 
 
 def _face_detector() -> tuple[Any, str]:
-    from media.faces import FaceDetector, FaceModelError
+    from syncreel.media.faces import FaceDetector, FaceModelError
 
     try:
         return FaceDetector(threads=1), "blazeface"

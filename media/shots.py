@@ -21,9 +21,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from media.errors import MediaError
-from media.frames import Picture
-from media.probe import open_input
+from syncreel.media.errors import MediaError
+from syncreel.media.frames import Picture
+from syncreel.media.probe import open_input
 
 HISTOGRAM_BINS = 32
 MIN_HISTOGRAM_DISTANCE = 0.30  # total-variation distance (0–1): below this no cut, however quiet the shot

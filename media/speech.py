@@ -22,9 +22,9 @@ from typing import Protocol
 
 import numpy as np
 
-from model.speech import SpeechError, resample
-from model.speech import synthesize as espeak_synthesize
-from schemas.voices import DEFAULT_RATE_WPM, espeak_voice
+from syncreel.model.speech import SpeechError, resample
+from syncreel.model.speech import synthesize as espeak_synthesize
+from syncreel.schemas.voices import DEFAULT_RATE_WPM, espeak_voice
 
 __all__ = ["SpeechError", "Voice", "SpeechEngine", "EspeakEngine", "PiperEngine", "engine_for"]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import av
 
-from media.errors import MediaError
-from media.probe import open_input
+from syncreel.media.errors import MediaError
+from syncreel.media.probe import open_input
 
 
 def still_jpeg(path: str | Path, at_s: float | None = None, max_side: int = 320, quality: int = 80) -> bytes:

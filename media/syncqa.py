@@ -8,12 +8,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from media import lipsync, sfxsync
-from media.faces import FaceTracker
-from media.frames import AudioTrack
-from media.probe import MediaInfo, probe
-from media.qc import CheckResult, Expectation, evaluate, measure_with_tracks
-from media.tracks import ClipTracks, analyse
+from syncreel.media import lipsync, sfxsync
+from syncreel.media.faces import FaceTracker
+from syncreel.media.frames import AudioTrack
+from syncreel.media.probe import MediaInfo, probe
+from syncreel.media.qc import CheckResult, Expectation, evaluate, measure_with_tracks
+from syncreel.media.tracks import ClipTracks, analyse
 
 
 @dataclass(frozen=True)

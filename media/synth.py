@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from media.ffmpeg import BITEXACT, run
+from syncreel.media.ffmpeg import BITEXACT, run
 
 Picture = Literal["testsrc2", "black", "still"]
 Sound = Literal["sine", "silence"]

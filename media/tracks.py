@@ -30,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from media.errors import MediaError
-from media.faces import EYE_LEFT_OF_IMAGE, EYE_RIGHT_OF_IMAGE, FaceMesh, FaceTracker
-from media.frames import ANALYSIS_FPS, AudioTrack, audio_track, pictures
+from syncreel.media.errors import MediaError
+from syncreel.media.faces import EYE_LEFT_OF_IMAGE, EYE_RIGHT_OF_IMAGE, FaceMesh, FaceTracker
+from syncreel.media.frames import ANALYSIS_FPS, AudioTrack, audio_track, pictures
 
 MOUTH_PAIRS = ((13, 14), (82, 87), (312, 317), (81, 178), (311, 402))
 MOTION_GRID_SIDE = 96  # the motion grid's short side, in samples

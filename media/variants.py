@@ -50,11 +50,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from media.captions import Cue, fonts_dir, layout_cues, write_ass, write_srt, write_vtt
-from media.errors import MediaError
-from media.ffmpeg import BITEXACT, run
-from media.probe import MediaInfo, probe
-from media.reframe import (
+from syncreel.media.captions import Cue, fonts_dir, layout_cues, write_ass, write_srt, write_vtt
+from syncreel.media.errors import MediaError
+from syncreel.media.ffmpeg import BITEXACT, run
+from syncreel.media.probe import MediaInfo, probe
+from syncreel.media.reframe import (
     CropPath,
     SourceAnalysis,
     SubjectHint,
@@ -63,8 +63,8 @@ from media.reframe import (
     draw_crop_path,
     plan_crop_path,
 )
-from media.shots import Shot
-from schemas.platforms import X264_PRESETS, PlatformSpec
+from syncreel.media.shots import Shot
+from syncreel.schemas.platforms import X264_PRESETS, PlatformSpec
 
 MAX_CROP_LOSS = 0.25
 PEAK_REPAIR_TRIES = 2  # re-encodes of the sound when the AAC encode still passed the true-peak ceiling

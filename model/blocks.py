@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from model.layers import MLP, Attention, modulate
+from syncreel.model.layers import MLP, Attention, modulate
 
 # Per tower, the adaLN projection yields: shift/scale/gate for self-attention, shift/scale/gate for the
 # MLP, and gates for the text and cross-modal attention.

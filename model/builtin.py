@@ -3,7 +3,7 @@
 The network, its picture size and frame codec included, is what the checkpoint's own config says
 (model.checkpoint.load_checkpoint), so checkpoints trained at any ``small(frame_size)`` load alike.
 
-Weights come from `model/checkpoints/builtin.safetensors` (trained by `python -m model.train` on the
+Weights come from `model/checkpoints/builtin.safetensors` (trained by `python -m syncreel.model.train` on the
 procedural world of model/world.py; see model/checkpoints/README.md) when that file exists; otherwise
 the network is initialised from a fixed seed, which is deterministic but untrained — the run record
 says so (`parameters["trained"] = False`, and the model version ends in `-untrained`).
@@ -38,13 +38,13 @@ import av
 import numpy as np
 import torch
 
-from model.checkpoint import load_checkpoint
-from model.codecs import decode_audio, decode_video, encode_audio, encode_video, square_frames
-from model.config import DualTowerConfig, small
-from model.events import audio_onsets
-from model.flow_matching import Guidance, KnownParts, sample
-from model.generator import GenerationRequest, Generator, MasterClip, ReferenceInput, register_backend
-from model.transformer import (
+from syncreel.model.checkpoint import load_checkpoint
+from syncreel.model.codecs import decode_audio, decode_video, encode_audio, encode_video, square_frames
+from syncreel.model.config import DualTowerConfig, small
+from syncreel.model.events import audio_onsets
+from syncreel.model.flow_matching import Guidance, KnownParts, sample
+from syncreel.model.generator import GenerationRequest, Generator, MasterClip, ReferenceInput, register_backend
+from syncreel.model.transformer import (
     DualTowerTransformer,
     ReferenceTensor,
     audio_reference,
@@ -53,7 +53,7 @@ from model.transformer import (
     video_reference,
     words,
 )
-from model.world import STEMS, vocabulary
+from syncreel.model.world import STEMS, vocabulary
 
 CHECKPOINT = Path(__file__).with_name("checkpoints") / "builtin.safetensors"
 INIT_SEED = 20261123

@@ -16,8 +16,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
-from model.config import DualTowerConfig
-from model.transformer import DualTowerTransformer
+from syncreel.model.config import DualTowerConfig
+from syncreel.model.transformer import DualTowerTransformer
 
 FORMAT = "syncreel-dualtower/1"
 

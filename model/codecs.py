@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from model.config import DualTowerConfig
+from syncreel.model.config import DualTowerConfig
 
 LOG_FLOOR = 1e-5
 # Log-mel values of real sound lie in about [-11.5, 2]; this maps them to about [-1, 1].

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from model.transformer import AUDIO_MIN_T, DualTowerTransformer
+from syncreel.model.transformer import AUDIO_MIN_T, DualTowerTransformer
 
 
 @dataclass(frozen=True)

@@ -168,4 +168,4 @@ def get_generator(name: str, options: Mapping[str, object] | None = None) -> Gen
 
 def _import_builtin_backends() -> None:
     # Registers "builtin" and "ltx2"; model.ltx2 imports diffusers only when an LTX2Generator is made.
-    from model import builtin, ltx2  # noqa: F401
+    from syncreel.model import builtin, ltx2  # noqa: F401

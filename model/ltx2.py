@@ -53,7 +53,7 @@ import torch
 from PIL import Image
 from scipy.signal import resample_poly
 
-from model.generator import (
+from syncreel.model.generator import (
     GenerationRequest,
     Generator,
     GeneratorOutOfMemory,

@@ -1,6 +1,6 @@
 """Random-weight LTX-2 pipelines built entirely in code: no download, no checkpoint.
 
-    from model.ltx2_random import build_random_pipeline, tiny
+    from syncreel.model.ltx2_random import build_random_pipeline, tiny
     build_random_pipeline(tiny()).save_pretrained("weights/")   # a directory SYNCREEL_LTX2_PATH can point at
 
 Two presets of one frozen shape:

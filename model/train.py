@@ -4,12 +4,12 @@ The shipped checkpoints started from these commands (two CPU cores; the last two
 thread each) and were then fine-tuned three times with ``--resume``; model/checkpoints/README.md has
 every command, the curves and what each stage changed:
 
-    python -m model.train --codec-minutes 10 --minutes 0 --out codec.safetensors
-    python -m model.train --codec-from codec.safetensors --codec-minutes 8 --minutes 0 --seed 1 \\
+    python -m syncreel.model.train --codec-minutes 10 --minutes 0 --out codec.safetensors
+    python -m syncreel.model.train --codec-from codec.safetensors --codec-minutes 8 --minutes 0 --seed 1 \\
         --out codec2.safetensors
-    python -m model.train --codec-from codec2.safetensors --minutes 80 --threads 1 \\
+    python -m syncreel.model.train --codec-from codec2.safetensors --minutes 80 --threads 1 \\
         --out model/checkpoints/builtin.safetensors
-    python -m model.train --sequential --codec-from codec2.safetensors --minutes 80 --threads 1 \\
+    python -m syncreel.model.train --sequential --codec-from codec2.safetensors --minutes 80 --threads 1 \\
         --out model/checkpoints/sequential.safetensors
 
 Two stages. First the frame autoencoder (codecs.VideoAutoencoder) learns to reconstruct world frames
@@ -45,12 +45,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model.checkpoint import load_checkpoint, load_codec_state, read_metadata, save_checkpoint
-from model.codecs import VideoAutoencoder, encode_audio
-from model.config import DualTowerConfig, sequential, small
-from model.flow_matching import TrainingModes, flow_matching_loss
-from model.plot import plot_curves
-from model.transformer import (
+from syncreel.model.checkpoint import load_checkpoint, load_codec_state, read_metadata, save_checkpoint
+from syncreel.model.codecs import VideoAutoencoder, encode_audio
+from syncreel.model.config import DualTowerConfig, sequential, small
+from syncreel.model.flow_matching import TrainingModes, flow_matching_loss
+from syncreel.model.plot import plot_curves
+from syncreel.model.transformer import (
     DualTowerTransformer,
     ReferenceTensor,
     audio_reference,
@@ -58,7 +58,7 @@ from model.transformer import (
     tokenize,
     video_reference,
 )
-from model.world import WorldClip, face, sample_clip
+from syncreel.model.world import WorldClip, face, sample_clip
 
 CAPTION_DROPOUT = 0.1
 REFERENCE_PROBABILITY = 0.3

@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.blocks import DualTowerBlock, TowerState
-from model.codecs import VideoAutoencoder, encode_audio
-from model.config import DualTowerConfig
-from model.layers import TimestepEmbedder, index_angles, modulate, time_angles, time_window_bias
+from syncreel.model.blocks import DualTowerBlock, TowerState
+from syncreel.model.codecs import VideoAutoencoder, encode_audio
+from syncreel.model.config import DualTowerConfig
+from syncreel.model.layers import TimestepEmbedder, index_angles, modulate, time_angles, time_window_bias
 
 REFERENCE_KINDS = ("image", "video", "audio")
 # Below this flow time the audio velocity (x_t − clean) / t is taken at t = AUDIO_MIN_T, not blown up.

@@ -21,8 +21,8 @@ from functools import cache
 
 import numpy as np
 
-from model.speech import synthesize
-from model.transformer import words
+from syncreel.model.speech import synthesize
+from syncreel.model.transformer import words
 
 STEMS = ("dialogue", "effects", "ambience")
 SCENE_KINDS = ("bounce", "pulse", "talk")

@@ -20,10 +20,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from schemas.document import DEFAULT_LIMITS, DocumentError, DocumentLimits, parse_limited, read_capped
-from schemas.errors import InputError
-from schemas.platforms import PlatformSpec, resolve_platforms
-from schemas.voices import (
+from syncreel.schemas.document import DEFAULT_LIMITS, DocumentError, DocumentLimits, parse_limited, read_capped
+from syncreel.schemas.errors import InputError
+from syncreel.schemas.platforms import PlatformSpec, resolve_platforms
+from syncreel.schemas.voices import (
     DEFAULT_PITCH,
     DEFAULT_RATE_WPM,
     ESPEAK_VOICES,

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from schemas.errors import InputError
+from syncreel.schemas.errors import InputError
 
 # libyaml's parser is C and iterative (it also stops at 1000 levels on its own); the pure-Python
 # parser is the fallback where PyYAML was built without it.

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas.brief import Brief
-from schemas.platforms import PlatformSpec
+from syncreel.schemas.brief import Brief
+from syncreel.schemas.platforms import PlatformSpec
 
 Verdict = Literal["pass", "warn", "fail"]
 

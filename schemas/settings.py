@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from schemas.platforms import X264Preset
+from syncreel.schemas.platforms import X264Preset
 
 
 class Settings(BaseSettings):

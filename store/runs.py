@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from store.models import (
+from syncreel.store.models import (
     Asset,
     CampaignRun,
     Deliverable,

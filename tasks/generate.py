@@ -11,23 +11,24 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-import media.compose
-import media.encode
-import media.speech
-from media.compose import SceneReferences, compose_scene, read_image, video_track
-from media.encode import write_master_clip, write_stems
-from media.mix import RATE as STEMS_RATE
-from media.mix import read_stems
-from media.speech import with_stem
-from model.generator import GenerationRequest, Generator, MasterClip, ReferenceInput, get_generator
-from schemas.brief import Brief, Scene
-from schemas.records import CampaignPlan, IngestedReference, MasterRecord
-from schemas.settings import Settings
-from store import runs
-from store.models import SceneStatus
-from tasks.progress import emit
-from tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, owner_id, store_asset, to_record
-from tasks.speak import dialogue_id, voice_id
+import syncreel.media.compose
+import syncreel.media.encode
+import syncreel.media.speech
+from syncreel import media
+from syncreel.media.compose import SceneReferences, compose_scene, read_image, video_track
+from syncreel.media.encode import write_master_clip, write_stems
+from syncreel.media.mix import RATE as STEMS_RATE
+from syncreel.media.mix import read_stems
+from syncreel.media.speech import with_stem
+from syncreel.model.generator import GenerationRequest, Generator, MasterClip, ReferenceInput, get_generator
+from syncreel.schemas.brief import Brief, Scene
+from syncreel.schemas.records import CampaignPlan, IngestedReference, MasterRecord
+from syncreel.schemas.settings import Settings
+from syncreel.store import runs
+from syncreel.store.models import SceneStatus
+from syncreel.tasks.progress import emit
+from syncreel.tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, owner_id, store_asset, to_record
+from syncreel.tasks.speak import dialogue_id, voice_id
 
 # A prime stride: each regeneration attempt gets an unrelated seed, and the same one on every re-run.
 _SEED_STRIDE = 1_000_003

@@ -25,23 +25,24 @@ from botocore.exceptions import BotoCoreError, ClientError
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-import media.analysis
-import media.beats
-import media.normalize
-import media.probe
-from media.analysis import analyse_reference
-from media.errors import MediaError
-from media.fetch import FetchPolicy, fetch_https
-from media.normalize import normalize_reference
-from media.probe import probe
-from schemas.brief import Reference
-from schemas.errors import InputError
-from schemas.records import IngestedReference
-from schemas.settings import Settings
-from store import runs
-from store.assets import file_sha256
-from tasks.progress import emit
-from tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, store_asset, to_record
+import syncreel.media.analysis
+import syncreel.media.beats
+import syncreel.media.normalize
+import syncreel.media.probe
+from syncreel import media
+from syncreel.media.analysis import analyse_reference
+from syncreel.media.errors import MediaError
+from syncreel.media.fetch import FetchPolicy, fetch_https
+from syncreel.media.normalize import normalize_reference
+from syncreel.media.probe import probe
+from syncreel.schemas.brief import Reference
+from syncreel.schemas.errors import InputError
+from syncreel.schemas.records import IngestedReference
+from syncreel.schemas.settings import Settings
+from syncreel.store import runs
+from syncreel.store.assets import file_sha256
+from syncreel.tasks.progress import emit
+from syncreel.tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, store_asset, to_record
 
 
 class ReferenceRejected(InputError):

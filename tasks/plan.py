@@ -9,12 +9,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import Session
 
-from schemas.brief import Brief
-from schemas.errors import user_message
-from schemas.records import CampaignPlan
-from store import runs
-from tasks.progress import emit
-from tasks.runtime import PIPELINE_VERSION, get_runtime, owner_id
+from syncreel.schemas.brief import Brief
+from syncreel.schemas.errors import user_message
+from syncreel.schemas.records import CampaignPlan
+from syncreel.store import runs
+from syncreel.tasks.progress import emit
+from syncreel.tasks.runtime import PIPELINE_VERSION, get_runtime, owner_id
 
 # A preview renders every scene small and with few sampler steps, with the full render's seeds.
 PREVIEW_MAX_SIDE = 320

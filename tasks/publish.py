@@ -13,7 +13,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from schemas.records import (
+from syncreel.schemas.records import (
     CampaignPlan,
     DeliverableRecord,
     IngestedReference,
@@ -22,12 +22,12 @@ from schemas.records import (
     RunSummary,
     SpotRecord,
 )
-from store import runs
-from store.models import RunStatus
-from tasks.progress import emit
-from tasks.report import manifest_key, report_key, store_report
-from tasks.review import ReviewDecision
-from tasks.runtime import Runtime, get_runtime
+from syncreel.store import runs
+from syncreel.store.models import RunStatus
+from syncreel.tasks.progress import emit
+from syncreel.tasks.report import manifest_key, report_key, store_report
+from syncreel.tasks.review import ReviewDecision
+from syncreel.tasks.runtime import Runtime, get_runtime
 
 
 def build_manifest(

@@ -12,23 +12,24 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-import media.consistency
-import media.faces
-import media.lipsync
-import media.probe
-import media.qc
-import media.sfxsync
-import media.syncqa
-import media.tracks
-from media.consistency import character_consistency, consistency_checks
-from media.frames import AudioTrack
-from media.mix import RATE as STEMS_RATE
-from media.mix import read_stems
-from media.qc import Expectation
-from media.syncqa import qa_checks
-from schemas.brief import Brief, Scene
-from schemas.platforms import PlatformSpec
-from schemas.records import (
+import syncreel.media.consistency
+import syncreel.media.faces
+import syncreel.media.lipsync
+import syncreel.media.probe
+import syncreel.media.qc
+import syncreel.media.sfxsync
+import syncreel.media.syncqa
+import syncreel.media.tracks
+from syncreel import media
+from syncreel.media.consistency import character_consistency, consistency_checks
+from syncreel.media.frames import AudioTrack
+from syncreel.media.mix import RATE as STEMS_RATE
+from syncreel.media.mix import read_stems
+from syncreel.media.qc import Expectation
+from syncreel.media.syncqa import qa_checks
+from syncreel.schemas.brief import Brief, Scene
+from syncreel.schemas.platforms import PlatformSpec
+from syncreel.schemas.records import (
     CampaignPlan,
     CheckOutcome,
     Decision,
@@ -37,10 +38,10 @@ from schemas.records import (
     MasterRecord,
     QAReport,
 )
-from store import runs
-from store.models import SceneStatus
-from tasks.progress import emit
-from tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized
+from syncreel.store import runs
+from syncreel.store.models import SceneStatus
+from syncreel.tasks.progress import emit
+from syncreel.tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized
 
 
 def sync_expectation(brief: Brief, scene: Scene, master: MasterRecord) -> dict[str, Any] | None:

@@ -8,25 +8,26 @@ from dataclasses import asdict
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-import media.analysis
-import media.assemble
-import media.captions
-import media.ffmpeg
-import media.mix
-import media.reframe
-import media.shots
-import media.variants
-from media.assemble import assemble_layered as join_layered
-from media.captions import Cue, DialogueTiming, spot_cues
-from media.mix import RATE as MIX_RATE
-from media.mix import MixSettings
-from media.variants import render_variants as render_to_specs
-from schemas.brief import Music
-from schemas.platforms import PlatformSpec
-from schemas.records import CampaignPlan, DeliverableRecord, IngestedReference, MasterRecord, SpotRecord
-from store import runs
-from tasks.progress import emit
-from tasks.runtime import (
+import syncreel.media.analysis
+import syncreel.media.assemble
+import syncreel.media.captions
+import syncreel.media.ffmpeg
+import syncreel.media.mix
+import syncreel.media.reframe
+import syncreel.media.shots
+import syncreel.media.variants
+from syncreel import media
+from syncreel.media.assemble import assemble_layered as join_layered
+from syncreel.media.captions import Cue, DialogueTiming, spot_cues
+from syncreel.media.mix import RATE as MIX_RATE
+from syncreel.media.mix import MixSettings
+from syncreel.media.variants import render_variants as render_to_specs
+from syncreel.schemas.brief import Music
+from syncreel.schemas.platforms import PlatformSpec
+from syncreel.schemas.records import CampaignPlan, DeliverableRecord, IngestedReference, MasterRecord, SpotRecord
+from syncreel.store import runs
+from syncreel.tasks.progress import emit
+from syncreel.tasks.runtime import (
     Runtime,
     cache_key,
     code_fingerprint,

@@ -21,13 +21,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from media.analysis import describe
-from media.errors import MediaError
-from media.still import still_jpeg
-from store import runs
-from store.assets import AssetStoreError
-from store.models import Asset, ReferenceAsset
-from tasks.runtime import Runtime
+from syncreel.media.analysis import describe
+from syncreel.media.errors import MediaError
+from syncreel.media.still import still_jpeg
+from syncreel.store import runs
+from syncreel.store.assets import AssetStoreError
+from syncreel.store.models import Asset, ReferenceAsset
+from syncreel.tasks.runtime import Runtime
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d1d1f;max-width:1200px}

@@ -16,12 +16,12 @@ from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from schemas.records import CampaignPlan, QAReport
-from store import runs
-from store.models import SceneStatus
-from tasks.plan import approval_subject
-from tasks.progress import emit
-from tasks.runtime import get_runtime
+from syncreel.schemas.records import CampaignPlan, QAReport
+from syncreel.store import runs
+from syncreel.store.models import SceneStatus
+from syncreel.tasks.plan import approval_subject
+from syncreel.tasks.progress import emit
+from syncreel.tasks.runtime import get_runtime
 
 REVIEW_SUBJECT = "review"
 

@@ -30,10 +30,10 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from schemas.settings import Settings, get_settings
-from store import runs
-from store.assets import AssetStore, StoredAsset, open_store
-from store.db import make_engine, session_scope, upgrade_database
+from syncreel.schemas.settings import Settings, get_settings
+from syncreel.store import runs
+from syncreel.store.assets import AssetStore, StoredAsset, open_store
+from syncreel.store.db import make_engine, session_scope, upgrade_database
 
 RecordT = TypeVar("RecordT", bound=BaseModel)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from schemas.brief import MAX_CLIP_REFERENCES, MAX_IMAGE_REFERENCES, BriefError, load_brief, validate_brief
-from schemas.platforms import PLATFORMS, resolve_platforms
+from syncreel.schemas.brief import MAX_CLIP_REFERENCES, MAX_IMAGE_REFERENCES, BriefError, load_brief, validate_brief
+from syncreel.schemas.platforms import PLATFORMS, resolve_platforms
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "briefs" / "lumen-fizz.yaml"
@@ -119,7 +119,7 @@ def test_cli_validate_lists_each_mistake(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(data))
     result = subprocess.run(
-        [sys.executable, "-m", "flows", "validate", str(bad)], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "syncreel.cli", "validate", str(bad)], capture_output=True, text=True, cwd=ROOT
     )
     assert result.returncode == 2, result.stdout + result.stderr
     err = result.stderr
@@ -128,6 +128,6 @@ def test_cli_validate_lists_each_mistake(tmp_path):
     assert "platforms[1]" in err and "friendster" in err
     assert "scenes[1].dialogue[0].text" in err and "fr" in err
     ok = subprocess.run(
-        [sys.executable, "-m", "flows", "validate", str(EXAMPLE)], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "syncreel.cli", "validate", str(EXAMPLE)], capture_output=True, text=True, cwd=ROOT
     )
     assert ok.returncode == 0 and "lumen-fizz-launch" in ok.stdout

@@ -19,7 +19,7 @@ import av
 import pytest
 import yaml
 
-from schemas.settings import embedded_environment
+from syncreel.schemas.settings import embedded_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "briefs" / "lumen-fizz.yaml"
@@ -57,7 +57,7 @@ def env_for(state: Path) -> dict[str, str]:
 
 def syncreel(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "flows", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "syncreel.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -140,7 +140,7 @@ def test_sigkill_during_generation_then_rerun_completes_without_duplicates(tmp_p
     env = env_for(state)
     db = state / "state.db"
     process = subprocess.Popen(
-        [sys.executable, "-m", "flows", "run", str(brief), "--out", str(out), "--json"],
+        [sys.executable, "-m", "syncreel.cli", "run", str(brief), "--out", str(out), "--json"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from media.captions import (
+from syncreel.media.captions import (
     WORD_JOINER,
     Cue,
     DialogueTiming,
@@ -25,9 +25,9 @@ from media.captions import (
     write_srt,
     write_vtt,
 )
-from media.encode import write_master
-from media.variants import filter_path, render_variants
-from schemas.platforms import PLATFORMS
+from syncreel.media.encode import write_master
+from syncreel.media.variants import filter_path, render_variants
+from syncreel.schemas.platforms import PLATFORMS
 
 HOSTILE = [
     "He said \"hi\" & 'bye': [ok] 100% {\\fs200}big\\N \\ back — <b>tag</b> --> arrow",

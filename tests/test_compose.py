@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from media.compose import (
+from syncreel.media.compose import (
     Composition,
     FaceMotion,
     Layout,
@@ -28,14 +28,14 @@ from media.compose import (
     scaled,
     video_track,
 )
-from media.consistency import appearance
-from media.encode import write_master
-from media.faces import FaceDetector
-from media.speech import EspeakEngine, Voice, dialogue_track
-from media.syncqa import SyncReport, score_sync
-from model.generator import GenerationRequest, MasterClip, ReferenceInput
-from model.world import bounce, face, loudness_envelope, mouth_mask, thump
-from tasks.generate import with_references_on_screen
+from syncreel.media.consistency import appearance
+from syncreel.media.encode import write_master
+from syncreel.media.faces import FaceDetector
+from syncreel.media.speech import EspeakEngine, Voice, dialogue_track
+from syncreel.media.syncqa import SyncReport, score_sync
+from syncreel.model.generator import GenerationRequest, MasterClip, ReferenceInput
+from syncreel.model.world import bounce, face, loudness_envelope, mouth_mask, thump
+from syncreel.tasks.generate import with_references_on_screen
 
 ASSETS = Path(__file__).resolve().parents[1] / "examples" / "briefs" / "assets"
 FPS, RATE = 24.0, 48_000

@@ -19,11 +19,11 @@ import yaml
 from PIL import Image
 from test_analysis import _clip_with_a_cut, click_track, write_wav
 
-from media.consistency import character_consistency, consistency_checks
-from media.encode import write_master
-from model.generator import _BACKENDS, GenerationRequest, Generator, MasterClip, register_backend
-from schemas.brief import BriefError, validate_brief
-from schemas.settings import get_settings
+from syncreel.media.consistency import character_consistency, consistency_checks
+from syncreel.media.encode import write_master
+from syncreel.model.generator import _BACKENDS, GenerationRequest, Generator, MasterClip, register_backend
+from syncreel.schemas.brief import BriefError, validate_brief
+from syncreel.schemas.settings import get_settings
 
 SIZE = (384, 216)
 
@@ -251,8 +251,8 @@ def face_state(embedded_state, calibration, photo, monkeypatch):
 
 
 def _character_rows(run_id: str) -> dict[str, tuple[str, str, dict]]:
-    from store import runs
-    from tasks.runtime import get_runtime
+    from syncreel.store import runs
+    from syncreel.tasks.runtime import get_runtime
 
     with get_runtime().session() as session:
         return {
@@ -269,7 +269,7 @@ def _published(summary) -> tuple[dict, str]:
 
 @pytest.mark.slow
 def test_the_same_character_in_every_scene_and_language_passes(harness, face_state) -> None:
-    from flows.campaign import produce_campaign
+    from syncreel.flows.campaign import produce_campaign
 
     summary = produce_campaign(str(face_state))
     rows = _character_rows(summary.run_id)
@@ -299,7 +299,7 @@ def test_the_same_character_in_every_scene_and_language_passes(harness, face_sta
 
 @pytest.mark.slow
 def test_a_scene_drawn_differently_in_one_language_ends_needs_review(harness, face_state, monkeypatch) -> None:
-    from flows.campaign import produce_campaign
+    from syncreel.flows.campaign import produce_campaign
 
     monkeypatch.setattr(FaceBackend, "odd", ("s1", "es"))
     summary = produce_campaign(str(face_state))

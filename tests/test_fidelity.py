@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from media.compose import Placement, SceneReferences, compose_scene, packshot_at, read_image, scaled
-from media.faces import FaceDetector
+from syncreel.media.compose import Placement, SceneReferences, compose_scene, packshot_at, read_image, scaled
+from syncreel.media.faces import FaceDetector
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "examples" / "briefs" / "assets"

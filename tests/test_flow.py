@@ -13,16 +13,16 @@ import yaml
 from prefect.artifacts import Artifact
 from test_campaign import small_brief
 
-from schemas.brief import validate_brief
-from schemas.settings import get_settings
-from tasks.ingest import ReferenceRejected
+from syncreel.schemas.brief import validate_brief
+from syncreel.schemas.settings import get_settings
+from syncreel.tasks.ingest import ReferenceRejected
 
 pytestmark = pytest.mark.slow
 
 
 def test_produce_campaign_in_process_publishes_manifest_and_artifacts(harness, embedded_state):
-    from flows.campaign import produce_campaign
-    from tasks.progress import listening
+    from syncreel.flows.campaign import produce_campaign
+    from syncreel.tasks.progress import listening
 
     brief_path = small_brief(embedded_state)
     events = []
@@ -41,9 +41,9 @@ def test_produce_campaign_in_process_publishes_manifest_and_artifacts(harness, e
 
 
 def test_a_corrupt_reference_fails_the_run_with_its_id_and_file(harness, embedded_state):
-    from flows.campaign import produce_campaign
-    from store import runs
-    from tasks.runtime import get_runtime
+    from syncreel.flows.campaign import produce_campaign
+    from syncreel.store import runs
+    from syncreel.tasks.runtime import get_runtime
 
     brief_path = small_brief(embedded_state)
     data = yaml.safe_load(brief_path.read_text())
@@ -63,9 +63,9 @@ def test_production_configuration_postgres_and_s3(harness, tmp_path, monkeypatch
     """The same campaign with run state in PostgreSQL and assets in S3 (moto's server), then a re-run."""
     import boto3
 
-    from flows.campaign import produce_campaign
-    from store.assets import S3AssetStore
-    from tasks.runtime import get_runtime
+    from syncreel.flows.campaign import produce_campaign
+    from syncreel.store.assets import S3AssetStore
+    from syncreel.tasks.runtime import get_runtime
 
     boto3.client("s3").create_bucket(Bucket="campaigns")
     monkeypatch.setenv("SYNCREEL_DATABASE_URL", postgres_url)
@@ -92,9 +92,9 @@ def test_production_configuration_postgres_and_s3(harness, tmp_path, monkeypatch
 
 
 def test_a_scene_can_continue_the_previous_scenes_last_frames(harness, embedded_state):
-    from flows.campaign import produce_campaign
-    from store import runs
-    from tasks.runtime import get_runtime
+    from syncreel.flows.campaign import produce_campaign
+    from syncreel.store import runs
+    from syncreel.tasks.runtime import get_runtime
 
     brief_path = small_brief(embedded_state)
     data = yaml.safe_load(brief_path.read_text())

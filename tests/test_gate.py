@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import yaml
 
-from model.generator import _BACKENDS, GenerationRequest, Generator, MasterClip, register_backend
-from schemas.settings import get_settings
-from tasks.plan import PREVIEW_MAX_SIDE, PREVIEW_STEPS
+from syncreel.model.generator import _BACKENDS, GenerationRequest, Generator, MasterClip, register_backend
+from syncreel.schemas.settings import get_settings
+from syncreel.tasks.plan import PREVIEW_MAX_SIDE, PREVIEW_STEPS
 
 pytestmark = pytest.mark.slow
 
@@ -95,15 +95,15 @@ def gate_state(embedded_state, talking_backend, monkeypatch):
 
 
 def _qa_rows(run_id: str) -> dict[tuple[str, str], object]:
-    from store import runs
-    from tasks.runtime import get_runtime
+    from syncreel.store import runs
+    from syncreel.tasks.runtime import get_runtime
 
     with get_runtime().session() as session:
         return {(r.subject, r.check): (r.verdict, r.message, dict(r.metrics)) for r in runs.qa_results(session, run_id)}
 
 
 def test_a_master_out_of_sync_is_regenerated_then_passes(harness, gate_state, monkeypatch):
-    from flows.campaign import produce_campaign
+    from syncreel.flows.campaign import produce_campaign
 
     monkeypatch.setenv("SYNCREEL_FAULT_AUDIO_SHIFT_ATTEMPTS", "1")  # only the first attempt is shifted
     get_settings.cache_clear()
@@ -123,7 +123,7 @@ def test_a_master_out_of_sync_is_regenerated_then_passes(harness, gate_state, mo
 
 
 def test_a_master_that_never_passes_ends_needs_review_with_the_evidence(harness, gate_state, monkeypatch):
-    from flows.campaign import produce_campaign
+    from syncreel.flows.campaign import produce_campaign
 
     monkeypatch.setenv("SYNCREEL_FAULT_AUDIO_SHIFT_ATTEMPTS", "0")  # every attempt is shifted
     get_settings.cache_clear()
@@ -141,7 +141,7 @@ def test_a_master_that_never_passes_ends_needs_review_with_the_evidence(harness,
 
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from syncreel.cli import app
 
     target = gate_state / "report.html"
     made = CliRunner().invoke(app, ["report", summary.run_id, "--out", str(target)])
@@ -153,7 +153,7 @@ def test_a_paused_run_waits_for_its_reviewer_and_an_approval_lets_it_finish(harn
     from prefect.client.orchestration import get_client
     from prefect.flow_runs import resume_flow_run
 
-    from flows.campaign import produce_campaign
+    from syncreel.flows.campaign import produce_campaign
 
     monkeypatch.setenv("SYNCREEL_FAULT_AUDIO_SHIFT_ATTEMPTS", "0")
     get_settings.cache_clear()
@@ -180,11 +180,11 @@ def test_a_paused_run_waits_for_its_reviewer_and_an_approval_lets_it_finish(harn
 def test_preview_renders_small_and_the_full_render_reuses_the_approved_seed(harness, gate_state, monkeypatch):
     from typer.testing import CliRunner
 
-    from flows.campaign import produce_campaign
-    from flows.cli import app
-    from store import runs
-    from tasks.review import record_approval
-    from tasks.runtime import get_runtime
+    from syncreel.flows.campaign import produce_campaign
+    from syncreel.cli import app
+    from syncreel.store import runs
+    from syncreel.tasks.review import record_approval
+    from syncreel.tasks.runtime import get_runtime
 
     monkeypatch.setenv("SYNCREEL_FAULT_AUDIO_SHIFT_ATTEMPTS", "1")  # the preview's first seed fails its QA
     get_settings.cache_clear()
@@ -214,7 +214,7 @@ def test_preview_renders_small_and_the_full_render_reuses_the_approved_seed(harn
 
     record_approval(preview.run_id, "presenter", "en", approve=False, reviewer="sam", note="wrong smile")
     with get_runtime().session() as session:
-        from schemas.brief import load_brief
-        from tasks.plan import first_attempts
+        from syncreel.schemas.brief import load_brief
+        from syncreel.tasks.plan import first_attempts
 
         assert first_attempts(session, load_brief(brief)) == {"presenter:en": 2}  # rejected: the next seed

@@ -28,11 +28,11 @@ from hypothesis import strategies as st
 from test_ingest import _store_is_empty
 from typer.testing import CliRunner
 
-from flows.cli import app
-from media.synth import synth_media
-from schemas.brief import BriefError, Reference, parse_document, validate_brief
-from schemas.settings import Settings, get_settings
-from tasks.ingest import ReferenceRejected, _ingest
+from syncreel.cli import app
+from syncreel.media.synth import synth_media
+from syncreel.schemas.brief import BriefError, Reference, parse_document, validate_brief
+from syncreel.schemas.settings import Settings, get_settings
+from syncreel.tasks.ingest import ReferenceRejected, _ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "briefs" / "lumen-fizz.yaml"
@@ -349,7 +349,7 @@ def test_validate_refuses_a_50_mb_brief_and_a_billion_laughs_as_a_process(tmp_pa
     laughs.write_text(billion_laughs())
     for path, message in ((big, "larger than 1,048,576 bytes"), (laughs, "aliases included")):
         done = subprocess.run(
-            [sys.executable, "-m", "flows", "validate", str(path)], capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "syncreel.cli", "validate", str(path)], capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 2, done.stderr
         assert message in done.stderr and "Traceback" not in done.stderr + done.stdout
@@ -360,7 +360,7 @@ def test_validate_refuses_a_50_mb_brief_and_a_billion_laughs_as_a_process(tmp_pa
 
 @pytest.fixture
 def runtime(embedded_state: Path, monkeypatch: pytest.MonkeyPatch):
-    from tasks.runtime import get_runtime
+    from syncreel.tasks.runtime import get_runtime
 
     monkeypatch.setenv("SYNCREEL_REFERENCE_DOWNLOAD_TIMEOUT_S", "3")
     get_settings.cache_clear()
@@ -490,7 +490,7 @@ def test_run_with_a_rejected_reference_prints_one_line_and_logs_the_traceback(tm
         "PREFECT_HOME": str(tmp_path / "prefect"),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "flows", "run", "brief.yaml"],
+        [sys.executable, "-m", "syncreel.cli", "run", "brief.yaml"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     terminal = done.stdout + done.stderr
@@ -568,7 +568,7 @@ def test_fuzz_documents_parse_cleanly_or_refuse(text: str, as_json: bool) -> Non
 
 def test_an_unexpected_failure_is_one_line_with_the_traceback_in_the_log(tmp_path: Path) -> None:
     env = {**os.environ, "SYNCREEL_DATABASE_URL": "bogus://nowhere", "SYNCREEL_WORK_DIR": str(tmp_path / "work")}
-    done = subprocess.run([sys.executable, "-m", "flows", "runs"], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "syncreel.cli", "runs"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "Traceback" not in done.stdout + done.stderr
     assert done.stderr.strip().splitlines() == [
@@ -579,7 +579,7 @@ def test_an_unexpected_failure_is_one_line_with_the_traceback_in_the_log(tmp_pat
 
 def test_an_inbox_run_cannot_point_outside_the_operators_inbox(tmp_path: Path, monkeypatch, canary: Path) -> None:
     """The inbox moves the files it handles: a run's parameters (editable in the UI) cannot aim it elsewhere."""
-    from flows.inbox import InboxRefused, InboxRequest, campaign_inbox, within_inbox
+    from syncreel.flows.inbox import InboxRefused, InboxRequest, campaign_inbox, within_inbox
 
     inbox = tmp_path / "inbox"
     (inbox / "team-a").mkdir(parents=True)

@@ -25,15 +25,15 @@ import pytest
 from sqlalchemy import func, select
 from test_ingest import _ref, _store_is_empty, https_server, runtime, trusted  # noqa: F401 - fixtures
 
-from media.errors import MediaError
-from media.fetch import FetchPolicy, fetch_https
-from media.ffmpeg import _failure_tail, run
-from media.frames import audio_track, pictures
-from media.normalize import normalize_reference, read_audio
-from media.probe import probe
-from media.synth import Picture, synth_media
-from store.models import ReferenceAsset
-from tasks.ingest import ReferenceRejected, _ingest
+from syncreel.media.errors import MediaError
+from syncreel.media.fetch import FetchPolicy, fetch_https
+from syncreel.media.ffmpeg import _failure_tail, run
+from syncreel.media.frames import audio_track, pictures
+from syncreel.media.normalize import normalize_reference, read_audio
+from syncreel.media.probe import probe
+from syncreel.media.synth import Picture, synth_media
+from syncreel.store.models import ReferenceAsset
+from syncreel.tasks.ingest import ReferenceRejected, _ingest
 
 CANARY = "CANARY-7f3a9c-do-not-echo"
 SECRET = "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI-K7MDENG-bPxRfiCY"  # the reference's own private content

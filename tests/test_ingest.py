@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from media.errors import MediaError
-from media.fetch import FetchPolicy, address_refusal, fetch_https
-from media.synth import synth_media
-from schemas.brief import Reference
-from schemas.settings import get_settings
-from store.models import Asset, ReferenceAsset
-from tasks.ingest import ReferenceRejected, _ingest, confined_path, locate_source
+from syncreel.media.errors import MediaError
+from syncreel.media.fetch import FetchPolicy, address_refusal, fetch_https
+from syncreel.media.synth import synth_media
+from syncreel.schemas.brief import Reference
+from syncreel.schemas.settings import get_settings
+from syncreel.store.models import Asset, ReferenceAsset
+from syncreel.tasks.ingest import ReferenceRejected, _ingest, confined_path, locate_source
 
 BODY = bytes(range(256)) * 40  # 10 240 bytes
 
@@ -269,7 +269,7 @@ def _png(path: Path, width: int, height: int) -> Path:
 
 @pytest.fixture
 def runtime(embedded_state: Path, monkeypatch: pytest.MonkeyPatch):
-    from tasks.runtime import get_runtime
+    from syncreel.tasks.runtime import get_runtime
 
     monkeypatch.setenv("SYNCREEL_REFERENCE_PRIVATE_NETWORKS", '["127.0.0.1/32"]')
     monkeypatch.setenv("SYNCREEL_REFERENCE_MAX_DOWNLOAD_BYTES", "300000")
@@ -323,7 +323,7 @@ def test_bad_reference_corpus_is_rejected_with_specific_messages(runtime, embedd
 
 
 def test_loopback_url_rejected_without_the_setting(embedded_state: Path, trusted: str) -> None:
-    from tasks.runtime import get_runtime
+    from syncreel.tasks.runtime import get_runtime
 
     rt = get_runtime()
     with pytest.raises(ReferenceRejected, match=r"'remote' \(https://127\.0\.0\.1.*loopback address"):
@@ -364,7 +364,7 @@ def test_identical_uploads_dedupe_across_campaigns_and_keep_probe_and_analysis(
 def test_settings_refuse_a_network_that_is_not_cidr() -> None:
     from pydantic import ValidationError
 
-    from schemas.settings import Settings
+    from syncreel.schemas.settings import Settings
 
     assert Settings(reference_private_networks=["10.0.0.0/8"]).reference_private_networks == ("10.0.0.0/8",)
     with pytest.raises(ValidationError, match="'intranet' is not a network in CIDR form"):

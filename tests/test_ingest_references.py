@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from test_analysis import click_track, write_wav
 
-from media.synth import synth_media
-from model.generator import get_generator
-from schemas.brief import BriefError, validate_brief
-from schemas.records import CampaignPlan
-from tasks.generate import build_request
-from tasks.ingest import _ingest
-from tasks.runtime import get_runtime
+from syncreel.media.synth import synth_media
+from syncreel.model.generator import get_generator
+from syncreel.schemas.brief import BriefError, validate_brief
+from syncreel.schemas.records import CampaignPlan
+from syncreel.tasks.generate import build_request
+from syncreel.tasks.ingest import _ingest
+from syncreel.tasks.runtime import get_runtime
 
 IMAGE_ROLES = ["character", "character", "product", "product", "style", "style", "background", "background", "style"]
 

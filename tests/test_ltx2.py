@@ -27,15 +27,15 @@ import torch
 from PIL import Image, ImageOps
 from test_campaign import small_brief
 
-from media.probe import probe
-from model.generator import (
+from syncreel.media.probe import probe
+from syncreel.model.generator import (
     GenerationRequest,
     GeneratorOutOfMemory,
     GeneratorUnavailable,
     ReferenceInput,
     get_generator,
 )
-from model.ltx2 import (
+from syncreel.model.ltx2 import (
     LTX2Generator,
     _check_audio_rate,
     _tail_frames,
@@ -51,7 +51,9 @@ from model.ltx2 import (
     snap_frames,
     weights_digest,
 )
-from schemas.settings import Settings, get_settings
+from syncreel.schemas.settings import Settings, get_settings
+
+pytest.importorskip("diffusers", reason="the ltx2 extra is not installed (pip install -e '.[ltx2]')")
 
 ASSETS = Path(__file__).resolve().parents[1] / "examples" / "briefs" / "assets"
 # The tiny pipeline has two transformer blocks: spatio-temporal guidance perturbs the second.
@@ -75,7 +77,7 @@ def offline(monkeypatch):
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> Path:
-    from model.ltx2_random import build_random_pipeline, tiny
+    from syncreel.model.ltx2_random import build_random_pipeline, tiny
 
     folder = tmp_path_factory.mktemp("ltx2") / "weights"
     build_random_pipeline(tiny(), seed=0).save_pretrained(folder)
@@ -493,7 +495,7 @@ def test_ltx2_gpu_benchmark_says_unmeasured_without_cuda_and_runs_tiny_on_a_cpu(
 # -- through the flow ---------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_campaign_through_the_flow_on_the_ltx2_backend(harness, embedded_state, weights, offline, monkeypatch):
-    from flows.campaign import produce_campaign
+    from syncreel.flows.campaign import produce_campaign
 
     monkeypatch.setenv("SYNCREEL_BACKEND", "ltx2")
     monkeypatch.setenv("SYNCREEL_LTX2_PATH", str(weights))

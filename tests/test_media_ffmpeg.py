@@ -7,9 +7,9 @@ from pathlib import Path
 import ffmpeg
 import pytest
 
-from media.errors import MediaError
-from media.ffmpeg import _guard_inputs, ffmpeg_exe, run
-from media.probe import probe
+from syncreel.media.errors import MediaError
+from syncreel.media.ffmpeg import _guard_inputs, ffmpeg_exe, run
+from syncreel.media.probe import probe
 
 
 def test_ffmpeg_exe_is_the_bundled_binary() -> None:

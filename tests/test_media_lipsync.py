@@ -9,8 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from media.frames import AudioTrack
-from media.lipsync import (
+from syncreel.media.frames import AudioTrack
+from syncreel.media.lipsync import (
     MAX_LAG,
     STATIC_MOUTH_MOTION,
     LipSyncScore,
@@ -20,7 +20,7 @@ from media.lipsync import (
     score_tracks,
     speech_envelope,
 )
-from media.tracks import ClipTracks
+from syncreel.media.tracks import ClipTracks
 
 FPS = 25.0
 RATE = 16_000

@@ -11,11 +11,11 @@ import av
 import numpy as np
 import pytest
 
-from media import normalize as normalize_module
-from media.errors import MediaError
-from media.normalize import ReferenceLimits, image_size_from_header, normalize_reference, read_audio
-from media.probe import probe
-from media.synth import synth_media
+from syncreel.media import normalize as normalize_module
+from syncreel.media.errors import MediaError
+from syncreel.media.normalize import ReferenceLimits, image_size_from_header, normalize_reference, read_audio
+from syncreel.media.probe import probe
+from syncreel.media.synth import synth_media
 
 
 @pytest.fixture(scope="module")

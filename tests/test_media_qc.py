@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from media.assemble import assemble_spot
-from media.ffmpeg import run
-from media.probe import MediaInfo
-from media.qc import (
+from syncreel.media.assemble import assemble_spot
+from syncreel.media.ffmpeg import run
+from syncreel.media.probe import MediaInfo
+from syncreel.media.qc import (
     TECHNICAL_CHECKS,
     CheckResult,
     Expectation,
@@ -22,10 +22,10 @@ from media.qc import (
     qa_check,
     run_checks,
 )
-from media.synth import synth_media
-from media.tracks import BLACK_PIXEL_THRESHOLD, FREEZE_MIN_S, FREEZE_NOISE
-from media.variants import render_variant
-from schemas.platforms import PLATFORMS
+from syncreel.media.synth import synth_media
+from syncreel.media.tracks import BLACK_PIXEL_THRESHOLD, FREEZE_MIN_S, FREEZE_NOISE
+from syncreel.media.variants import render_variant
+from syncreel.schemas.platforms import PLATFORMS
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from media.frames import AudioTrack
-from media.sfxsync import SfxSyncScore, judge_sfx_sync, onset_strength, score_tracks
-from media.tracks import ClipTracks
+from syncreel.media.frames import AudioTrack
+from syncreel.media.sfxsync import SfxSyncScore, judge_sfx_sync, onset_strength, score_tracks
+from syncreel.media.tracks import ClipTracks
 
 FPS = 25.0
 RATE = 16_000
@@ -112,7 +112,7 @@ def test_thresholds_come_from_the_caller() -> None:
 def test_effects_are_judged_on_their_own_stem_when_the_clip_keeps_one() -> None:
     """A master's mix holds a line whose syllables follow nothing that moves; its effects stem holds the
     knocks on the impacts: judged on the stem, the knocks are in sync; on the mix, the line blurs them."""
-    from media.syncqa import judge
+    from syncreel.media.syncqa import judge
 
     seconds = 6.0
     tracks = clip(EVENTS, 0.0, seconds)

@@ -15,9 +15,9 @@ from types import ModuleType
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from media.faces import FaceTracker
-from media.syncqa import SyncReport, score_sync
+from syncreel.cli import app
+from syncreel.media.faces import FaceTracker
+from syncreel.media.syncqa import SyncReport, score_sync
 
 FRAME_MS = 40.0
 EARLY_MS, LATE_MS = 45.0, 125.0  # the brief's defaults (ITU-R BT.1359)

@@ -8,11 +8,11 @@ from pathlib import Path
 import av
 import pytest
 
-from media.errors import MediaError
-from media.qc import measure
-from media.synth import synth_media
-from media.variants import plan_reframe, render_variant
-from schemas.platforms import PLATFORMS, PlatformSpec
+from syncreel.media.errors import MediaError
+from syncreel.media.qc import measure
+from syncreel.media.synth import synth_media
+from syncreel.media.variants import plan_reframe, render_variant
+from syncreel.schemas.platforms import PLATFORMS, PlatformSpec
 
 TIKTOK = PLATFORMS["tiktok"]
 SQUARE = PLATFORMS["square"]
@@ -143,7 +143,7 @@ def test_peaky_sound_still_reaches_the_loudness_target_under_the_ceiling(tmp_pat
     renderer has to limit; it must still land on the target."""
     import numpy as np
 
-    from media.encode import write_master
+    from syncreel.media.encode import write_master
 
     rate = 48_000
     audio = np.zeros((1, rate * 3), np.float32)
@@ -166,7 +166,7 @@ def test_peaky_sound_with_a_wide_loudness_range_reaches_the_target(tmp_path: Pat
     on a spot like this."""
     import numpy as np
 
-    from media.encode import write_master
+    from syncreel.media.encode import write_master
 
     rate = 48_000
     t = np.arange(rate * 12) / rate
@@ -195,8 +195,9 @@ def test_an_encode_that_overshoots_the_true_peak_ceiling_is_repaired(tmp_path: P
     aimed lower, and record the repaired file's loudness, under the ceiling and on target."""
     import numpy as np
 
-    import media.variants
-    from media.encode import write_master
+    import syncreel.media.variants
+    from syncreel import media
+    from syncreel.media.encode import write_master
 
     rate = 48_000
     t = np.arange(rate * 3) / rate

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from model.builtin import CHECKPOINT, BuiltinGenerator
-from model.checkpoint import CheckpointError, load_checkpoint, load_codec_state, save_checkpoint
-from model.codecs import decode_audio, decode_video, encode_audio, encode_video, fit_square
-from model.config import DualTowerConfig, base, sequential, small, tiny
-from model.flow_matching import Guidance, KnownParts, TrainingModes, flow_matching_loss, sample, shift_time, time_grid
-from model.generator import GenerationRequest, ReferenceInput, get_generator
-from model.layers import Attention, time_window_bias
-from model.transformer import AUDIO_MIN_T, DualTowerTransformer, tokenize
-from model.world import STEMS
+from syncreel.model.builtin import CHECKPOINT, BuiltinGenerator
+from syncreel.model.checkpoint import CheckpointError, load_checkpoint, load_codec_state, save_checkpoint
+from syncreel.model.codecs import decode_audio, decode_video, encode_audio, encode_video, fit_square
+from syncreel.model.config import DualTowerConfig, base, sequential, small, tiny
+from syncreel.model.flow_matching import Guidance, KnownParts, TrainingModes, flow_matching_loss, sample, shift_time, time_grid
+from syncreel.model.generator import GenerationRequest, ReferenceInput, get_generator
+from syncreel.model.layers import Attention, time_window_bias
+from syncreel.model.transformer import AUDIO_MIN_T, DualTowerTransformer, tokenize
+from syncreel.model.world import STEMS
 
 ASSETS = Path(__file__).resolve().parents[1] / "examples" / "briefs" / "assets"
 
@@ -256,7 +256,7 @@ def test_guidance_scales_and_sync_guidance_change_the_result():
     with torch.no_grad():
         v_c, a_c = model(video, audio, t, t, *cond)
         v_s, a_s = model(video, audio, t, t, *cond, cross_modal=False)
-    from model.flow_matching import _guided_velocity
+    from syncreel.model.flow_matching import _guided_velocity
 
     v, a = _guided_velocity(model, video, audio, t, t, cond, cond, Guidance(1.0, 1.0, 3.5))
     assert torch.allclose(v, v_c + 2.5 * (v_c - v_s), atol=1e-5) and torch.allclose(
@@ -452,7 +452,7 @@ def test_builtin_keeps_a_given_voice_bit_for_bit_as_the_dialogue_stem(tiny_check
     backend = BuiltinGenerator(tiny_checkpoint)
     voice = ReferenceInput("v", "audio", "voice", ASSETS / "music.m4a")
     _, audio, mode = backend.generate_latents(request(references=(voice,), duration_s=5.0))
-    from model.builtin import _decode_audio
+    from syncreel.model.builtin import _decode_audio
 
     config = backend.config
     given = encode_audio(torch.from_numpy(_decode_audio(voice.path, config.sample_rate)), config)

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.checkpoint import save_checkpoint
-from model.config import sequential, tiny
-from model.transformer import DualTowerTransformer
+from syncreel.model.checkpoint import save_checkpoint
+from syncreel.model.config import sequential, tiny
+from syncreel.model.transformer import DualTowerTransformer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -98,7 +98,7 @@ class Stack:
 
     def syncreel(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "flows", *args],
+            [sys.executable, "-m", "syncreel.cli", *args],
             env=self.env,
             cwd=ROOT,
             capture_output=True,
@@ -176,7 +176,7 @@ def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         [
             sys.executable,
             "-m",
-            "flows",
+            "syncreel.cli",
             "server",
             "--database-url",
             prefect_url,
@@ -347,7 +347,7 @@ def test_schema_violation_is_refused_by_the_server_with_the_field(stack: Stack):
 def test_sigkill_of_a_gpu_worker_holding_a_scene_loses_and_duplicates_nothing(stack: Stack):
     brief = tiny_brief(stack.folder / "kill.yaml", "orch-kill", scenes=4)
     submit = subprocess.Popen(
-        [sys.executable, "-m", "flows", "submit", str(brief), "--json"],
+        [sys.executable, "-m", "syncreel.cli", "submit", str(brief), "--json"],
         env=stack.env,
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -9,7 +9,7 @@ import json
 import boto3
 import pytest
 
-from flows.inbox import FolderInbox, open_inbox
+from syncreel.flows.inbox import FolderInbox, open_inbox
 
 
 def brief_text(campaign_id: str) -> str:

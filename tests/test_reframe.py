@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from media.encode import write_master
-from media.reframe import CropPath, SubjectHint, analyse_subjects, draw_crop_path, plan_crop_path
-from media.shots import Shot, shot_boundaries, shots_from_boundaries
-from schemas.platforms import PLATFORMS
+from syncreel.media.encode import write_master
+from syncreel.media.reframe import CropPath, SubjectHint, analyse_subjects, draw_crop_path, plan_crop_path
+from syncreel.media.shots import Shot, shot_boundaries, shots_from_boundaries
+from syncreel.schemas.platforms import PLATFORMS
 
 WIDTH, HEIGHT, FPS = 640, 360, 25
 PATCH_W, PATCH_H = 120, 144  # the subject: a face photo, big enough for the detector at this size

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media.mix import read_stems
-from media.speech import (
+from syncreel.media.mix import read_stems
+from syncreel.media.speech import (
     EspeakEngine,
     PiperEngine,
     SpeechError,
@@ -20,11 +20,11 @@ from media.speech import (
     engine_for,
     with_stem,
 )
-from model.generator import GenerationRequest, MasterClip, ReferenceInput
-from schemas.brief import BriefError, validate_brief
-from schemas.records import CampaignPlan, IngestedReference
-from tasks.generate import build_request, dialogue_stem, spoken_dialogue, takes_voice, with_dialogue_stem
-from tasks.speak import dialogue_id, line_voice, speak_lines, voice_id
+from syncreel.model.generator import GenerationRequest, MasterClip, ReferenceInput
+from syncreel.schemas.brief import BriefError, validate_brief
+from syncreel.schemas.records import CampaignPlan, IngestedReference
+from syncreel.tasks.generate import build_request, dialogue_stem, spoken_dialogue, takes_voice, with_dialogue_stem
+from syncreel.tasks.speak import dialogue_id, line_voice, speak_lines, voice_id
 
 RATE = 24_000
 LINES = {
@@ -171,7 +171,7 @@ def plan(embedded_state: Path) -> CampaignPlan:
 
 
 def test_speak_lines_stores_the_dialogue_and_the_on_screen_voice_and_is_cached(plan: CampaignPlan) -> None:
-    from tasks.runtime import get_runtime
+    from syncreel.tasks.runtime import get_runtime
 
     assert speak_lines.fn(plan, "quiet", "en") == []
     dialogue, voice = speak_lines.fn(plan, "talk", "es")
@@ -192,7 +192,7 @@ def test_speak_lines_stores_the_dialogue_and_the_on_screen_voice_and_is_cached(p
 
 
 def test_a_voice_over_alone_drives_no_face(embedded_state: Path) -> None:
-    from tasks.runtime import get_runtime
+    from syncreel.tasks.runtime import get_runtime
 
     data = _brief()
     data["scenes"][1]["dialogue"] = data["scenes"][1]["dialogue"][1:]  # the narrator only
@@ -205,7 +205,7 @@ def test_a_voice_over_alone_drives_no_face(embedded_state: Path) -> None:
 
 
 def test_the_voice_reaches_the_generator_as_a_voice_reference(plan: CampaignPlan) -> None:
-    from tasks.runtime import get_runtime
+    from syncreel.tasks.runtime import get_runtime
 
     rt = get_runtime()
     spoken = [ref for lang in ("en", "es") for ref in speak_lines.fn(plan, "talk", lang)]
@@ -279,7 +279,7 @@ def test_a_scene_without_dialogue_has_a_silent_dialogue_stem() -> None:
 
 
 def test_spoken_lines_become_the_dialogue_stem(tmp_path: Path) -> None:
-    from media.encode import write_stems
+    from syncreel.media.encode import write_stems
 
     wave = EspeakEngine().speak("Open the light.", Voice("en", "en-us"), 48_000)
     track, _ = dialogue_track([(0.5, wave)], 2.0, 48_000)

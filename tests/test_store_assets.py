@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from store.assets import AssetStore, AssetStoreError, LocalAssetStore, S3AssetStore, open_store
+from syncreel.store.assets import AssetStore, AssetStoreError, LocalAssetStore, S3AssetStore, open_store
 
 BUCKET = "syncreel-test"
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from model.builtin import CHECKPOINT
-from model.checkpoint import load_checkpoint, load_codec_state
-from model.config import sequential, small, tiny
-from model.train import BatchStream, encode_frames, train, world_batch
+from syncreel.model.builtin import CHECKPOINT
+from syncreel.model.checkpoint import load_checkpoint, load_codec_state
+from syncreel.model.config import sequential, small, tiny
+from syncreel.model.train import BatchStream, encode_frames, train, world_batch
 
 
 def test_training_writes_a_loadable_checkpoint_resumes_and_plots(tmp_path, monkeypatch):
@@ -31,7 +31,7 @@ def test_training_writes_a_loadable_checkpoint_resumes_and_plots(tmp_path, monke
     assert plot.size == (900, 420) and len(colours) > 5  # drawn, not blank
 
     # resuming continues the step count and keeps the first curve; interim saves carry the new count
-    monkeypatch.setattr("model.train.SAVE_EVERY", 10)
+    monkeypatch.setattr("syncreel.model.train.SAVE_EVERY", 10)
     train(tiny(), codec_minutes=0.02, minutes=5, max_steps=20, out=out, resume=out, **common)
     assert load_checkpoint(out)[1]["steps"] == 40
     assert (tmp_path / "ck-resumed.csv").is_file() and (tmp_path / "ck.csv").is_file()
@@ -54,7 +54,7 @@ def test_data_echo_takes_several_steps_per_generated_batch(tmp_path, monkeypatch
         made.append(args[2])  # the batch size asked for
         return real_batch(*args, **kwargs)
 
-    monkeypatch.setattr("model.train.world_batch", counting)
+    monkeypatch.setattr("syncreel.model.train.world_batch", counting)
     out = tmp_path / "echo.safetensors"
     train(tiny(), codec_minutes=0, minutes=5, max_steps=9, out=out, batch=2, seconds=1.0, lr=1e-3, seed=0, echo=3)
     assert made == [2, 2, 2]  # 9 steps from 3 batches; the fourth batch (the long one) would come next

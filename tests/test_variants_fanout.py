@@ -11,10 +11,10 @@ from PIL import Image
 from test_reframe import subject_master
 from typer.testing import CliRunner
 
-from media.probe import probe
-from media.qc import measure
-from media.variants import render_variants
-from schemas.platforms import PLATFORMS, resolve_platforms
+from syncreel.media.probe import probe
+from syncreel.media.qc import measure
+from syncreel.media.variants import render_variants
+from syncreel.schemas.platforms import PLATFORMS, resolve_platforms
 
 SCALE = 4  # the registry's sizes / 4: the same aspects, fast to encode
 
@@ -113,7 +113,7 @@ def test_a_brief_can_override_and_add_platforms() -> None:
 
 
 def test_cli_variants_json_reports_spec_checks_loudness_and_crop_windows(cut_master, tmp_path: Path) -> None:
-    from flows.cli import app
+    from syncreel.cli import app
 
     overrides = tmp_path / "overrides.yaml"
     overrides.write_text("tiktok: {width: 270, height: 480}\nsquare: {width: 270, height: 270}\n")

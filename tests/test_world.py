@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.config import small
-from model.events import audio_onsets, match_events, sync_figures, visual_events
-from model.speech import SpeechError, synthesize
-from model.world import STEMS, face, loudness_envelope, mouth_mask, sample_clip
+from syncreel.model.config import small
+from syncreel.model.events import audio_onsets, match_events, sync_figures, visual_events
+from syncreel.model.speech import SpeechError, synthesize
+from syncreel.model.world import STEMS, face, loudness_envelope, mouth_mask, sample_clip
 
 CONFIG = small()
 

@@ -22,9 +22,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-
-from schemas.brief import Brief, BriefError, load_brief
-from schemas.errors import InputError
+from syncreel.schemas.brief import Brief, BriefError, load_brief
+from syncreel.schemas.errors import InputError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -75,7 +74,7 @@ def _load(brief_path: Path) -> Brief:
 
 def _log_handler() -> logging.FileHandler:
     """The CLI's log file, ``SYNCREEL_WORK_DIR/syncreel.log``, where tracebacks go instead of the terminal."""
-    from schemas.settings import get_settings
+    from syncreel.schemas.settings import get_settings
 
     path = Path(get_settings().work_dir) / "syncreel.log"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,9 +131,9 @@ def validate(brief: Annotated[Path, typer.Argument(help="Brief file (.yaml, .yml
 
 def _qa_one(video: Path, expect: Any, thresholds: dict[str, Any], tracker: Any) -> dict[str, Any]:
     """Technical QC and both sync scores of one file, as a JSON-ready record (``error`` when unreadable)."""
-    from media.errors import MediaError
-    from media.probe import probe
-    from media.syncqa import qa_checks
+    from syncreel.media.errors import MediaError
+    from syncreel.media.probe import probe
+    from syncreel.media.syncqa import qa_checks
 
     record: dict[str, Any] = {"path": str(video)}
     try:
@@ -199,10 +198,10 @@ def qa(
 
     Exit 0 when every check passes or warns, 1 when one fails, 2 when a file cannot be read.
     """
-    from media.faces import FaceModelError, FaceTracker
-    from media.lipsync import DEFAULT_MIN_CONFIDENCE
-    from media.qc import Expectation
-    from schemas.platforms import resolve_platforms
+    from syncreel.media.faces import FaceModelError, FaceTracker
+    from syncreel.media.lipsync import DEFAULT_MIN_CONFIDENCE
+    from syncreel.media.qc import Expectation
+    from syncreel.schemas.platforms import resolve_platforms
 
     if platform is None:
         expect = Expectation(video_codec=None, audio_codec=None)
@@ -245,7 +244,7 @@ def qa(
 
 def _analysis_lines(result: dict[str, Any]) -> list[str]:
     """The analysis a producer reads: tempo and beats, speech, shots and motion, faces and colours."""
-    from media.analysis import describe
+    from syncreel.media.analysis import describe
 
     lines = [f"[bold]{_u(result['file'])}[/] ({_u(result['format'])}, {result['duration_s']:.2f} s)"]
     for part in ("music", "voice", "motion", "image"):
@@ -260,8 +259,8 @@ def analyze(
     as_json: Annotated[bool, typer.Option("--json", help="Print every analysis as JSON.")] = False,
 ) -> None:
     """Tempo, beats, downbeats and sections; speech segments; shots and motion; faces and colours."""
-    from media.analysis import analyse_file
-    from media.errors import MediaError
+    from syncreel.media.analysis import analyse_file
+    from syncreel.media.errors import MediaError
 
     results, failed = [], False
     for path in files:
@@ -306,11 +305,11 @@ def run(
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.campaign import produce_campaign
-    from schemas.errors import user_message
-    from tasks.progress import listening
-    from tasks.publish import export_deliverables
-    from tasks.runtime import get_runtime
+    from syncreel.flows.campaign import produce_campaign
+    from syncreel.schemas.errors import user_message
+    from syncreel.tasks.progress import listening
+    from syncreel.tasks.publish import export_deliverables
+    from syncreel.tasks.runtime import get_runtime
 
     log = _console_logs_to_file()
     totals = _stage_totals(loaded, preview=preview)
@@ -416,8 +415,8 @@ def _variant_checks(results: dict[str, Any], specs: dict[str, Any], duration_s: 
     """Technical QC of every output against its platform's spec; a copy shares its original's measurement."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from media.probe import probe
-    from media.qc import TECHNICAL_CHECKS, Expectation, measure
+    from syncreel.media.probe import probe
+    from syncreel.media.qc import TECHNICAL_CHECKS, Expectation, measure
 
     originals = [name for name, result in results.items() if result.same_render_as is None]
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -459,14 +458,13 @@ def variants(
     Exit 0 when every output passes its platform's checks (or warns), 1 when one fails, 2 on bad input.
     """
     from pydantic import ValidationError
-
-    from media.captions import read_subtitles
-    from media.errors import MediaError
-    from media.probe import probe
-    from media.reframe import SubjectHint
-    from media.variants import render_variants
-    from schemas.document import parse_limited, read_capped
-    from schemas.platforms import resolve_platforms
+    from syncreel.media.captions import read_subtitles
+    from syncreel.media.errors import MediaError
+    from syncreel.media.probe import probe
+    from syncreel.media.reframe import SubjectHint
+    from syncreel.media.variants import render_variants
+    from syncreel.schemas.document import parse_limited, read_capped
+    from syncreel.schemas.platforms import resolve_platforms
 
     try:
         registry = resolve_platforms(parse_limited(read_capped(overrides)) if overrides else None)
@@ -540,8 +538,8 @@ def variants(
 
 @contextmanager
 def _store_session() -> Iterator[tuple[ModuleType, Session]]:
-    from store import runs
-    from tasks.runtime import get_runtime
+    from syncreel.store import runs
+    from syncreel.tasks.runtime import get_runtime
 
     with get_runtime().session() as session:
         yield runs, session
@@ -560,8 +558,8 @@ def approve(
 ) -> None:
     """Approve (or --reject) previewed scenes: the full render keeps an approved scene's seed and gives a
     rejected one the next seed."""
-    from tasks.plan import run_key_for
-    from tasks.review import record_approval
+    from syncreel.tasks.plan import run_key_for
+    from syncreel.tasks.review import record_approval
 
     with _store_session() as (runs, session):
         try:
@@ -599,8 +597,8 @@ def report(
     out: Annotated[Path | None, typer.Option(help="Write the HTML here (default: report-<run>.html).")] = None,
 ) -> None:
     """The run's HTML QA report: stills, sync curves, crop paths, loudness and every verdict."""
-    from tasks.report import build_report
-    from tasks.runtime import get_runtime
+    from syncreel.tasks.report import build_report
+    from syncreel.tasks.runtime import get_runtime
 
     try:
         found, page = build_report(get_runtime(), run_id)
@@ -720,13 +718,13 @@ def server(
     ] = False,
 ) -> None:
     """Run the Prefect server on Postgres with syncreel's work pools and GPU limit (deployments/README.md)."""
-    from flows.deployments import serve
+    from syncreel.flows.deployments import serve
 
     raise typer.Exit(serve(database_url, host, port, gpus, apply_deployments))
 
 
 def _follow(run_key: str) -> dict[str, Any] | None:
-    from store import runs
+    from syncreel.store import runs
 
     with _store_session() as (_, session):
         found = runs.find_run(session, run_key)
@@ -755,10 +753,9 @@ def submit(
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from prefect import get_client
     from prefect.deployments import run_deployment
-
-    from schemas.settings import get_settings
-    from tasks.plan import preview_brief, run_key_for
-    from tasks.runtime import get_runtime
+    from syncreel.schemas.settings import get_settings
+    from syncreel.tasks.plan import preview_brief, run_key_for
+    from syncreel.tasks.runtime import get_runtime
 
     name = deployment or get_settings().campaign_deployment
     flow_run = run_deployment(
@@ -830,7 +827,7 @@ def main() -> None:
     try:
         app()
     except Exception as exc:  # noqa: BLE001 - the last resort: nothing reaches the user as a traceback
-        from schemas.errors import user_message
+        from syncreel.schemas.errors import user_message
 
         handler = _log_handler()
         logger = logging.getLogger("syncreel.cli")

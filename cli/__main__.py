@@ -1,0 +1,3 @@
+from syncreel.cli import main
+
+main()
