@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import calibration  # noqa: E402
-
 from syncreel.media.faces import FaceTracker  # noqa: E402
 from syncreel.media.probe import probe  # noqa: E402
 from syncreel.media.qc import Expectation, run_checks  # noqa: E402

@@ -32,7 +32,6 @@ def main() -> int:
 
     os.environ.update(embedded_environment(state))
     from prefect import flow
-
     from syncreel.flows.campaign import produce_campaign
     from syncreel.schemas.brief import load_brief
 

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from syncreel.schemas.brief import Brief, BriefError, load_brief
+from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS, Brief, BriefError, load_brief
 from syncreel.schemas.errors import InputError
 
 if TYPE_CHECKING:
@@ -188,8 +188,12 @@ def qa(
     effects: Annotated[
         bool, typer.Option("--effects", help="Its sounds should follow what moves: no relation fails.")
     ] = False,
-    max_audio_early_ms: Annotated[float, typer.Option(help="Lip / effect sync: audio early by more fails.")] = 45.0,
-    max_audio_late_ms: Annotated[float, typer.Option(help="Lip / effect sync: audio late by more fails.")] = 125.0,
+    max_audio_early_ms: Annotated[
+        float, typer.Option(help="Sync: audio early by more fails.")
+    ] = AUDIO_EARLY_MS,
+    max_audio_late_ms: Annotated[
+        float, typer.Option(help="Sync: audio late by more fails.")
+    ] = AUDIO_LATE_MS,
     min_lipsync_confidence: Annotated[
         float | None, typer.Option(help="Lip-sync confidence (peak − median correlation) under which it fails.")
     ] = None,

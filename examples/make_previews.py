@@ -26,7 +26,6 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy.signal import spectrogram
-
 from syncreel.schemas.settings import embedded_environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +39,9 @@ def run_example(folder: Path) -> Path:
     """The example campaign's deliverables folder, after a run on embedded defaults under ``folder``."""
     env = {**os.environ, **embedded_environment(folder)}
     out = folder / "out"
-    done = subprocess.run([sys.executable, "-m", "syncreel.cli", "run", str(BRIEF), "--out", str(out)], env=env, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "syncreel.cli", "run", str(BRIEF), "--out", str(out)], env=env, cwd=ROOT
+    )
     if done.returncode not in (0, 3):
         raise SystemExit(f"the example run failed (exit {done.returncode}); see its output above")
     return out / CAMPAIGN

@@ -17,7 +17,6 @@ from prefect import flow
 from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import opaque
-
 from syncreel.flows.dispatch import generate_master
 from syncreel.schemas.brief import Brief, load_brief
 from syncreel.schemas.records import MasterRecord, QAReport, RunSummary

@@ -23,7 +23,6 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.states import Crashed, State
 from prefect.utilities.annotations import opaque
-
 from syncreel.flows.scene import SceneRequest
 from syncreel.schemas.records import CampaignPlan, IngestedReference, MasterRecord
 from syncreel.schemas.settings import get_settings

@@ -18,7 +18,6 @@ from prefect import flow, get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterIdempotencyKey
 from prefect.deployments import run_deployment
 from pydantic import BaseModel, ConfigDict, Field
-
 from syncreel.schemas.brief import Brief, BriefError, BriefIssue, parse_document, validate_brief
 from syncreel.schemas.document import DEFAULT_LIMITS, DocumentError, read_capped
 from syncreel.schemas.errors import InputError

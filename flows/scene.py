@@ -17,7 +17,6 @@ from prefect import flow, get_client
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict, Field
-
 from syncreel.schemas.records import CampaignPlan, IngestedReference
 from syncreel.tasks.generate import generate_scene
 from syncreel.tasks.runtime import cache_key, get_runtime, remember

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import av
 import numpy as np
-
 from syncreel.media.errors import MediaError
 from syncreel.media.ffmpeg import BITEXACT, run
 from syncreel.media.probe import MediaInfo, probe

@@ -20,7 +20,6 @@ from typing import Any
 import av
 import numpy as np
 from PIL import Image
-
 from syncreel.media.errors import MediaError
 from syncreel.media.probe import open_input
 

@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-
 from syncreel.media.faces import FaceTracker
 from syncreel.media.frames import AudioTrack
 from syncreel.media.qc import Verdict
 from syncreel.media.tracks import ClipTracks, analyse
+from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS
 
 SPEECH_BAND_HZ = (300.0, 3400.0)
 MAX_LAG = 15  # slots: ±600 ms at 25 fps, as SyncNet searches
@@ -250,8 +250,8 @@ def score_lipsync(path: str | Path, *, tracker: FaceTracker | None = None) -> Li
 def judge_lipsync(
     score: LipSyncScore,
     *,
-    max_audio_early_ms: float = 45.0,
-    max_audio_late_ms: float = 125.0,
+    max_audio_early_ms: float = AUDIO_EARLY_MS,
+    max_audio_late_ms: float = AUDIO_LATE_MS,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     speaker_expected: bool = False,
     speech_expected: bool = False,

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from syncreel.media.errors import MediaError
 
 RATE = 48_000

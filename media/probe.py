@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import av
-
 from syncreel.media.errors import MediaError
 from syncreel.media.ffmpeg import ACCEPTED_CONTAINERS, INPUT_OPTIONS, REFUSED_CONTAINER
 

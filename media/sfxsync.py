@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-
 from syncreel.media.lipsync import MAX_LAG, lag_correlation, peak_of
 from syncreel.media.qc import Verdict
 from syncreel.media.tracks import ClipTracks, analyse
 from syncreel.model.events import HOP_S, audio_onsets, loudness, match_events
+from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS
 
 RISE_S = 0.03  # the rise that audio_onsets looks at
 ONSET_RANGE_DB = 40.0  # rises in quieter sound than the loudest minus this are not onsets
@@ -141,8 +141,8 @@ def score_sfx_sync(path: str | Path, events_s: tuple[float, ...] = ()) -> SfxSyn
 def judge_sfx_sync(
     score: SfxSyncScore,
     *,
-    max_audio_early_ms: float = 45.0,
-    max_audio_late_ms: float = 125.0,
+    max_audio_early_ms: float = AUDIO_EARLY_MS,
+    max_audio_late_ms: float = AUDIO_LATE_MS,
     min_confidence: float = DEFAULT_MIN_CONFIDENCE,
     effects_expected: bool = False,
 ) -> SfxSyncVerdict:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-
 from syncreel.model.speech import SpeechError, resample
 from syncreel.model.speech import synthesize as espeak_synthesize
 from syncreel.schemas.voices import DEFAULT_RATE_WPM, espeak_voice

@@ -14,6 +14,7 @@ from syncreel.media.frames import AudioTrack
 from syncreel.media.probe import MediaInfo, probe
 from syncreel.media.qc import CheckResult, Expectation, evaluate, measure_with_tracks
 from syncreel.media.tracks import ClipTracks, analyse
+from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,8 @@ def judge(
     tracks: ClipTracks,
     *,
     effects: AudioTrack | None = None,
-    max_audio_early_ms: float = 45.0,
-    max_audio_late_ms: float = 125.0,
+    max_audio_early_ms: float = AUDIO_EARLY_MS,
+    max_audio_late_ms: float = AUDIO_LATE_MS,
     min_lipsync_confidence: float = lipsync.DEFAULT_MIN_CONFIDENCE,
     min_sfx_confidence: float = sfxsync.DEFAULT_MIN_CONFIDENCE,
     speaker_expected: bool = False,

@@ -37,7 +37,6 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
-
 from syncreel.model.checkpoint import load_checkpoint
 from syncreel.model.codecs import decode_audio, decode_video, encode_audio, encode_video, square_frames
 from syncreel.model.config import DualTowerConfig, small

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
-
 from syncreel.model.config import DualTowerConfig
 from syncreel.model.transformer import DualTowerTransformer
 

@@ -52,7 +52,6 @@ import numpy as np
 import torch
 from PIL import Image
 from scipy.signal import resample_poly
-
 from syncreel.model.generator import (
     GenerationRequest,
     Generator,

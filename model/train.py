@@ -44,7 +44,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from syncreel.model.checkpoint import load_checkpoint, load_codec_state, read_metadata, save_checkpoint
 from syncreel.model.codecs import VideoAutoencoder, encode_audio
 from syncreel.model.config import DualTowerConfig, sequential, small

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-
 from syncreel.model.speech import synthesize
 from syncreel.model.transformer import words
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
 from syncreel.schemas.document import DEFAULT_LIMITS, DocumentError, DocumentLimits, parse_limited, read_capped
 from syncreel.schemas.errors import InputError
 from syncreel.schemas.platforms import PlatformSpec, resolve_platforms
@@ -198,13 +197,22 @@ class GenerationSettings(_Model):
     negative_prompt: str = Field("", max_length=1000)
 
 
+# ITU-R BT.1359: sync error is detectable at about 45 ms (audio early) and 125 ms (audio late). The
+# gate's defaults, and every sync measure's, are these.
+AUDIO_EARLY_MS = 45.0
+AUDIO_LATE_MS = 125.0
+
+
 class QAThresholds(_Model):
     """The gate every generated scene passes: a failing master is regenerated with a new seed up to
     ``max_regenerations`` times, then it needs a human (flagged, or the run pauses for a decision)."""
 
-    # ITU-R BT.1359: sync error is detectable at about 45 ms (audio early) and 125 ms (audio late).
-    max_audio_early_ms: float = Field(45.0, ge=0, le=1000, description="Sound ahead of the picture, at most (ms).")
-    max_audio_late_ms: float = Field(125.0, ge=0, le=1000, description="Sound behind the picture, at most (ms).")
+    max_audio_early_ms: float = Field(
+        AUDIO_EARLY_MS, ge=0, le=1000, description="Sound ahead of the picture, at most (ms)."
+    )
+    max_audio_late_ms: float = Field(
+        AUDIO_LATE_MS, ge=0, le=1000, description="Sound behind the picture, at most (ms)."
+    )
     # Confidences are peak minus median correlation over the ±600 ms offsets searched (0 … 2); the
     # defaults separate the calibration set's positives from its negatives (benchmarks/qa.py).
     min_lipsync_confidence: float = Field(0.5, ge=0, le=2, description="Mouth-vs-speech confidence needed.")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
-
 from syncreel.schemas.brief import Brief
 from syncreel.schemas.platforms import PlatformSpec
 
 Verdict = Literal["pass", "warn", "fail"]
+
+
+def worst(verdicts: Iterable[str]) -> Verdict:
+    """The roll-up of several verdicts: any fail fails, else any warn warns, else pass."""
+    seen = set(verdicts)
+    return "fail" if "fail" in seen else "warn" if "warn" in seen else "pass"
 
 
 class _Record(BaseModel):
@@ -99,8 +105,7 @@ class QAReport(_Record):
 
     @classmethod
     def from_checks(cls, subject: str, checks: list[CheckOutcome], decision: Decision | None = None) -> QAReport:
-        verdicts = {check.verdict for check in checks}
-        verdict: Verdict = "fail" if "fail" in verdicts else "warn" if "warn" in verdicts else "pass"
+        verdict = worst(check.verdict for check in checks)
         return cls(subject=subject, verdict=verdict, checks=tuple(checks), decision=decision)
 
     @property

@@ -9,7 +9,6 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
 from syncreel.schemas.platforms import X264Preset
 
 

@@ -10,11 +10,6 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-
-import syncreel.media.compose
-import syncreel.media.encode
-import syncreel.media.speech
-from syncreel import media
 from syncreel.media.compose import SceneReferences, compose_scene, read_image, video_track
 from syncreel.media.encode import write_master_clip, write_stems
 from syncreel.media.mix import RATE as STEMS_RATE
@@ -27,8 +22,19 @@ from syncreel.schemas.settings import Settings
 from syncreel.store import runs
 from syncreel.store.models import SceneStatus
 from syncreel.tasks.progress import emit
-from syncreel.tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, owner_id, store_asset, to_record
+from syncreel.tasks.runtime import (
+    Runtime,
+    cache_key,
+    code_fingerprint,
+    get_runtime,
+    memoized,
+    owner_id,
+    store_asset,
+    to_record,
+)
 from syncreel.tasks.speak import dialogue_id, voice_id
+
+from syncreel import media
 
 # A prime stride: each regeneration attempt gets an unrelated seed, and the same one on every re-run.
 _SEED_STRIDE = 1_000_003

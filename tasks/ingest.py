@@ -24,12 +24,6 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-
-import syncreel.media.analysis
-import syncreel.media.beats
-import syncreel.media.normalize
-import syncreel.media.probe
-from syncreel import media
 from syncreel.media.analysis import analyse_reference
 from syncreel.media.errors import MediaError
 from syncreel.media.fetch import FetchPolicy, fetch_https
@@ -43,6 +37,8 @@ from syncreel.store import runs
 from syncreel.store.assets import file_sha256
 from syncreel.tasks.progress import emit
 from syncreel.tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, store_asset, to_record
+
+from syncreel import media
 
 
 class ReferenceRejected(InputError):

@@ -11,16 +11,6 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-
-import syncreel.media.consistency
-import syncreel.media.faces
-import syncreel.media.lipsync
-import syncreel.media.probe
-import syncreel.media.qc
-import syncreel.media.sfxsync
-import syncreel.media.syncqa
-import syncreel.media.tracks
-from syncreel import media
 from syncreel.media.consistency import character_consistency, consistency_checks
 from syncreel.media.frames import AudioTrack
 from syncreel.media.mix import RATE as STEMS_RATE
@@ -42,6 +32,8 @@ from syncreel.store import runs
 from syncreel.store.models import SceneStatus
 from syncreel.tasks.progress import emit
 from syncreel.tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized
+
+from syncreel import media
 
 
 def sync_expectation(brief: Brief, scene: Scene, master: MasterRecord) -> dict[str, Any] | None:

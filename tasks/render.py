@@ -7,16 +7,6 @@ from dataclasses import asdict
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-
-import syncreel.media.analysis
-import syncreel.media.assemble
-import syncreel.media.captions
-import syncreel.media.ffmpeg
-import syncreel.media.mix
-import syncreel.media.reframe
-import syncreel.media.shots
-import syncreel.media.variants
-from syncreel import media
 from syncreel.media.assemble import assemble_layered as join_layered
 from syncreel.media.captions import Cue, DialogueTiming, spot_cues
 from syncreel.media.mix import RATE as MIX_RATE
@@ -38,6 +28,8 @@ from syncreel.tasks.runtime import (
     store_asset,
     to_record,
 )
+
+from syncreel import media
 
 
 @task(name="assemble_spot", cache_policy=NO_CACHE, task_run_name="assemble-{language}")

@@ -20,10 +20,10 @@ from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import select
-
 from syncreel.media.analysis import describe
 from syncreel.media.errors import MediaError
 from syncreel.media.still import still_jpeg
+from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS
 from syncreel.store import runs
 from syncreel.store.assets import AssetStoreError
 from syncreel.store.models import Asset, ReferenceAsset
@@ -325,7 +325,7 @@ def build_report(rt: Runtime, run_id: str | None = None, status: str | None = No
         reframes = {key: dict(out.record.get("reframe") or {}) if out else {} for key, out in outputs.items()}
     references = _run_references(rt, run["id"], brief.get("references") or [])
     qa = brief.get("qa", {})
-    early, late = float(qa.get("max_audio_early_ms", 45.0)), float(qa.get("max_audio_late_ms", 125.0))
+    early, late = float(qa.get("max_audio_early_ms", AUDIO_EARLY_MS)), float(qa.get("max_audio_late_ms", AUDIO_LATE_MS))
     by_subject: dict[str, list[Any]] = defaultdict(list)
     for row in rows:
         by_subject[row.subject].append(row)

@@ -15,7 +15,6 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import Field
-
 from syncreel.schemas.records import CampaignPlan, QAReport
 from syncreel.store import runs
 from syncreel.store.models import SceneStatus

@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-
 from syncreel.schemas.settings import Settings, get_settings
 from syncreel.store import runs
 from syncreel.store.assets import AssetStore, StoredAsset, open_store

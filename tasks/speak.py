@@ -20,17 +20,14 @@ from dataclasses import asdict
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-
-import syncreel.media.speech
-from syncreel import media
-import syncreel.model.speech
-from syncreel import model
 from syncreel.media.encode import write_stems
 from syncreel.media.speech import Voice, default_voice_name, dialogue_track, engine_for, line_starts
 from syncreel.schemas.brief import Brief, Scene
 from syncreel.schemas.records import CampaignPlan, IngestedReference
 from syncreel.tasks.progress import emit
 from syncreel.tasks.runtime import cache_key, code_fingerprint, get_runtime, memoized, store_asset
+
+from syncreel import media, model
 
 
 def voice_id(scene_id: str, language: str) -> str:

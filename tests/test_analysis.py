@@ -10,7 +10,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from syncreel.media import analysis, beats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,9 +150,8 @@ def test_analyse_reference_by_role_and_analyse_file(tmp_path: Path) -> None:
 
 
 def test_analyze_command_prints_json_and_fails_on_a_bad_file(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
     from syncreel.cli import app
+    from typer.testing import CliRunner
 
     samples, _ = click_track(120.0, 6.0, 0.5)
     track = write_wav(tmp_path / "bed.wav", samples)

@@ -8,12 +8,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from test_analysis import click_track, write_wav
-
 from syncreel.media.analysis import analyse_music
 from syncreel.media.assemble import assemble_layered, snap_cuts
 from syncreel.media.encode import write_master, write_stems
 from syncreel.media.mix import RATE, MixSettings, mix_spot, read_stems
+from test_analysis import click_track, write_wav
 
 FPS = 24
 COLOURS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]

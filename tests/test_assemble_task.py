@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_analysis import click_track, write_wav
-from test_assemble import FPS, _cut_times, _scene
-
 from syncreel.schemas.brief import validate_brief
 from syncreel.schemas.records import CampaignPlan, MasterRecord
 from syncreel.tasks.ingest import _ingest
 from syncreel.tasks.render import assemble_spot
 from syncreel.tasks.runtime import get_runtime, store_asset
+from test_analysis import click_track, write_wav
+from test_assemble import FPS, _cut_times, _scene
 
 DURATIONS = [2.65, 2.5, 1.4]
 

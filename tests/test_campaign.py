@@ -18,7 +18,6 @@ from pathlib import Path
 import av
 import pytest
 import yaml
-
 from syncreel.schemas.settings import embedded_environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +56,12 @@ def env_for(state: Path) -> dict[str, str]:
 
 def syncreel(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "syncreel.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "syncreel.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from syncreel.model.generator import _BACKENDS, GenerationRequest, Generator, MasterClip, register_backend
 from syncreel.schemas.settings import get_settings
 from syncreel.tasks.plan import PREVIEW_MAX_SIDE, PREVIEW_STEPS
@@ -139,9 +138,8 @@ def test_a_master_that_never_passes_ends_needs_review_with_the_evidence(harness,
     assert "audio 3" in report  # the message with the measured offset
     assert report.count("data:image/jpeg;base64,") >= 3  # both attempts' stills and the deliverable's
 
-    from typer.testing import CliRunner
-
     from syncreel.cli import app
+    from typer.testing import CliRunner
 
     target = gate_state / "report.html"
     made = CliRunner().invoke(app, ["report", summary.run_id, "--out", str(target)])
@@ -152,7 +150,6 @@ def test_a_master_that_never_passes_ends_needs_review_with_the_evidence(harness,
 def test_a_paused_run_waits_for_its_reviewer_and_an_approval_lets_it_finish(harness, gate_state, monkeypatch):
     from prefect.client.orchestration import get_client
     from prefect.flow_runs import resume_flow_run
-
     from syncreel.flows.campaign import produce_campaign
 
     monkeypatch.setenv("SYNCREEL_FAULT_AUDIO_SHIFT_ATTEMPTS", "0")
@@ -178,13 +175,12 @@ def test_a_paused_run_waits_for_its_reviewer_and_an_approval_lets_it_finish(harn
 
 
 def test_preview_renders_small_and_the_full_render_reuses_the_approved_seed(harness, gate_state, monkeypatch):
-    from typer.testing import CliRunner
-
-    from syncreel.flows.campaign import produce_campaign
     from syncreel.cli import app
+    from syncreel.flows.campaign import produce_campaign
     from syncreel.store import runs
     from syncreel.tasks.review import record_approval
     from syncreel.tasks.runtime import get_runtime
+    from typer.testing import CliRunner
 
     monkeypatch.setenv("SYNCREEL_FAULT_AUDIO_SHIFT_ATTEMPTS", "1")  # the preview's first seed fails its QA
     get_settings.cache_clear()

@@ -25,14 +25,13 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
-from test_ingest import _store_is_empty
-from typer.testing import CliRunner
-
 from syncreel.cli import app
 from syncreel.media.synth import synth_media
 from syncreel.schemas.brief import BriefError, Reference, parse_document, validate_brief
 from syncreel.schemas.settings import Settings, get_settings
 from syncreel.tasks.ingest import ReferenceRejected, _ingest
+from test_ingest import _store_is_empty
+from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "briefs" / "lumen-fizz.yaml"
@@ -568,7 +567,9 @@ def test_fuzz_documents_parse_cleanly_or_refuse(text: str, as_json: bool) -> Non
 
 def test_an_unexpected_failure_is_one_line_with_the_traceback_in_the_log(tmp_path: Path) -> None:
     env = {**os.environ, "SYNCREEL_DATABASE_URL": "bogus://nowhere", "SYNCREEL_WORK_DIR": str(tmp_path / "work")}
-    done = subprocess.run([sys.executable, "-m", "syncreel.cli", "runs"], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "syncreel.cli", "runs"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 1
     assert "Traceback" not in done.stdout + done.stderr
     assert done.stderr.strip().splitlines() == [

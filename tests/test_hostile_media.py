@@ -23,8 +23,6 @@ import av
 import numpy as np
 import pytest
 from sqlalchemy import func, select
-from test_ingest import _ref, _store_is_empty, https_server, runtime, trusted  # noqa: F401 - fixtures
-
 from syncreel.media.errors import MediaError
 from syncreel.media.fetch import FetchPolicy, fetch_https
 from syncreel.media.ffmpeg import _failure_tail, run
@@ -34,6 +32,7 @@ from syncreel.media.probe import probe
 from syncreel.media.synth import Picture, synth_media
 from syncreel.store.models import ReferenceAsset
 from syncreel.tasks.ingest import ReferenceRejected, _ingest
+from test_ingest import _ref, _store_is_empty, https_server, runtime, trusted  # noqa: F401 - fixtures
 
 CANARY = "CANARY-7f3a9c-do-not-echo"
 SECRET = "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI-K7MDENG-bPxRfiCY"  # the reference's own private content

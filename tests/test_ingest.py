@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-
 from syncreel.media.errors import MediaError
 from syncreel.media.fetch import FetchPolicy, address_refusal, fetch_https
 from syncreel.media.synth import synth_media
@@ -363,7 +362,6 @@ def test_identical_uploads_dedupe_across_campaigns_and_keep_probe_and_analysis(
 
 def test_settings_refuse_a_network_that_is_not_cidr() -> None:
     from pydantic import ValidationError
-
     from syncreel.schemas.settings import Settings
 
     assert Settings(reference_private_networks=["10.0.0.0/8"]).reference_private_networks == ("10.0.0.0/8",)

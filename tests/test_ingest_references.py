@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_analysis import click_track, write_wav
-
 from syncreel.media.synth import synth_media
 from syncreel.model.generator import get_generator
 from syncreel.schemas.brief import BriefError, validate_brief
@@ -17,6 +15,7 @@ from syncreel.schemas.records import CampaignPlan
 from syncreel.tasks.generate import build_request
 from syncreel.tasks.ingest import _ingest
 from syncreel.tasks.runtime import get_runtime
+from test_analysis import click_track, write_wav
 
 IMAGE_ROLES = ["character", "character", "product", "product", "style", "style", "background", "background", "style"]
 

@@ -25,8 +25,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageOps
-from test_campaign import small_brief
-
 from syncreel.media.probe import probe
 from syncreel.model.generator import (
     GenerationRequest,
@@ -52,6 +50,7 @@ from syncreel.model.ltx2 import (
     weights_digest,
 )
 from syncreel.schemas.settings import Settings, get_settings
+from test_campaign import small_brief
 
 pytest.importorskip("diffusers", reason="the ltx2 extra is not installed (pip install -e '.[ltx2]')")
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from syncreel.media.assemble import assemble_spot
 from syncreel.media.encode import write_master, write_master_clip
 from syncreel.media.errors import MediaError

@@ -10,7 +10,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from syncreel.media import normalize as normalize_module
 from syncreel.media.errors import MediaError
 from syncreel.media.normalize import ReferenceLimits, image_size_from_header, normalize_reference, read_audio

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from syncreel.media.assemble import assemble_spot
 from syncreel.media.ffmpeg import run
 from syncreel.media.probe import MediaInfo

@@ -13,11 +13,10 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from typer.testing import CliRunner
-
 from syncreel.cli import app
 from syncreel.media.faces import FaceTracker
 from syncreel.media.syncqa import SyncReport, score_sync
+from typer.testing import CliRunner
 
 FRAME_MS = 40.0
 EARLY_MS, LATE_MS = 45.0, 125.0  # the brief's defaults (ITU-R BT.1359)

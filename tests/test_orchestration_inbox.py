@@ -8,7 +8,6 @@ import json
 
 import boto3
 import pytest
-
 from syncreel.flows.inbox import FolderInbox, open_inbox
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from syncreel.media.encode import write_master
 from syncreel.media.reframe import CropPath, SubjectHint, analyse_subjects, draw_crop_path, plan_crop_path
 from syncreel.media.shots import Shot, shot_boundaries, shots_from_boundaries

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from test_reframe import subject_master
-from typer.testing import CliRunner
-
 from syncreel.media.probe import probe
 from syncreel.media.qc import measure
 from syncreel.media.variants import render_variants
 from syncreel.schemas.platforms import PLATFORMS, resolve_platforms
+from test_reframe import subject_master
+from typer.testing import CliRunner
 
 SCALE = 4  # the registry's sizes / 4: the same aspects, fast to encode
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from syncreel.model.config import small
 from syncreel.model.events import audio_onsets, match_events, sync_figures, visual_events
 from syncreel.model.speech import SpeechError, synthesize
