@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS, Brief, BriefError, load_brief
 from syncreel.schemas.errors import InputError
+from syncreel.schemas.records import deliverable_path
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -188,12 +189,8 @@ def qa(
     effects: Annotated[
         bool, typer.Option("--effects", help="Its sounds should follow what moves: no relation fails.")
     ] = False,
-    max_audio_early_ms: Annotated[
-        float, typer.Option(help="Sync: audio early by more fails.")
-    ] = AUDIO_EARLY_MS,
-    max_audio_late_ms: Annotated[
-        float, typer.Option(help="Sync: audio late by more fails.")
-    ] = AUDIO_LATE_MS,
+    max_audio_early_ms: Annotated[float, typer.Option(help="Sync: audio early by more fails.")] = AUDIO_EARLY_MS,
+    max_audio_late_ms: Annotated[float, typer.Option(help="Sync: audio late by more fails.")] = AUDIO_LATE_MS,
     min_lipsync_confidence: Annotated[
         float | None, typer.Option(help="Lip-sync confidence (peak − median correlation) under which it fails.")
     ] = None,
@@ -791,12 +788,7 @@ def submit(
     if out is not None and detail is not None:
         store = get_runtime().store
         for row in detail["deliverables"]:
-            target = (
-                out
-                / loaded.campaign_id
-                / row["language"]
-                / f"{loaded.campaign_id}_{row['language']}_{row['platform']}.mp4"
-            )
+            target = out / loaded.campaign_id / deliverable_path(loaded.campaign_id, row["language"], row["platform"])
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(store.fetch(row["uri"]).read_bytes())
     outcome = {

@@ -18,6 +18,11 @@ def worst(verdicts: Iterable[str]) -> Verdict:
     return "fail" if "fail" in seen else "warn" if "warn" in seen else "pass"
 
 
+def deliverable_path(campaign_id: str, language: str, platform: str) -> str:
+    """Where a deliverable goes when a run is copied out: ``<lang>/<campaign>_<lang>_<platform>.mp4``."""
+    return f"{language}/{campaign_id}_{language}_{platform}.mp4"
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

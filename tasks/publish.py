@@ -20,6 +20,7 @@ from syncreel.schemas.records import (
     QAReport,
     RunSummary,
     SpotRecord,
+    deliverable_path,
 )
 from syncreel.store import runs
 from syncreel.store.models import RunStatus
@@ -222,7 +223,7 @@ def export_deliverables(rt: Runtime, summary: RunSummary, out_dir: Path) -> list
     root = out_dir / summary.campaign_id
     written = []
     for d in summary.deliverables:
-        target = root / d.language / f"{summary.campaign_id}_{d.language}_{d.platform}.mp4"
+        target = root / deliverable_path(summary.campaign_id, d.language, d.platform)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(rt.store.fetch(d.uri), target)
         written.append(target)
