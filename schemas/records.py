@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-from syncreel.schemas.brief import Brief
+from pydantic import BaseModel, ConfigDict, Field
+from syncreel.schemas.brief import Brief, Scene
 from syncreel.schemas.platforms import PlatformSpec
 
 Verdict = Literal["pass", "warn", "fail"]
@@ -21,6 +21,42 @@ def worst(verdicts: Iterable[str]) -> Verdict:
 def deliverable_path(campaign_id: str, language: str, platform: str) -> str:
     """Where a deliverable goes when a run is copied out: ``<lang>/<campaign>_<lang>_<platform>.mp4``."""
     return f"{language}/{campaign_id}_{language}_{platform}.mp4"
+
+
+# QA subjects: what a QA row (and a QAReport) is about. A master keeps every attempt's evidence under
+# its own name; a producer's decision on a previewed scene and a reviewer's on a paused run are rows too.
+REVIEW_SUBJECT = "review"
+
+
+def master_subject(scene_id: str, language: str, attempt: int) -> str:
+    return f"master:{scene_id}:{language}:a{attempt}"
+
+
+def deliverable_subject(language: str, platform: str) -> str:
+    return f"deliverable:{language}:{platform}"
+
+
+def character_subject(reference_id: str) -> str:
+    return f"character:{reference_id}"
+
+
+def character_of(subject: str) -> str | None:
+    """The character reference id of a character's subject; None for any other subject."""
+    kind, _, reference_id = subject.partition(":")
+    return reference_id if kind == "character" else None
+
+
+def approval_subject(scene_id: str, language: str) -> str:
+    """Where a producer's approval or rejection of a previewed scene is recorded."""
+    return f"approval:{scene_id}:{language}"
+
+
+def master_of(subject: str) -> tuple[str, str, int] | None:
+    """(scene id, language, attempt) of a master's subject; None for any other subject."""
+    kind, *rest = subject.split(":")
+    if kind != "master" or len(rest) != 3 or not rest[2].startswith("a"):
+        return None
+    return rest[0], rest[1], int(rest[2].removeprefix("a"))
 
 
 class _Record(BaseModel):
@@ -38,6 +74,9 @@ class CampaignPlan(_Record):
     preview: bool = False  # masters only, small and fast, for a producer to approve scene by scene
     # Per "scene:language": the attempt (hence seed) generation starts from; 0 when absent.
     first_attempts: dict[str, int] = {}
+
+    def scene(self, scene_id: str) -> Scene:
+        return next(scene for scene in self.brief.scenes if scene.id == scene_id)
 
     def first_attempt(self, scene_id: str, language: str) -> int:
         return self.first_attempts.get(f"{scene_id}:{language}", 0)
@@ -88,7 +127,7 @@ class MasterRecord(_Record):
     @property
     def subject(self) -> str:
         """Its QA subject: every attempt's evidence is kept under its own name."""
-        return f"master:{self.scene_id}:{self.language}:a{self.attempt}"
+        return master_subject(self.scene_id, self.language, self.attempt)
 
 
 class CheckOutcome(_Record):
@@ -152,6 +191,33 @@ class DeliverableRecord(_Record):
     loudness_lufs: float | None = None
     reframe: dict[str, Any] = {}
     cached: bool = False
+
+    @property
+    def subject(self) -> str:
+        return deliverable_subject(self.language, self.platform)
+
+
+class Review(BaseModel):
+    """What the reviewer of a paused run answers (tasks/review.py renders it as Prefect's input form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approve: bool = Field(description="Approve the flagged scenes as they are (true) or reject them (false).")
+    reviewer: str = Field(default="", max_length=120, description="Who decided.")
+    note: str = Field(default="", max_length=2000, description="Why; shown in the run report.")
+
+
+class RunRecords(_Record):
+    """Everything one call of a run made, as publish and the manifest read it."""
+
+    started_at: float  # time.time() when the call began
+    masters: tuple[MasterRecord, ...]  # the one each scene keeps
+    generations: tuple[MasterRecord, ...]  # every attempt's, counted as generated or reused
+    reports: tuple[QAReport, ...]  # every attempt's, so the report shows what was regenerated and why
+    references: tuple[IngestedReference, ...] = ()
+    spots: tuple[SpotRecord, ...] = ()
+    deliverables: tuple[DeliverableRecord, ...] = ()
+    review: Review | None = None
 
 
 class RunSummary(_Record):
