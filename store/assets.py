@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-import boto3
-from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from syncreel.store import s3
 
 
 class AssetStoreError(RuntimeError):
@@ -43,6 +42,16 @@ def file_sha256(path: Path) -> str:
 
 def content_key(sha256: str, kind: str, suffix: str) -> str:
     return f"{kind}/{sha256[:2]}/{sha256}{suffix}"
+
+
+def manifest_key(run_id: str) -> str:
+    """Where a run's manifest is stored (``put_named``)."""
+    return f"runs/{run_id}/manifest.json"
+
+
+def report_key(run_id: str) -> str:
+    """Where a run's HTML QA report is stored, beside its manifest."""
+    return f"runs/{run_id}/report.html"
 
 
 class AssetStore(abc.ABC):
@@ -158,7 +167,7 @@ class S3AssetStore(AssetStore):
     ):
         self.bucket, self.prefix = bucket, prefix.strip("/")
         self.cache_dir = Path(cache_dir)
-        self.client = boto3.client("s3", endpoint_url=endpoint_url)
+        self.client = s3.client(endpoint_url)
         self.transfer = TransferConfig(
             multipart_threshold=multipart_threshold, multipart_chunksize=max(multipart_threshold, 5 * 1024 * 1024)
         )
@@ -185,7 +194,7 @@ class S3AssetStore(AssetStore):
             self.client.head_object(Bucket=self.bucket, Key=self._object_key(key))
             return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if s3.is_missing(exc):
                 return False
             raise AssetStoreError(f"{self._uri(key)}: {exc}") from exc
         except BotoCoreError as exc:
@@ -195,7 +204,7 @@ class S3AssetStore(AssetStore):
         # S3 makes an object visible only when its PUT (or multipart completion) succeeds: atomic by design.
         try:
             self.client.upload_file(str(path), self.bucket, self._object_key(key), Config=self.transfer)
-        except (Boto3Error, BotoCoreError, ClientError) as exc:
+        except s3.S3_ERRORS as exc:
             raise AssetStoreError(f"{self._uri(key)}: upload failed: {exc}") from exc
 
     def fetch(self, uri: str) -> Path:
@@ -213,7 +222,7 @@ class S3AssetStore(AssetStore):
                 os.replace(temp, target)
             finally:
                 Path(temp).unlink(missing_ok=True)
-        except (Boto3Error, BotoCoreError, ClientError) as exc:
+        except s3.S3_ERRORS as exc:
             raise AssetStoreError(f"{uri}: download failed: {exc}") from exc
         return target
 
@@ -225,7 +234,7 @@ class S3AssetStore(AssetStore):
     def delete(self, uri: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._object_key(self._key(uri)))
-        except (Boto3Error, BotoCoreError, ClientError) as exc:
+        except s3.S3_ERRORS as exc:
             raise AssetStoreError(f"{uri}: delete failed: {exc}") from exc
 
 
@@ -235,5 +244,5 @@ def open_store(url: str, cache_dir: Path) -> AssetStore:
     if parsed.scheme == "file":
         return LocalAssetStore(Path(url.removeprefix("file://")))
     if parsed.scheme == "s3" and parsed.netloc:
-        return S3AssetStore(parsed.netloc, parsed.path, cache_dir, endpoint_url=os.environ.get("AWS_ENDPOINT_URL"))
+        return S3AssetStore(parsed.netloc, parsed.path, cache_dir)
     raise ValueError(f"storage URL {url!r} is not supported; accepted: file://FOLDER or s3://bucket/prefix")

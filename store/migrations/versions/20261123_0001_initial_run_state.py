@@ -15,6 +15,16 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _create_assets()
+    _create_campaign_runs()
+    _create_deliverables()
+    _create_generations()
+    _create_qa_results()
+    _create_task_outputs()
+    _create_scene_jobs()
+
+
+def _create_assets() -> None:
     op.create_table(
         "assets",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -27,6 +37,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assets")),
         sa.UniqueConstraint("sha256", name=op.f("uq_assets_sha256")),
     )
+
+
+def _create_campaign_runs() -> None:
     op.create_table(
         "campaign_runs",
         sa.Column("id", sa.String(length=32), nullable=False),
@@ -49,6 +62,8 @@ def upgrade() -> None:
     with op.batch_alter_table("campaign_runs", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_campaign_runs_campaign_id"), ["campaign_id"], unique=False)
 
+
+def _create_deliverables() -> None:
     op.create_table(
         "deliverables",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -64,6 +79,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_deliverables")),
         sa.UniqueConstraint("run_id", "language", "platform", name=op.f("uq_deliverables_run_id_language_platform")),
     )
+
+
+def _create_generations() -> None:
     op.create_table(
         "generations",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -89,6 +107,8 @@ def upgrade() -> None:
     with op.batch_alter_table("generations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_generations_run_id"), ["run_id"], unique=False)
 
+
+def _create_qa_results() -> None:
     op.create_table(
         "qa_results",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -103,6 +123,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_qa_results")),
         sa.UniqueConstraint("run_id", "subject", "check", name=op.f("uq_qa_results_run_id_subject_check")),
     )
+
+
+def _create_task_outputs() -> None:
     op.create_table(
         "task_outputs",
         sa.Column("cache_key", sa.String(length=128), nullable=False),
@@ -113,6 +136,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["asset_id"], ["assets.id"], name=op.f("fk_task_outputs_asset_id_assets")),
         sa.PrimaryKeyConstraint("cache_key", name=op.f("pk_task_outputs")),
     )
+
+
+def _create_scene_jobs() -> None:
     op.create_table(
         "scene_jobs",
         sa.Column("id", sa.Integer(), nullable=False),
