@@ -3,7 +3,7 @@
     python benchmarks/calibration.py OUT_DIR [--full]
 
 Lip-sync: scikit-image's astronaut photo with the mouth opened by the loudness of a line spoken by
-espeak-ng (model/speech.py), frame by frame: the lower lip and jaw are moved down and the gap between
+espeak-ng (syncreel/espeak.py), frame by frame: the lower lip and jaw are moved down and the gap between
 the lips is filled with a dark mouth interior (a painted dark patch, as model/world.py draws for its
 own training clips, is not seen as an open mouth by the face-mesh model: measured, its inner-lip gap
 did not change with the patch). The sound is then shifted by a known offset (positive = audio late).
@@ -37,11 +37,12 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from syncreel.media.encode import write_master  # noqa: E402
-from syncreel.model.speech import synthesize  # noqa: E402
 from syncreel.model.world import LINES, bounce, loudness_envelope  # noqa: E402
 
+from syncreel.espeak import synthesize  # noqa: E402
+
 RECIPE_FILES = tuple(ROOT / name for name in ("benchmarks/calibration.py", "media/encode.py", "model/world.py",
-                                              "model/speech.py"))  # fmt: skip
+                                              "syncreel/espeak.py", "syncreel/audio.py"))  # fmt: skip
 RATE = 48_000
 FPS = 25.0
 SPEECH_START_S = 0.6  # where the line starts in the picture; the sound moves from here by the offset

@@ -6,16 +6,13 @@ import tempfile
 import wave
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 from syncreel.media.errors import MediaError
 from syncreel.media.ffmpeg import BITEXACT, run
 from syncreel.media.probe import MediaInfo, probe
-
-if TYPE_CHECKING:
-    from syncreel.model.generator import MasterClip
+from syncreel.schemas.clips import MasterClip
 
 MASTER_AUDIO_RATE = 48_000
 MASTER_AUDIO_BITRATE = 256_000

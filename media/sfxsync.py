@@ -1,16 +1,16 @@
 """Sound-effect sync: do the sounds land on the picture's impacts, and how far apart are they?
 
 On the 25 fps clock (`media.tracks`): the audio onset strength — how fast the loudness rises, from
-model/events.py's ``loudness`` (10 ms RMS every 5 ms, in dB), over the 30 ms that its ``audio_onsets``
+syncreel/audio.py's ``loudness`` (10 ms RMS every 5 ms, in dB), over the 30 ms that its ``audio_onsets``
 looks at, placed at the middle of each rise and kept as the strongest rise in each slot — against
 the picture's motion change (how much the frame difference turns back on itself, as when a ball
 hits the floor: see `media.tracks`). Their correlation over ±15 slots gives the offset
 (**positive = audio late**), the peak and the confidence (peak − median), as for lip-sync.
 
 When the generator reports when its visual events happen, ``events`` pairs each with the detected
-onset (model/events.py's ``audio_onsets``) nearest to where the clip's offset puts its sound, and
+onset (syncreel/audio.py's ``audio_onsets``) nearest to where the clip's offset puts its sound, and
 reports that onset's own offset: the per-event table; ``unmatched_events`` / ``unmatched_onsets``
-count what model/events.py's one-to-one ``match_events`` leaves unpaired there.
+count what syncreel/audio.py's one-to-one ``match_events`` leaves unpaired there.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ import numpy as np
 from syncreel.media.lipsync import MAX_LAG, lag_correlation, peak_of
 from syncreel.media.qc import Verdict
 from syncreel.media.tracks import ClipTracks, analyse
-from syncreel.model.events import HOP_S, audio_onsets, loudness, match_events
 from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS
+
+from syncreel.audio import HOP_S, audio_onsets, loudness, match_events
 
 RISE_S = 0.03  # the rise that audio_onsets looks at
 ONSET_RANGE_DB = 40.0  # rises in quieter sound than the loudest minus this are not onsets
@@ -57,7 +58,7 @@ class SfxSyncScore:
     lags_ms: tuple[float, ...]
     correlation: tuple[float, ...]
     events: tuple[EventMatch, ...]  # only when visual event times were given
-    unmatched_events: int | None  # one-to-one pairing (model.events.match_events): events without a sound
+    unmatched_events: int | None  # one-to-one pairing (syncreel.audio.match_events): events without a sound
     unmatched_onsets: int | None  # ... and sounds without an event (within EVENT_WINDOW_S of the offset)
 
     def to_dict(self) -> dict[str, Any]:

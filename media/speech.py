@@ -1,8 +1,8 @@
 """Text to speech for the brief's dialogue, behind one small interface (`SpeechEngine`).
 
 Two engines, both offline:
-- `EspeakEngine`: espeak-ng from the `espeakng-loader` wheel (the binding is model/speech.py's, shared
-  with the training world), a voice per language, a timbre, rate and pitch;
+- `EspeakEngine`: espeak-ng from the `espeakng-loader` wheel (the binding is syncreel/espeak.py's,
+  shared with the training world), a voice per language, a timbre, rate and pitch;
 - `PiperEngine`: a neural Piper voice (``piper-tts``) from a local model file the operator installed;
   never downloaded.
 `dialogue_track` places each spoken line at its start in a scene-long track; `with_stem` puts a track in
@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from syncreel.model.speech import SpeechError, resample
-from syncreel.model.speech import synthesize as espeak_synthesize
 from syncreel.schemas.voices import DEFAULT_RATE_WPM, espeak_voice
+
+from syncreel.audio import resample
+from syncreel.espeak import SpeechError
+from syncreel.espeak import synthesize as espeak_synthesize
 
 __all__ = ["SpeechError", "Voice", "SpeechEngine", "EspeakEngine", "PiperEngine", "engine_for"]
 

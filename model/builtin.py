@@ -40,7 +40,6 @@ import torch
 from syncreel.model.checkpoint import load_checkpoint
 from syncreel.model.codecs import decode_audio, decode_video, encode_audio, encode_video, square_frames
 from syncreel.model.config import DualTowerConfig, small
-from syncreel.model.events import audio_onsets
 from syncreel.model.flow_matching import Guidance, KnownParts, sample
 from syncreel.model.generator import GenerationRequest, Generator, MasterClip, ReferenceInput, register_backend
 from syncreel.model.transformer import (
@@ -53,6 +52,8 @@ from syncreel.model.transformer import (
     words,
 )
 from syncreel.model.world import STEMS, vocabulary
+
+from syncreel.audio import audio_onsets
 
 CHECKPOINT = Path(__file__).with_name("checkpoints") / "builtin.safetensors"
 INIT_SEED = 20261123

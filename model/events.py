@@ -1,9 +1,9 @@
-"""Finding events in picture and sound, to measure how well a clip's sound lands on what is seen.
+"""Finding events in the picture, to measure how well a clip's sound lands on what is seen.
 
-- ``audio_onsets``: where a stem's loudness jumps (a thump, a kick, a syllable), in seconds.
 - ``visual_events``: for the procedural world's scenes, the instants the picture shows an event: a
   ball's floor contacts (the lowest points of its track) or a square's swells (its area jumping up).
-- ``match_events``: pairs each visual event with the nearest onset and reports the offsets.
+- ``sync_figures``: many clips' visual events against their sound onsets (syncreel.audio's
+  ``audio_onsets``, paired by its ``match_events``), as the benchmark table's figures.
 
 The detectors read pixels and samples only (no ground truth), so they measure generated clips and the
 world's own clips the same way; benchmarks/model_sync.py reports both, the latter as the floor of the
@@ -12,47 +12,11 @@ measurement itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-HOP_S = 0.005
+from syncreel.audio import match_events
+
 MIN_MOVE = 0.03
-
-
-def loudness(wave: np.ndarray, rate: int, hop_s: float = HOP_S, window_s: float = 0.01) -> np.ndarray:
-    """RMS in windows of ``window_s`` every ``hop_s``, in dBFS."""
-    hop, window = max(1, int(hop_s * rate)), max(1, int(window_s * rate))
-    count = max(0, (len(wave) - window) // hop + 1)
-    if count == 0:
-        return np.zeros(0)
-    frames = np.lib.stride_tricks.sliding_window_view(wave, window)[::hop][:count]
-    return 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
-
-
-def audio_onsets(
-    wave: np.ndarray, rate: int, *, rise_db: float = 12.0, floor_db: float = -40.0, min_gap_s: float = 0.12
-) -> tuple[float, ...]:
-    """Times where the loudness rises by ``rise_db`` within 30 ms to above ``floor_db`` dBFS and above
-    the clip's peak loudness minus 24 dB; at most one onset per ``min_gap_s``."""
-    level = loudness(np.asarray(wave, np.float32), rate)
-    if level.size < 8:
-        return ()
-    lag = max(1, int(0.03 / HOP_S))
-    threshold = max(floor_db, float(level.max()) - 24.0)
-    rise = level[lag:] - level[:-lag]
-    candidates = np.flatnonzero((rise >= rise_db) & (level[lag:] >= threshold)) + lag
-    onsets: list[float] = []
-    for index in candidates:
-        # the onset is where the level first crosses halfway (in dB) between its start and its top
-        start = index - lag
-        top = int(start + np.argmax(level[start : index + lag + 1]))
-        middle = (level[start] + level[top]) / 2
-        crossing = start + int(np.argmax(level[start : top + 1] >= middle))
-        at = (crossing + 0.5) * HOP_S + 0.005  # + half the 10 ms window
-        if not onsets or at - onsets[-1] >= min_gap_s:
-            onsets.append(round(at, 4))
-    return tuple(onsets)
 
 
 def _object_mask(frames: np.ndarray) -> np.ndarray:
@@ -97,31 +61,6 @@ def visual_events(frames: np.ndarray, fps: float, kind: str) -> tuple[float, ...
             offset = (before - after) / (2 * slope)  # in frames, in [-0.5, 0.5]
             events.append(round(float(times[i] + offset / fps), 4))
     return tuple(events)
-
-
-@dataclass(frozen=True)
-class SyncMatch:
-    offsets_ms: tuple[float, ...]  # audio onset minus visual event, per matched visual event
-    unmatched_visual: int  # visual events with no onset within the window
-    unmatched_audio: int  # onsets with no visual event within the window
-
-    @property
-    def matched(self) -> int:
-        return len(self.offsets_ms)
-
-
-def match_events(visual: tuple[float, ...], audio: tuple[float, ...], window_s: float = 0.25) -> SyncMatch:
-    """Greedy one-to-one pairing of visual events with onsets, nearest first, within ``window_s``."""
-    pairs = sorted(
-        (abs(a - v), i, j) for i, v in enumerate(visual) for j, a in enumerate(audio) if abs(a - v) <= window_s
-    )
-    used_v, used_a, offsets = set(), set(), {}
-    for _, i, j in pairs:
-        if i not in used_v and j not in used_a:
-            used_v.add(i)
-            used_a.add(j)
-            offsets[i] = (audio[j] - visual[i]) * 1000
-    return SyncMatch(tuple(offsets[i] for i in sorted(offsets)), len(visual) - len(used_v), len(audio) - len(used_a))
 
 
 def sync_figures(events: list[tuple[tuple[float, ...], tuple[float, ...]]], frame_ms: float) -> dict[str, float | None]:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-from syncreel.model.speech import synthesize
 from syncreel.model.transformer import words
+
+from syncreel.espeak import synthesize
 
 STEMS = ("dialogue", "effects", "ambience")
 SCENE_KINDS = ("bounce", "pulse", "talk")

@@ -27,7 +27,7 @@ from syncreel.schemas.records import CampaignPlan, IngestedReference
 from syncreel.tasks.progress import emit
 from syncreel.tasks.runtime import cache_key, code_fingerprint, get_runtime, memoized, store_asset
 
-from syncreel import media, model
+from syncreel import audio, espeak, media
 
 
 def voice_id(scene_id: str, language: str) -> str:
@@ -79,7 +79,7 @@ def speak_lines(plan: CampaignPlan, scene_id: str, language: str) -> list[Ingest
         scene.duration_s,
         sample_rate,
         engine.identity,
-        code_fingerprint(media.speech, model.speech),
+        code_fingerprint(media.speech, espeak, audio),
     )
 
     def produce() -> tuple[dict, int]:

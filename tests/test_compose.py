@@ -32,8 +32,9 @@ from syncreel.media.encode import write_master
 from syncreel.media.faces import FaceDetector
 from syncreel.media.speech import EspeakEngine, Voice, dialogue_track
 from syncreel.media.syncqa import SyncReport, score_sync
-from syncreel.model.generator import GenerationRequest, MasterClip, ReferenceInput
+from syncreel.model.generator import GenerationRequest, ReferenceInput
 from syncreel.model.world import bounce, face, loudness_envelope, mouth_mask, thump
+from syncreel.schemas.clips import MasterClip
 from syncreel.tasks.generate import with_references_on_screen
 
 ASSETS = Path(__file__).resolve().parents[1] / "examples" / "briefs" / "assets"

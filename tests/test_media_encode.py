@@ -13,7 +13,7 @@ from syncreel.media.errors import MediaError
 from syncreel.media.normalize import read_audio
 from syncreel.media.probe import probe
 from syncreel.media.synth import synth_media
-from syncreel.model.generator import MasterClip
+from syncreel.schemas.clips import MasterClip
 
 FPS = 24.0
 FRAMES = 30  # 1.25 s

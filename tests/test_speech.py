@@ -19,8 +19,9 @@ from syncreel.media.speech import (
     engine_for,
     with_stem,
 )
-from syncreel.model.generator import GenerationRequest, MasterClip, ReferenceInput
+from syncreel.model.generator import GenerationRequest, ReferenceInput
 from syncreel.schemas.brief import BriefError, validate_brief
+from syncreel.schemas.clips import MasterClip
 from syncreel.schemas.records import CampaignPlan, IngestedReference
 from syncreel.tasks.generate import build_request, dialogue_stem, spoken_dialogue, takes_voice, with_dialogue_stem
 from syncreel.tasks.speak import dialogue_id, line_voice, speak_lines, voice_id

@@ -1,8 +1,9 @@
 """Offline speech synthesis with espeak-ng, from the library the `espeakng-loader` wheel ships.
 
-Used to give the procedural world's talking characters real speech (and by tests that need a voice
-line). Nothing is downloaded: the shared library and its voice data are inside the installed package.
-espeak-ng keeps global state, so calls are serialised with a lock. Its output is not bit-exact from
+Used by the voice stage (media/speech.py's espeak engine), to give the procedural world's talking
+characters real speech (model/world.py), and by tests that need a voice line. Nothing is downloaded:
+the shared library and its voice data are inside the installed package. espeak-ng keeps global
+state, so calls are serialised with a lock. Its output is not bit-exact from
 call to call (the same text comes out a few milliseconds longer or shorter, even with its random
 seed fixed), so callers that need a fixed waveform keep the first one (model/world.py caches each line).
 """
@@ -10,12 +11,12 @@ seed fixed), so callers that need a fixed waveform keep the first one (model/wor
 from __future__ import annotations
 
 import ctypes
-import math
 import threading
 from functools import cache
 
 import numpy as np
-from scipy.signal import resample_poly
+
+from syncreel.audio import resample
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000
@@ -76,11 +77,3 @@ def synthesize(
     if status != 0:
         raise SpeechError(f"espeak-ng refused the text (code {status})")
     return resample(samples.astype(np.float32) / 32768.0, native_rate, sample_rate)
-
-
-def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """A mono float32 waveform from ``rate`` to ``target`` Hz, band-limited (polyphase)."""
-    if rate == target or not wave.size:
-        return wave
-    divisor = math.gcd(rate, target)
-    return resample_poly(wave, target // divisor, rate // divisor).astype(np.float32)
