@@ -82,9 +82,9 @@ def run_one(items: int) -> dict:
     """In a child process whose environment points at the server and databases: a one-scene campaign
     (the process's first: see the module doc), then the measured one."""
     from syncreel.flows.campaign import produce_campaign
+    from syncreel.model.backends import register_backend
     from syncreel.model.builtin import BuiltinGenerator
     from syncreel.model.config import tiny
-    from syncreel.model.generator import register_backend
     from syncreel.schemas.brief import validate_brief
 
     @register_backend

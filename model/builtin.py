@@ -41,7 +41,7 @@ from syncreel.model.checkpoint import load_checkpoint
 from syncreel.model.codecs import decode_audio, decode_video, encode_audio, encode_video, square_frames
 from syncreel.model.config import DualTowerConfig, small
 from syncreel.model.flow_matching import Guidance, KnownParts, sample
-from syncreel.model.generator import GenerationRequest, Generator, MasterClip, ReferenceInput, register_backend
+from syncreel.model.generator import GenerationRequest, Generator, ReferenceInput
 from syncreel.model.transformer import (
     DualTowerTransformer,
     ReferenceTensor,
@@ -52,6 +52,7 @@ from syncreel.model.transformer import (
     words,
 )
 from syncreel.model.world import STEMS, vocabulary
+from syncreel.schemas.clips import MasterClip
 
 from syncreel.audio import audio_onsets
 
@@ -95,7 +96,6 @@ def _resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
     return np.interp(positions, np.arange(len(wave)), wave).astype(np.float32)
 
 
-@register_backend
 class BuiltinGenerator(Generator):
     name = "builtin"
 

@@ -9,8 +9,6 @@ of Prefect and pydantic.
 from __future__ import annotations
 
 import abc
-import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,31 +83,3 @@ class GeneratorUnavailable(RuntimeError):
 
 class GeneratorOutOfMemory(RuntimeError):
     """The device ran out of memory even after the backend's own retry with less memory."""
-
-
-_BACKENDS: dict[str, type[Generator]] = {}
-_INSTANCES: dict[tuple[str, tuple[tuple[str, object], ...]], Generator] = {}
-_lock = threading.Lock()
-
-
-def register_backend(cls: type[Generator]) -> type[Generator]:
-    _BACKENDS[cls.name] = cls
-    return cls
-
-
-def get_generator(name: str, options: Mapping[str, object] | None = None) -> Generator:
-    """The process-wide instance of a backend for these constructor ``options`` (weights load once per
-    worker; schemas.settings.Settings.generator_options gives a backend's options from the settings)."""
-    _import_builtin_backends()
-    if name not in _BACKENDS:
-        raise ValueError(f"unknown generation backend {name!r}; available: {', '.join(sorted(_BACKENDS))}")
-    key = (name, tuple(sorted((options or {}).items())))
-    with _lock:  # two threads asking at once must not load the weights twice
-        if key not in _INSTANCES:
-            _INSTANCES[key] = _BACKENDS[name](**(options or {}))
-        return _INSTANCES[key]
-
-
-def _import_builtin_backends() -> None:
-    # Registers "builtin" and "ltx2"; model.ltx2 imports diffusers only when an LTX2Generator is made.
-    from syncreel.model import builtin, ltx2  # noqa: F401

@@ -57,10 +57,9 @@ from syncreel.model.generator import (
     Generator,
     GeneratorOutOfMemory,
     GeneratorUnavailable,
-    MasterClip,
     ReferenceInput,
-    register_backend,
 )
+from syncreel.schemas.clips import MasterClip
 
 # LTX-2's grid: its VAE compresses 32× in space and 8× in time, with one extra (causal) first frame.
 SPATIAL_MULTIPLE = 32
@@ -340,7 +339,6 @@ def weights_digest(path: Path) -> str:
 
 
 # -- the backend -----------------------------------------------------------------------------------------
-@register_backend
 class LTX2Generator(Generator):
     name = "ltx2"
 

@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         return networks
 
     def generator_options(self) -> dict[str, object]:
-        """Constructor options for the configured backend (model.generator.get_generator)."""
+        """Constructor options for the configured backend (model.backends.get_generator)."""
         if self.backend != "ltx2":
             return {}
         return {

@@ -15,7 +15,8 @@ from syncreel.media.encode import write_master_clip, write_stems
 from syncreel.media.mix import RATE as STEMS_RATE
 from syncreel.media.mix import read_stems
 from syncreel.media.speech import with_stem
-from syncreel.model.generator import GenerationRequest, Generator, ReferenceInput, get_generator
+from syncreel.model.backends import get_generator
+from syncreel.model.generator import GenerationRequest, Generator, ReferenceInput
 from syncreel.schemas.brief import Brief, Scene
 from syncreel.schemas.clips import MasterClip
 from syncreel.schemas.records import CampaignPlan, IngestedReference, MasterRecord

@@ -19,7 +19,8 @@ import yaml
 from PIL import Image
 from syncreel.media.consistency import character_consistency, consistency_checks
 from syncreel.media.encode import write_master
-from syncreel.model.generator import _BACKENDS, GenerationRequest, Generator, register_backend
+from syncreel.model.backends import _BACKENDS, register_backend
+from syncreel.model.generator import GenerationRequest, Generator
 from syncreel.schemas.brief import BriefError, validate_brief
 from syncreel.schemas.clips import MasterClip
 from syncreel.schemas.settings import get_settings

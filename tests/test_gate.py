@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from syncreel.model.generator import _BACKENDS, GenerationRequest, Generator, register_backend
+from syncreel.model.backends import _BACKENDS, register_backend
+from syncreel.model.generator import GenerationRequest, Generator
 from syncreel.schemas.clips import MasterClip
 from syncreel.schemas.settings import get_settings
 from syncreel.tasks.plan import PREVIEW_MAX_SIDE, PREVIEW_STEPS

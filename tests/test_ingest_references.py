@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from syncreel.media.synth import synth_media
-from syncreel.model.generator import get_generator
+from syncreel.model.backends import get_generator
 from syncreel.schemas.brief import BriefError, validate_brief
 from syncreel.schemas.records import CampaignPlan
 from syncreel.tasks.generate import build_request

@@ -26,12 +26,12 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 from syncreel.media.probe import probe
+from syncreel.model.backends import get_generator
 from syncreel.model.generator import (
     GenerationRequest,
     GeneratorOutOfMemory,
     GeneratorUnavailable,
     ReferenceInput,
-    get_generator,
 )
 from syncreel.model.ltx2 import (
     LTX2Generator,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from syncreel.model.backends import get_generator
 from syncreel.model.builtin import CHECKPOINT, BuiltinGenerator
 from syncreel.model.checkpoint import CheckpointError, load_checkpoint, load_codec_state, save_checkpoint
 from syncreel.model.codecs import decode_audio, decode_video, encode_audio, encode_video, fit_square
@@ -25,7 +26,7 @@ from syncreel.model.flow_matching import (
     shift_time,
     time_grid,
 )
-from syncreel.model.generator import GenerationRequest, ReferenceInput, get_generator
+from syncreel.model.generator import GenerationRequest, ReferenceInput
 from syncreel.model.layers import Attention, time_window_bias
 from syncreel.model.transformer import AUDIO_MIN_T, DualTowerTransformer, tokenize
 from syncreel.model.world import STEMS
