@@ -7,12 +7,13 @@ import wave
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from syncreel.media.errors import MediaError
 from syncreel.media.ffmpeg import BITEXACT, run
 from syncreel.media.probe import MediaInfo, probe
 from syncreel.schemas.clips import MasterClip
+
+from syncreel.audio import resample
 
 MASTER_AUDIO_RATE = 48_000
 MASTER_AUDIO_BITRATE = 256_000
@@ -23,17 +24,6 @@ def _stereo(audio: np.ndarray) -> np.ndarray:
     if audio.shape[0] == 1:
         return np.repeat(audio, 2, axis=0)
     return audio[:2]
-
-
-def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Resample (2, N) float32 with FFmpeg's band-limited resampler (libswresample)."""
-    if rate == target or audio.shape[1] == 0:
-        return audio
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio), format="fltp", layout="stereo")
-    frame.sample_rate = rate
-    resampler = av.AudioResampler(format="fltp", layout="stereo", rate=target)
-    chunks = [out.to_ndarray() for out in (*resampler.resample(frame), *resampler.resample(None))]
-    return np.concatenate(chunks, axis=1) if chunks else np.zeros((2, 0), np.float32)
 
 
 def fit_audio(audio: np.ndarray, sample_rate: int, duration_s: float) -> np.ndarray:

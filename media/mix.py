@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from syncreel.media.errors import MediaError
 
+from syncreel.audio import resample
+
 RATE = 48_000
 LAYERS = ("dialogue", "effects", "ambience", "music")
 SCENE_MIX = "mix"  # a scene without stems: its whole sound is one layer
@@ -74,14 +76,7 @@ def read_stems(path: Path) -> np.ndarray:
     if width != 2:
         raise MediaError(path, f"stems must be 16-bit PCM, got {8 * width}-bit")
     stems = np.frombuffer(data, "<i2").reshape(-1, channels).T.astype(np.float32) / 32767
-    if rate != RATE:
-        from math import gcd
-
-        from scipy.signal import resample_poly
-
-        common = gcd(rate, RATE)
-        stems = resample_poly(stems, RATE // common, rate // common, axis=1).astype(np.float32)
-    return stems
+    return resample(stems, rate, RATE)
 
 
 def _faded(audio: np.ndarray, samples: int, fade_in: int, fade_out: int) -> np.ndarray:

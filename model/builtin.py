@@ -54,7 +54,7 @@ from syncreel.model.transformer import (
 from syncreel.model.world import STEMS, vocabulary
 from syncreel.schemas.clips import MasterClip
 
-from syncreel.audio import audio_onsets
+from syncreel.audio import audio_onsets, resample
 
 CHECKPOINT = Path(__file__).with_name("checkpoints") / "builtin.safetensors"
 INIT_SEED = 20261123
@@ -87,13 +87,6 @@ def _decode_audio(path: Path, rate: int) -> np.ndarray:
         chunks = [f.to_ndarray()[0] for frame in container.decode(audio=0) for f in resampler.resample(frame)]
         chunks += [f.to_ndarray()[0] for f in resampler.resample(None)]
     return np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-
-
-def _resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
-    if rate == target:
-        return wave
-    positions = np.arange(round(len(wave) * target / rate)) * (rate / target)
-    return np.interp(positions, np.arange(len(wave)), wave).astype(np.float32)
 
 
 class BuiltinGenerator(Generator):
@@ -291,7 +284,7 @@ class BuiltinGenerator(Generator):
         frames = decode_video(self.model.video_codec, video, request.num_frames, request.height, request.width)
         native = decode_video(self.model.video_codec, video, request.num_frames, c.frame_size, c.frame_size)
         stems = decode_audio(audio, c, generator=generator).numpy()
-        stems = np.stack([_resample(stem, c.sample_rate, request.sample_rate) for stem in stems])
+        stems = resample(stems, c.sample_rate, request.sample_rate)
         stems = np.pad(stems, ((0, 0), (0, max(0, request.num_samples - stems.shape[-1]))))[:, : request.num_samples]
         mix = stems.sum(0)
         peak = float(np.abs(mix).max())

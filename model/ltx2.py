@@ -51,7 +51,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from scipy.signal import resample_poly
 from syncreel.model.generator import (
     GenerationRequest,
     Generator,
@@ -60,6 +59,8 @@ from syncreel.model.generator import (
     ReferenceInput,
 )
 from syncreel.schemas.clips import MasterClip
+
+from syncreel.audio import resample
 
 # LTX-2's grid: its VAE compresses 32× in space and 8× in time, with one extra (causal) first frame.
 SPATIAL_MULTIPLE = 32
@@ -204,9 +205,7 @@ def crop_and_trim(frames: np.ndarray, grid: GridSize, width: int, height: int, c
 def fit_waveform(wave: np.ndarray, rate: int, target_rate: int, start_s: float, samples: int) -> np.ndarray:
     """(C, N) audio at ``rate`` → (C, ``samples``) float32 at ``target_rate`` from ``start_s``: band-limited
     resampling, silence past the end (the causal audio VAE can end a few ms short of the video)."""
-    if rate != target_rate:
-        divisor = math.gcd(rate, target_rate)
-        wave = resample_poly(wave, target_rate // divisor, rate // divisor, axis=-1)
+    wave = resample(wave, rate, target_rate)
     start = round(start_s * target_rate)
     wave = wave[:, start : start + samples]
     wave = np.pad(wave, ((0, 0), (0, samples - wave.shape[1])))
