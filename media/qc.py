@@ -166,6 +166,26 @@ def _spans(stderr: str, start_key: str, end_key: str, duration: float) -> tuple[
     return tuple(spans)
 
 
+@dataclass(frozen=True)
+class R128Summary:
+    """What ffmpeg's ``ebur128=peak=true`` filter reports for a whole programme."""
+
+    integrated_lufs: float | None  # None below the absolute gate (silence)
+    loudness_range_lu: float | None
+    true_peak_dbtp: float | None
+
+
+def parse_ebur128(stderr: str) -> R128Summary:
+    """The summary ffmpeg's ebur128 filter prints last in its log (Nones where it is missing or not finite)."""
+    summary = stderr[stderr.rfind("Summary:") :] if "Summary:" in stderr else ""
+    integrated = _last(r"I:\s+" + _FLOAT + r" LUFS", summary)
+    return R128Summary(
+        integrated_lufs=integrated if integrated is not None and integrated > GATED_SILENCE_LUFS else None,
+        loudness_range_lu=_last(r"LRA:\s+" + _FLOAT + r" LU", summary),
+        true_peak_dbtp=_last(r"Peak:\s+" + _FLOAT + r" dBFS", summary),
+    )
+
+
 def _measure_sound(path: Path, info: MediaInfo) -> dict[str, Any]:
     """QCMeasurements' sound fields from one ffmpeg pass over the first audio stream ({} without one)."""
     if info.audio is None:
@@ -176,17 +196,13 @@ def _measure_sound(path: Path, info: MediaInfo) -> dict[str, Any]:
     )
     stderr = run(["-i", str(path), "-filter_complex", graph, "-map", "[aq]", "-f", "null", "-"],
                  what="QC analysis", path=path)  # fmt: skip
-    summary = stderr[stderr.rfind("Summary:") :] if "Summary:" in stderr else ""
     overall = stderr[stderr.rfind("Overall") :] if "Overall" in stderr else ""
-    integrated = _last(r"I:\s+" + _FLOAT + r" LUFS", summary)
     return {
         "silent": _spans(stderr, r"silence_start: ", r"silence_end: ", info.duration_s),
         "peak_dbfs": _last(r"Peak level dB: " + _FLOAT, overall),
         "rms_dbfs": _last(r"RMS level dB: " + _FLOAT, overall),
         "flat_factor": _last(r"Flat factor: " + _FLOAT, overall),
-        "integrated_lufs": integrated if integrated is not None and integrated > GATED_SILENCE_LUFS else None,
-        "loudness_range_lu": _last(r"LRA:\s+" + _FLOAT + r" LU", summary),
-        "true_peak_dbtp": _last(r"Peak:\s+" + _FLOAT + r" dBFS", summary),
+        **asdict(parse_ebur128(stderr)),
     }
 
 

@@ -53,6 +53,7 @@ from syncreel.media.captions import Cue, fonts_dir, layout_cues, write_ass, writ
 from syncreel.media.errors import MediaError
 from syncreel.media.ffmpeg import BITEXACT, run
 from syncreel.media.probe import MediaInfo, probe
+from syncreel.media.qc import parse_ebur128
 from syncreel.media.reframe import (
     CropPath,
     SourceAnalysis,
@@ -75,7 +76,6 @@ BACKGROUND_BLUR_SIGMA = 6.0
 BACKGROUND_BRIGHTNESS = -0.08  # a slightly darker background lets the fitted picture stand out
 THUMBNAILS = 6  # per deliverable, evenly spread; the contact sheet tiles them 3 × 2
 THUMBNAIL_WIDTH = 360
-_FLOAT = r"(-?(?:\d+(?:\.\d*)?|inf|nan))"
 
 
 @dataclass(frozen=True)
@@ -437,19 +437,8 @@ def measure_r128(path: Path) -> tuple[float | None, float | None, float | None]:
         what="loudness check",
         path=path,
     )
-    summary = stderr[stderr.rfind("Summary:") :]
-
-    def last(pattern: str) -> float | None:
-        found = re.findall(pattern, summary)
-        value = float(found[-1]) if found else math.nan
-        return value if math.isfinite(value) else None
-
-    integrated = last(r"I:\s+" + _FLOAT + r" LUFS")
-    return (
-        integrated if integrated is not None and integrated > -70.0 else None,
-        last(r"Peak:\s+" + _FLOAT + r" dBFS"),
-        last(r"LRA:\s+" + _FLOAT + r" LU"),
-    )
+    r128 = parse_ebur128(stderr)
+    return r128.integrated_lufs, r128.true_peak_dbtp, r128.loudness_range_lu
 
 
 def _analysis_for(src: Path, groups: list[_Group], hints: Sequence[SubjectHint], faces: bool) -> SourceAnalysis:
