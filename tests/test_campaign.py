@@ -137,6 +137,20 @@ def test_campaign_runs_end_to_end_then_rerun_is_fully_cached(tmp_path):
     listed = syncreel("runs", env=env)
     assert summary["run_id"] in listed.stdout
 
+    # What a person reads in an 80-column terminal: a table row per deliverable, none wrapped.
+    shown_run = syncreel("run", str(brief), "--out", str(out), env={**env, "COLUMNS": "80"})
+    assert shown_run.returncode in (0, 3), shown_run.stdout + shown_run.stderr
+    lines = shown_run.stdout.splitlines()
+    rows = [line for line in lines if line.startswith("│")]
+    assert len(rows) == 4 and max(len(line) for line in rows) <= 80, shown_run.stdout
+    assert {tuple(cell.strip() for cell in row.strip("│").split("│"))[:2] for row in rows} == {
+        ("en", "square"),
+        ("en", "tiktok"),
+        ("es", "square"),
+        ("es", "tiktok"),
+    }
+    assert f"files: {out / 'small-test'}/<language>/small-test_<language>_<platform>.mp4" in lines
+
 
 def test_sigkill_during_generation_then_rerun_completes_without_duplicates(tmp_path):
     brief = small_brief(tmp_path, scene_seconds=3.0)
