@@ -32,6 +32,7 @@ class Submission:
     deployment: str
     flow_run: FlowRun
     run_key: str  # the campaign run's key in syncreel's database (`tasks.plan.run_key_for`)
+    preview: bool
 
 
 def submit_campaign(brief: Brief, *, deployment: str | None = None, preview: bool = False) -> Submission:
@@ -42,7 +43,7 @@ def submit_campaign(brief: Brief, *, deployment: str | None = None, preview: boo
     )
     assert isinstance(flow_run, FlowRun)  # called from sync code: the flow run, not a coroutine
     run_key = run_key_for(preview_brief(brief) if preview else brief, preview=preview)
-    return Submission(brief, name, flow_run, run_key)
+    return Submission(brief, name, flow_run, run_key, preview)
 
 
 def run_detail(run_key: str) -> dict[str, Any] | None:
