@@ -201,7 +201,6 @@ def assemble_layered(
     cuts = snap_cuts(durations, float(rate), *grid, tolerance_s=snap_tolerance_s)
     frame_edges = [0, *(round(cut.cut_s * rate) for cut in cuts), round(sum(durations) * rate)]
     edges_s = [float(frames / rate) for frames in frame_edges]
-
     stems = stems or [None] * len(clips)
     stem_names = stem_names or [()] * len(clips)
     scene_layers = [
@@ -213,27 +212,8 @@ def assemble_layered(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     mix_wav = write_mix_wav(spot_mix.mix, out.with_name(f".{out.stem}.mix.wav"))
-    graph, pairs = [], []
-    for index in range(len(infos)):
-        frames = frame_edges[index + 1] - frame_edges[index]
-        hold = max(0.0, frames / rate - durations[index]) + 1 / rate
-        graph.append(
-            f"[{index}:v]scale={first.width}:{first.height}:flags=bicubic,setsar=1,fps={rate},"
-            f"tpad=stop_mode=clone:stop_duration={float(hold):.6f},trim=end_frame={frames},"
-            f"setpts=PTS-STARTPTS,format=yuv420p[v{index}]"
-        )
-        pairs.append(f"[v{index}]")
-    graph.append(f"{''.join(pairs)}concat=n={len(infos)}:v=1:a=0[v]")
-    inputs = [arg for clip in clips for arg in ("-i", str(clip))] + ["-i", str(mix_wav)]
-    maps = ["-filter_complex", ";".join(graph), "-map", "[v]", "-map", f"{len(clips)}:a"]
-    video = ["-c:v", "libx264", "-preset", "fast", "-crf", "16", "-pix_fmt", "yuv420p"]
-    audio = ["-c:a", "aac", "-b:a", "256k", "-ar", str(SPOT_AUDIO_RATE), "-t", f"{edges_s[-1]:.6f}"]
     try:
-        run(
-            [*inputs, *maps, *video, *audio, *BITEXACT, "-movflags", "+faststart", "-y", str(out)],
-            what="assembling the spot",
-            path=out,
-        )
+        _encode_layered(clips, first, rate, frame_edges, durations, mix_wav, out)
     finally:
         mix_wav.unlink(missing_ok=True)
     names = tuple(spot_mix.layers)
@@ -241,3 +221,36 @@ def assemble_layered(
         write_mix_wav(np.stack([spot_mix.layers[name] for name in names]), stems_out)
     report = {**spot_mix.report(), "settings": mix.to_dict(), "music": music is not None}
     return SpotAssembly(probe(out, count_frames=True), cuts, report, stems_out, names)
+
+
+def _encode_layered(
+    clips: list[Path],
+    first: VideoInfo,
+    rate: Fraction,
+    frame_edges: list[int],
+    durations: list[float],
+    mix_wav: Path,
+    out: Path,
+) -> None:
+    """The spot: each scene's picture cut to its frames between ``frame_edges`` (its last picture held
+    when a snapped cut made the scene longer than its clip), under the mixed sound of ``mix_wav``."""
+    graph, pairs = [], []
+    for index, seconds in enumerate(durations):
+        frames = frame_edges[index + 1] - frame_edges[index]
+        hold = max(0.0, frames / rate - seconds) + 1 / rate
+        graph.append(
+            f"[{index}:v]scale={first.width}:{first.height}:flags=bicubic,setsar=1,fps={rate},"
+            f"tpad=stop_mode=clone:stop_duration={float(hold):.6f},trim=end_frame={frames},"
+            f"setpts=PTS-STARTPTS,format=yuv420p[v{index}]"
+        )
+        pairs.append(f"[v{index}]")
+    graph.append(f"{''.join(pairs)}concat=n={len(durations)}:v=1:a=0[v]")
+    inputs = [arg for clip in clips for arg in ("-i", str(clip))] + ["-i", str(mix_wav)]
+    maps = ["-filter_complex", ";".join(graph), "-map", "[v]", "-map", f"{len(clips)}:a"]
+    video = ["-c:v", "libx264", "-preset", "fast", "-crf", "16", "-pix_fmt", "yuv420p"]
+    audio = ["-c:a", "aac", "-b:a", "256k", "-ar", str(SPOT_AUDIO_RATE), "-t", f"{float(frame_edges[-1] / rate):.6f}"]
+    run(
+        [*inputs, *maps, *video, *audio, *BITEXACT, "-movflags", "+faststart", "-y", str(out)],
+        what="assembling the spot",
+        path=out,
+    )

@@ -671,60 +671,106 @@ def compose_scene(
     (saving a copy of the clip). A scene with no character or product reference gets the model's frames
     back unchanged."""
     frames, height, width = model_frames.shape[:3]
-    if not references.any:
-        return Composition(model_frames, {}, {"composed": False})
-    if native.shape[0] != frames:
+    if references.any and native.shape[0] != frames:
         raise ValueError(f"native frames ({native.shape[0]}) and master frames ({frames}) differ in count")
-    layout = Layout(height, width)
-    placements: dict[str, list[Placement]] = {}
-    report: dict[str, Any] = {"composed": True, "size": [width, height]}
-    out = model_frames if inplace else np.empty_like(model_frames)
     if references.character is not None:
-        presenter = Presenter(references.character, layout)
-        motion = face if face is not None else face_motion(native)
-        product = Product(references.product, layout) if references.product is not None else None
-        backdrop = cover(references.background, height, width) if references.background is not None else None
-        placements["character"], placements["product"] = [], []
-        for index in range(frames):
-            out[index] = backdrop if backdrop is not None else model_frames[index]
-            placements["character"].append(presenter.place(out[index], index, motion))
-            if product is not None:
-                placements["product"].append(product.place_beside(out[index], index))
-        report["character"] = {
+        out = model_frames if inplace else np.empty_like(model_frames)
+        placements, report = _compose_presenter(out, model_frames, native, references.character, references, face)
+    elif references.product is not None:
+        out = model_frames if inplace else np.empty_like(model_frames)
+        path, source = _product_path(native, track, motion_track, events_s, fps)
+        placements, report = _compose_product(out, native, references.product, references.background, path, source)
+    else:
+        return Composition(model_frames, {}, {"composed": False})
+    report = {"composed": True, "size": [width, height], **report}
+    report["set"] = "background" if references.background is not None else "model"
+    return Composition(out, placements, report)
+
+
+def _compose_presenter(
+    out: np.ndarray,
+    model_frames: np.ndarray,
+    native: np.ndarray,
+    photo: np.ndarray,
+    references: SceneReferences,
+    face: FaceMotion | None,
+) -> tuple[dict[str, list[Placement]], dict[str, Any]]:
+    """The presenter ``photo`` into ``out``, moved as ``face`` (or the model's own face) moves, over the
+    set (the background reference, else the model's frames), with the product still beside it."""
+    frames, height, width = model_frames.shape[:3]
+    layout = Layout(height, width)
+    presenter = Presenter(photo, layout)
+    motion = face if face is not None else face_motion(native)
+    product = Product(references.product, layout) if references.product is not None else None
+    backdrop = cover(references.background, height, width) if references.background is not None else None
+    placements: dict[str, list[Placement]] = {"character": [], "product": []}
+    for index in range(frames):
+        out[index] = backdrop if backdrop is not None else model_frames[index]
+        placements["character"].append(presenter.place(out[index], index, motion))
+        if product is not None:
+            placements["product"].append(product.place_beside(out[index], index))
+    report: dict[str, Any] = {
+        "character": {
             "face_found": presenter.face_found,
             "motion": "given" if face is not None else "model",
             "mouth_opening_mean": round(float(np.mean(motion.opening)), 4),
             "mouth_opening_max": round(float(np.max(motion.opening)), 4),
             "head_shift_max": round(float(np.abs(motion.shift).max()), 4),
         }
-        if product is None:
-            del placements["product"]
-        else:
-            report["product"] = {"motion": "still, beside the presenter"}
+    }
+    if product is None:
+        del placements["product"]
     else:
-        product = Product(references.product, layout)
-        if track is not None:
-            path, source = track, "given"
-        elif motion_track is not None and motion_track.found.any() and events_s:
-            path, source = hops(motion_track, fps, events_s), "motion reference, landings on the model's sounds"
-        else:
-            path, source = object_track(native), "model"
-        scales = product.scales(path)
-        if references.background is not None:
-            backdrop = cover(references.background, height, width)
-        else:  # the model's picture without its object: the median of its frames
-            backdrop = fitted_model_picture(np.median(native, axis=0).round().astype(np.uint8), layout)
-        placements["product"] = []
-        for index in range(frames):
-            out[index] = backdrop
-            placements["product"].append(product.place(out[index], index, path, float(scales[index])))
-        report["product"] = {
+        report["product"] = {"motion": "still, beside the presenter"}
+    return placements, report
+
+
+def _product_path(
+    native: np.ndarray,
+    track: ObjectTrack | None,
+    motion_track: ObjectTrack | None,
+    events_s: Sequence[float],
+    fps: float,
+) -> tuple[ObjectTrack, str]:
+    """The track the product follows and where it came from: the one given, the motion reference's hops
+    landing on the model's sounds, or the model's own object."""
+    if track is not None:
+        return track, "given"
+    if motion_track is not None and motion_track.found.any() and events_s:
+        return hops(motion_track, fps, events_s), "motion reference, landings on the model's sounds"
+    return object_track(native), "model"
+
+
+def _compose_product(
+    out: np.ndarray,
+    native: np.ndarray,
+    packshot: np.ndarray,
+    background: np.ndarray | None,
+    path: ObjectTrack,
+    source: str,
+) -> tuple[dict[str, list[Placement]], dict[str, Any]]:
+    """The packshot into ``out`` along ``path``, over the background reference or, without one, the
+    model's picture without its object (the median of its frames)."""
+    frames, height, width = out.shape[:3]
+    layout = Layout(height, width)
+    product = Product(packshot, layout)
+    scales = product.scales(path)
+    if background is not None:
+        backdrop = cover(background, height, width)
+    else:
+        backdrop = fitted_model_picture(np.median(native, axis=0).round().astype(np.uint8), layout)
+    placements: dict[str, list[Placement]] = {"product": []}
+    for index in range(frames):
+        out[index] = backdrop
+        placements["product"].append(product.place(out[index], index, path, float(scales[index])))
+    report = {
+        "product": {
             "motion": source if path.found.any() else "still",
             "object_found_share": round(float(np.mean(path.found)), 3),
             "scales": sorted({round(float(s), 4) for s in scales}),
         }
-    report["set"] = "background" if references.background is not None else "model"
-    return Composition(out, placements, report)
+    }
+    return placements, report
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -263,6 +263,16 @@ def judge_lipsync(
     silent shot) or, for no speech, pass — there is nothing to sync. ``speech_expected``: the clip
     should hold speech (a voice-over line, say), so no speech fails even without a speaker to see.
     """
+    return (
+        _nothing_to_sync(score, speaker_expected, speech_expected)
+        or _drifting(score, max_audio_early_ms, max_audio_late_ms, min_confidence)
+        or _offset_verdict(score, max_audio_early_ms, max_audio_late_ms, min_confidence)
+    )
+
+
+def _nothing_to_sync(score: LipSyncScore, speaker_expected: bool, speech_expected: bool) -> LipSyncVerdict | None:
+    """The verdict when the clip lacks what lip-sync is measured on: speech, a face while it plays, or a
+    moving mouth; None when it has all three."""
     strict: Verdict = "fail" if speaker_expected else "warn"
     if score.speech_s < MIN_SPEECH_S:
         wanted = speaker_expected or speech_expected
@@ -286,18 +296,34 @@ def judge_lipsync(
             strict,
             f"the mouth does not move while speech plays (opening spread {motion}, need {STATIC_MOUTH_MOTION:g})",
         )
+    return None
+
+
+def _drifting(
+    score: LipSyncScore, max_audio_early_ms: float, max_audio_late_ms: float, min_confidence: float
+) -> LipSyncVerdict | None:
+    """A fail when the offset moves steadily through the clip and its confident ends fall outside the
+    allowed range; None otherwise."""
     confident = [w for w in score.windows if w.confidence >= min_confidence]
     drift = score.drift_ms_per_s
     steady = score.drift_residual_ms is not None and score.drift_residual_ms <= MAX_DRIFT_RESIDUAL_MS
-    if drift is not None and steady and abs(drift) >= DRIFT_NOISE_MS_PER_S and len(confident) >= MIN_DRIFT_WINDOWS:
-        first, last = confident[0].offset_ms, confident[-1].offset_ms
-        if not all(-max_audio_early_ms <= o <= max_audio_late_ms for o in (first, last)):
-            return LipSyncVerdict(
-                "drifting",
-                "fail",
-                f"sync drifts by {drift:+.0f} ms/s: from {first:+.0f} ms to {last:+.0f} ms "
-                f"(allowed −{max_audio_early_ms:g} … +{max_audio_late_ms:g} ms; positive = audio late)",
-            )
+    if drift is None or not steady or abs(drift) < DRIFT_NOISE_MS_PER_S or len(confident) < MIN_DRIFT_WINDOWS:
+        return None
+    first, last = confident[0].offset_ms, confident[-1].offset_ms
+    if all(-max_audio_early_ms <= o <= max_audio_late_ms for o in (first, last)):
+        return None
+    return LipSyncVerdict(
+        "drifting",
+        "fail",
+        f"sync drifts by {drift:+.0f} ms/s: from {first:+.0f} ms to {last:+.0f} ms "
+        f"(allowed −{max_audio_early_ms:g} … +{max_audio_late_ms:g} ms; positive = audio late)",
+    )
+
+
+def _offset_verdict(
+    score: LipSyncScore, max_audio_early_ms: float, max_audio_late_ms: float, min_confidence: float
+) -> LipSyncVerdict:
+    """The whole clip's offset against the allowed range, when the mouth follows the speech confidently."""
     if score.confidence is None or score.offset_ms is None or score.confidence < min_confidence:
         found = "not measurable" if score.confidence is None else f"{score.confidence:.2f}"
         return LipSyncVerdict(

@@ -266,24 +266,44 @@ def _interpolate_faces(
     return faces
 
 
-def analyse_subjects(
-    path: str | Path,
-    *,
-    hints: Sequence[SubjectHint] = (),
-    faces: bool = True,
-    face_samples_per_s: float = FACE_SAMPLES_PER_S,
-) -> SourceAnalysis:
-    """Decode ``path`` once and find its shots, faces, moving subject (see the module docstring)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError(path, "no such file")
-    detector, detector_name = _face_detector() if faces else (None, "none (not asked)")
-    lumas: list[np.ndarray] = []
-    motion: list[Box | None] = []
-    samples: dict[int, list[Box]] = {}
-    pictures: dict[int, np.ndarray] = {}
-    small_faces: list[Box] = []
-    expected_faces = 0
+@dataclass
+class _Scan:
+    """What one decode of the source collects, frame by frame: coarse luma pictures and what moved
+    between them, faces on every ``face_every``-th frame, and a few small pictures for the report."""
+
+    width: int
+    height: int
+    detector: Any  # a FaceDetector, or None when faces are not looked for
+    face_every: int
+    report_every: int
+    step: int  # source pixels per cell of the motion grid
+    lumas: list[np.ndarray] = field(default_factory=list)
+    motion: list[Box | None] = field(default_factory=list)
+    samples: dict[int, list[Box]] = field(default_factory=dict)  # frame index → faces found there
+    pictures: dict[int, np.ndarray] = field(default_factory=dict)
+    small_faces: list[Box] = field(default_factory=list)  # those only the last tile search found
+    expected_faces: int = 0
+
+    def add(self, index: int, picture: Picture) -> None:
+        luma = picture.luma(self.step).copy()
+        moved = _motion_box(self.lumas[-1], luma, self.step, self.width, self.height) if self.lumas else None
+        self.motion.append(moved)
+        self.lumas.append(luma)
+        if self.detector is not None and index % self.face_every == 0:
+            tiles = (index // self.face_every) % TILE_EVERY == 0
+            self.samples[index], small = _detect_faces(
+                self.detector, picture, tiles=tiles, carried=self.small_faces, expected=self.expected_faces
+            )
+            self.expected_faces = len(self.samples[index]) - len(small)
+            if tiles:
+                self.small_faces = small
+        if index % self.report_every == 0 and len(self.pictures) < REPORT_PICTURES:
+            size = (REPORT_WIDTH, max(2, round(REPORT_WIDTH * self.height / self.width)))
+            self.pictures[index] = picture.resized((0, 0, self.width, self.height), size)
+
+
+def _scan(path: Path, detector: Any, face_samples_per_s: float) -> tuple[_Scan, float]:
+    """Decode the first video stream (not a cover picture) of ``path`` once: its scan and frame rate."""
     try:
         with open_input(path) as container:
             streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
@@ -297,45 +317,51 @@ def analyse_subjects(
                 float(stream.duration * stream.time_base) if stream.duration else float(container.duration or 0) / 1e6
             )
             expected = stream.frames or max(1, round(seconds * fps))
-            face_every = max(1, round(fps / face_samples_per_s))
-            report_every = max(1, expected // REPORT_PICTURES)
-            step = max(1, width // MOTION_GRID_COLUMNS)
+            scan = _Scan(
+                width,
+                height,
+                detector,
+                face_every=max(1, round(fps / face_samples_per_s)),
+                report_every=max(1, expected // REPORT_PICTURES),
+                step=max(1, width // MOTION_GRID_COLUMNS),
+            )
             for index, frame in enumerate(container.decode(stream)):
-                picture = Picture(frame)
-                luma = picture.luma(step).copy()
-                motion.append(_motion_box(lumas[-1], luma, step, width, height) if lumas else None)
-                lumas.append(luma)
-                if detector is not None and index % face_every == 0:
-                    sample = index // face_every
-                    tiles = sample % TILE_EVERY == 0
-                    samples[index], small = _detect_faces(
-                        detector, picture, tiles=tiles, carried=small_faces, expected=expected_faces
-                    )
-                    expected_faces = len(samples[index]) - len(small)
-                    if tiles:
-                        small_faces = small
-                if index % report_every == 0 and len(pictures) < REPORT_PICTURES:
-                    size = (REPORT_WIDTH, max(2, round(REPORT_WIDTH * height / width)))
-                    pictures[index] = picture.resized((0, 0, width, height), size)
+                scan.add(index, Picture(frame))
     except av.FFmpegError as exc:
         raise MediaError(path, f"cannot decode video for reframing ({exc.strerror})") from None
-    frame_count = len(lumas)
+    return scan, fps
+
+
+def analyse_subjects(
+    path: str | Path,
+    *,
+    hints: Sequence[SubjectHint] = (),
+    faces: bool = True,
+    face_samples_per_s: float = FACE_SAMPLES_PER_S,
+) -> SourceAnalysis:
+    """Decode ``path`` once and find its shots, faces, moving subject (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "no such file")
+    detector, detector_name = _face_detector() if faces else (None, "none (not asked)")
+    scan, fps = _scan(path, detector, face_samples_per_s)
+    frame_count = len(scan.lumas)
     if frame_count == 0:
         raise MediaError(path, "no decodable frames to reframe")
-    boundaries = shot_boundaries(lumas)
+    boundaries = shot_boundaries(scan.lumas)
     shots = shots_from_boundaries(boundaries, frame_count)
     for cut in boundaries:  # the difference across a cut is the cut, not a subject
-        motion[cut] = None
+        scan.motion[cut] = None
     return SourceAnalysis(
-        width=width,
-        height=height,
+        width=scan.width,
+        height=scan.height,
         fps=fps,
         frame_count=frame_count,
         shots=shots,
-        faces=_interpolate_faces(samples, shots, frame_count, hold=max(1, round(FACE_HOLD_S * fps))),
-        motion=_smooth_motion(motion, shots, hold=max(1, round(MOTION_HOLD_S * fps))),
+        faces=_interpolate_faces(scan.samples, shots, frame_count, hold=max(1, round(FACE_HOLD_S * fps))),
+        motion=_smooth_motion(scan.motion, shots, hold=max(1, round(MOTION_HOLD_S * fps))),
         hints=list(hints),
-        pictures=pictures,
+        pictures=scan.pictures,
         face_detector=detector_name,
     )
 
@@ -519,48 +545,48 @@ def plan_crop_path(
         frames = np.flatnonzero((source_of >= shot.start) & (source_of < shot.end))
         if len(frames) == 0:
             continue
-        first, last = int(frames[0]), int(frames[-1]) + 1
-        xs, ys = np.full(len(frames), (src_w - crop_w) / 2), np.full(len(frames), (src_h - crop_h) / 2)
-        if policy == "fit":
-            mode, reason = "pad", "fit policy"
-        elif (crop_w, crop_h) == (src_w, src_h):
-            mode, reason = "crop", "same aspect"
-        else:
-            needed = [analysis.required_box(int(source_of[f])) if policy == "subject" else None for f in frames]
-            wanted = [analysis.preferred_box(int(source_of[f])) if policy == "subject" else None for f in frames]
-            # what moves is required too, when the window can hold it with the faces and hints
-            needed = [_with_motion(n, w, crop_w, crop_h) for n, w in zip(needed, wanted, strict=True)]
-            xs, bad_x = _axis_path(
-                [(b[0], b[2]) if b else None for b in needed],
-                [(b[0], b[2]) if b else None for b in wanted],
-                src_w,
-                crop_w,
-            )
-            ys, bad_y = _axis_path(
-                [(b[1], b[3]) if b else None for b in needed],
-                [(b[1], b[3]) if b else None for b in wanted],
-                src_h,
-                crop_h,
-            )
-            infeasible = max(bad_x, bad_y) / len(frames)
-            if infeasible > MAX_INFEASIBLE_SHARE:
-                mode, reason = (
-                    "pad",
-                    f"the subject does not fit a {crop_w}×{crop_h} window on {infeasible:.0%} of the shot",
-                )
-            elif all(n is None for n in needed):
-                mode, reason = "crop", "nothing detected: centred" if policy == "subject" else "centre policy"
-            else:
-                mode = "crop"
-                reason = "holds still" if np.ptp(xs) < 1 and np.ptp(ys) < 1 else "follows the subject"
+        mode, reason, xs, ys = _plan_shot(analysis, source_of[frames], (crop_w, crop_h), policy)
         for offset, f in enumerate(frames):
             if mode == "pad":
                 windows[f] = (0, 0, src_w, src_h)
             else:
                 windows[f] = (int(round(xs[offset])), int(round(ys[offset])), crop_w, crop_h)
             modes[f] = mode
-        plans.append(ShotPlan(first, last, mode, reason))
+        plans.append(ShotPlan(int(frames[0]), int(frames[-1]) + 1, mode, reason))
     return CropPath((src_w, src_h), (out_w, out_h), fps, windows, tuple(modes), tuple(plans))
+
+
+def _plan_shot(
+    analysis: SourceAnalysis,
+    sources: np.ndarray,
+    crop: tuple[int, int],
+    policy: Literal["subject", "fit", "centre"],
+) -> tuple[Literal["crop", "pad"], str, np.ndarray, np.ndarray]:
+    """One shot's mode, the reason for it, and its window's x and y for each of its output frames (whose
+    source frames are ``sources``): centred unless the subject policy finds something to keep in frame."""
+    src_w, src_h = analysis.width, analysis.height
+    crop_w, crop_h = crop
+    xs, ys = np.full(len(sources), (src_w - crop_w) / 2), np.full(len(sources), (src_h - crop_h) / 2)
+    if policy == "fit":
+        return "pad", "fit policy", xs, ys
+    if (crop_w, crop_h) == (src_w, src_h):
+        return "crop", "same aspect", xs, ys
+    needed = [analysis.required_box(int(f)) if policy == "subject" else None for f in sources]
+    wanted = [analysis.preferred_box(int(f)) if policy == "subject" else None for f in sources]
+    # what moves is required too, when the window can hold it with the faces and hints
+    needed = [_with_motion(n, w, crop_w, crop_h) for n, w in zip(needed, wanted, strict=True)]
+    xs, bad_x = _axis_path(
+        [(b[0], b[2]) if b else None for b in needed], [(b[0], b[2]) if b else None for b in wanted], src_w, crop_w
+    )
+    ys, bad_y = _axis_path(
+        [(b[1], b[3]) if b else None for b in needed], [(b[1], b[3]) if b else None for b in wanted], src_h, crop_h
+    )
+    infeasible = max(bad_x, bad_y) / len(sources)
+    if infeasible > MAX_INFEASIBLE_SHARE:
+        return "pad", f"the subject does not fit a {crop_w}×{crop_h} window on {infeasible:.0%} of the shot", xs, ys
+    if all(n is None for n in needed):
+        return "crop", "nothing detected: centred" if policy == "subject" else "centre policy", xs, ys
+    return "crop", "holds still" if np.ptp(xs) < 1 and np.ptp(ys) < 1 else "follows the subject", xs, ys
 
 
 def draw_crop_path(analysis: SourceAnalysis, path: CropPath, out: Path, *, fps_ratio: float | None = None) -> Path:

@@ -583,7 +583,9 @@ def _encode(
     return made
 
 
-def _repair_true_peak(src: Path, path: Path, group: _Group, measured: tuple[float | None, ...]) -> tuple:
+def _repair_true_peak(
+    src: Path, path: Path, group: _Group, measured: tuple[float | None, float | None, float | None]
+) -> tuple[float | None, float | None, float | None]:
     """The output's (LUFS, true peak, LRA), brought under the ceiling when the encode overshot it.
 
     AAC can overshoot the true peak of the sound it was given by far more than ``AAC_HEADROOM_DB`` on
@@ -628,45 +630,19 @@ def _finish(
 ) -> list[VariantResult]:
     """Probe, measure and document the group's file, then copy it (and its side files) to the group's
     other platforms."""
-    spec, crop = group.spec, group.crop
+    crop = group.crop
     assert crop is not None
     path = encoded["path"]
-    output_lufs, output_peak, output_lra = _repair_true_peak(src, path, group, measure_r128(path))
+    loudness = _loudness(group, _repair_true_peak(src, path, group, measure_r128(path)))
     info = probe(path)
-    measured = group.measured
-    loudness = Loudness(
-        target_lufs=spec.loudness_lufs,
-        ceiling_dbtp=spec.true_peak_dbtp,
-        input_lufs=_number(measured["input_i"]) if measured else None,
-        input_true_peak_dbtp=_number(measured["input_tp"]) if measured else None,
-        output_lufs=output_lufs,
-        output_true_peak_dbtp=output_peak,
-        output_lra_lu=output_lra,
-        limited=group.limited_gain is not None,
-    )
     thumbs = tuple(sorted(out_dir.glob(f"{group.name}.thumb-*.jpg")))
     results = []
     for platform in group.platforms:
         target = out_dir / f"{platform}.mp4"
-        files: dict[str, Path] = {}
         if platform != group.name:
             shutil.copyfile(path, target)
-            files["contact_sheet"] = shutil.copyfile(encoded["contact_sheet"], out_dir / f"{platform}.contact.jpg")
-            platform_thumbs = tuple(
-                shutil.copyfile(t, out_dir / t.name.replace(f"{group.name}.", f"{platform}.", 1)) for t in thumbs
-            )
-        else:
-            files["contact_sheet"] = encoded["contact_sheet"]
-            platform_thumbs = thumbs
-        crop_json = out_dir / f"{platform}.crop.json"
-        crop_json.write_text(json.dumps({"platform": platform, **crop.to_dict()}))
-        files["crop_path"] = crop_json
-        if analysis.pictures:
-            files["crop_drawing"] = draw_crop_path(analysis, crop, out_dir / f"{platform}.crop.png")
-        if cues:
-            shown = layout_cues(cues, spec)  # wrapped as the burned-in text is
-            files["srt"] = write_srt(shown, out_dir / f"{platform}.srt")
-            files["vtt"] = write_vtt(shown, out_dir / f"{platform}.vtt", language)
+        files, platform_thumbs = _side_files(platform, group, encoded["contact_sheet"], thumbs, out_dir)
+        files |= _documents(platform, group.spec, crop, analysis, out_dir, cues, language)
         results.append(
             VariantResult(
                 platform=platform,
@@ -680,6 +656,58 @@ def _finish(
             )
         )
     return results
+
+
+def _loudness(group: _Group, output: tuple[float | None, float | None, float | None]) -> Loudness:
+    """The group's loudness record: its targets, the source as loudnorm measured it, and the output's
+    (LUFS, true peak, LRA) as ebur128 measured it."""
+    measured = group.measured
+    output_lufs, output_peak, output_lra = output
+    return Loudness(
+        target_lufs=group.spec.loudness_lufs,
+        ceiling_dbtp=group.spec.true_peak_dbtp,
+        input_lufs=_number(measured["input_i"]) if measured else None,
+        input_true_peak_dbtp=_number(measured["input_tp"]) if measured else None,
+        output_lufs=output_lufs,
+        output_true_peak_dbtp=output_peak,
+        output_lra_lu=output_lra,
+        limited=group.limited_gain is not None,
+    )
+
+
+def _side_files(
+    platform: str, group: _Group, contact_sheet: Path, thumbs: tuple[Path, ...], out_dir: Path
+) -> tuple[dict[str, Path], tuple[Path, ...]]:
+    """The render's contact sheet and thumbnails under ``platform``'s name (copies, for a platform that
+    shares another's render)."""
+    if platform == group.name:
+        return {"contact_sheet": contact_sheet}, thumbs
+    sheet = shutil.copyfile(contact_sheet, out_dir / f"{platform}.contact.jpg")
+    copies = tuple(shutil.copyfile(t, out_dir / t.name.replace(f"{group.name}.", f"{platform}.", 1)) for t in thumbs)
+    return {"contact_sheet": sheet}, copies
+
+
+def _documents(
+    platform: str,
+    spec: PlatformSpec,
+    crop: CropPath,
+    analysis: SourceAnalysis,
+    out_dir: Path,
+    cues: Sequence[Cue],
+    language: str | None,
+) -> dict[str, Path]:
+    """The platform's crop path (JSON, and drawn when the analysis kept pictures) and its captions as
+    SRT and WebVTT, wrapped as the burned-in text is."""
+    crop_json = out_dir / f"{platform}.crop.json"
+    crop_json.write_text(json.dumps({"platform": platform, **crop.to_dict()}))
+    files = {"crop_path": crop_json}
+    if analysis.pictures:
+        files["crop_drawing"] = draw_crop_path(analysis, crop, out_dir / f"{platform}.crop.png")
+    if cues:
+        shown = layout_cues(cues, spec)
+        files["srt"] = write_srt(shown, out_dir / f"{platform}.srt")
+        files["vtt"] = write_vtt(shown, out_dir / f"{platform}.vtt", language)
+    return files
 
 
 def render_variant(src: Path, spec: PlatformSpec, out: Path, *, x264_preset: str = "veryfast") -> VariantResult:

@@ -192,6 +192,65 @@ def time_grid(steps: int, shift: float, audio_lag: float, device: torch.device) 
     return (leading, trailing) if audio_lag >= 0 else (trailing, leading)
 
 
+@dataclass(frozen=True)
+class _Flow:
+    """One sampling run's ODE: the guided velocity of the network, with the known parts held to what
+    was given (a whole known modality stays put; a prefix is re-imposed, noised to the current time)."""
+
+    model: DualTowerTransformer
+    cond: tuple[torch.Tensor, torch.Tensor]
+    uncond: tuple[torch.Tensor, torch.Tensor]
+    guidance: Guidance
+    known: KnownParts
+    video_noise: torch.Tensor  # the starting noise, which a prefix is mixed with at each step
+    audio_noise: torch.Tensor
+
+    def impose(
+        self, video: torch.Tensor, audio: torch.Tensor, t_v: float, t_a: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        known = self.known
+        if known.video_prefix is not None and known.video is None:
+            k = known.video_prefix.shape[2]
+            video = video.clone()
+            video[:, :, :k] = (1 - t_v) * known.video_prefix + t_v * self.video_noise[:, :, :k]
+        if known.audio_prefix is not None and known.audio is None:
+            k = known.audio_prefix.shape[-1]
+            audio = audio.clone()
+            audio[..., :k] = (1 - t_a) * known.audio_prefix + t_a * self.audio_noise[..., :k]
+        return video, audio
+
+    def velocity(
+        self, video: torch.Tensor, audio: torch.Tensor, t_v: float, t_a: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # A whole known modality is given clean, as in training (its t = 0); its velocity is unused.
+        known, batch, device = self.known, video.shape[0], video.device
+        t_video = torch.full((batch,), 0.0 if known.video is not None else t_v, device=device)
+        t_audio = torch.full((batch,), 0.0 if known.audio is not None else t_a, device=device)
+        v_vel, a_vel = _guided_velocity(
+            self.model, video, audio, t_video, t_audio, self.cond, self.uncond, self.guidance
+        )
+        if known.video is not None:
+            v_vel = torch.zeros_like(v_vel)
+        if known.audio is not None:
+            a_vel = torch.zeros_like(a_vel)
+        return v_vel, a_vel
+
+    def step(
+        self, video: torch.Tensor, audio: torch.Tensor, now: tuple[float, float], then: tuple[float, float], heun: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """From flow times ``now`` to ``then`` (video, audio): an Euler step, or Heun's (the mean of the
+        velocities at both ends) when ``heun`` and the step does not end on clean data."""
+        (t_v, t_a), (next_v, next_a) = now, then
+        video, audio = self.impose(video, audio, t_v, t_a)
+        v_vel, a_vel = self.velocity(video, audio, t_v, t_a)
+        video_next, audio_next = video + (next_v - t_v) * v_vel, audio + (next_a - t_a) * a_vel
+        if heun and max(next_v, next_a) > 0:
+            v_vel2, a_vel2 = self.velocity(*self.impose(video_next, audio_next, next_v, next_a), next_v, next_a)
+            video_next = video + (next_v - t_v) * (v_vel + v_vel2) / 2
+            audio_next = audio + (next_a - t_a) * (a_vel + a_vel2) / 2
+        return video_next, audio_next
+
+
 @torch.no_grad()
 def sample(
     model: DualTowerTransformer,
@@ -224,6 +283,7 @@ def sample(
     device = cond[0].device
     video_noise = torch.randn(video_shape, device=device, generator=generator)
     audio_noise = torch.randn(audio_shape, device=device, generator=generator)
+    flow = _Flow(model, cond, uncond, guidance, known, video_noise, audio_noise)
     video = video_noise.clone() if known.video is None else known.video.clone()
     audio = audio_noise.clone() if known.audio is None else known.audio.clone()
     # With one modality given there is nothing for the other to trail.
@@ -231,39 +291,8 @@ def sample(
     # ``steps`` is per stream: a lagged schedule is 1 + |lag| long, so it takes that many times the steps.
     evaluations = round(steps * (1 + abs(lag)))
     video_times, audio_times = time_grid(evaluations, shift, lag, device)
-    batch = video_shape[0]
-
-    def impose(v: torch.Tensor, a: torch.Tensor, t_v: float, t_a: float) -> tuple[torch.Tensor, torch.Tensor]:
-        if known.video_prefix is not None and known.video is None:
-            k = known.video_prefix.shape[2]
-            v = v.clone()
-            v[:, :, :k] = (1 - t_v) * known.video_prefix + t_v * video_noise[:, :, :k]
-        if known.audio_prefix is not None and known.audio is None:
-            k = known.audio_prefix.shape[-1]
-            a = a.clone()
-            a[..., :k] = (1 - t_a) * known.audio_prefix + t_a * audio_noise[..., :k]
-        return v, a
-
-    def velocity(v: torch.Tensor, a: torch.Tensor, t_v: float, t_a: float) -> tuple[torch.Tensor, torch.Tensor]:
-        # A whole known modality is given clean, as in training (its t = 0); its velocity is unused.
-        t_video = torch.full((batch,), 0.0 if known.video is not None else t_v, device=device)
-        t_audio = torch.full((batch,), 0.0 if known.audio is not None else t_a, device=device)
-        v_vel, a_vel = _guided_velocity(model, v, a, t_video, t_audio, cond, uncond, guidance)
-        if known.video is not None:
-            v_vel = torch.zeros_like(v_vel)
-        if known.audio is not None:
-            a_vel = torch.zeros_like(a_vel)
-        return v_vel, a_vel
-
     for index in range(evaluations):
-        t_v, t_a = video_times[index].item(), audio_times[index].item()
-        next_v, next_a = video_times[index + 1].item(), audio_times[index + 1].item()
-        video, audio = impose(video, audio, t_v, t_a)
-        v_vel, a_vel = velocity(video, audio, t_v, t_a)
-        video_next, audio_next = video + (next_v - t_v) * v_vel, audio + (next_a - t_a) * a_vel
-        if solver == "heun" and max(next_v, next_a) > 0:
-            v_vel2, a_vel2 = velocity(*impose(video_next, audio_next, next_v, next_a), next_v, next_a)
-            video_next = video + (next_v - t_v) * (v_vel + v_vel2) / 2
-            audio_next = audio + (next_a - t_a) * (a_vel + a_vel2) / 2
-        video, audio = video_next, audio_next
-    return impose(video, audio, 0.0, 0.0)
+        now = (video_times[index].item(), audio_times[index].item())
+        then = (video_times[index + 1].item(), audio_times[index + 1].item())
+        video, audio = flow.step(video, audio, now, then, heun=solver == "heun")
+    return flow.impose(video, audio, 0.0, 0.0)

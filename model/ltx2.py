@@ -529,8 +529,6 @@ class LTX2Generator(Generator):
         }
 
     def generate(self, request: GenerationRequest) -> MasterClip:
-        from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
-
         started = time.perf_counter()
         plan = plan_references(request.references)
         spatial, temporal = self._grid_multiples()
@@ -540,14 +538,7 @@ class LTX2Generator(Generator):
             temporal=temporal,
         )  # fmt: skip
         prompt = build_prompt(request, offset_s=grid.lead_frames / request.fps)
-        arguments = self._arguments(request, prompt, grid)
-        if plan.first_frame is not None:
-            with Image.open(plan.first_frame.path) as image:
-                on_grid = place_on_grid(image, grid, request.width, request.height)
-            arguments["image"] = Image.fromarray(on_grid)  # a PIL image: the pipeline re-compresses it as trained
-        if context:
-            frames = np.stack([place_on_grid(frame, grid, request.width, request.height) for frame in context])
-            arguments["conditions"] = [LTX2VideoCondition(frames=frames, index=0, strength=1.0)]
+        arguments = self._arguments(request, prompt, grid) | _reference_arguments(plan, context, grid, request)
         with self._lock:  # the pipelines share one scheduler and one set of modules
             tokens = len(self._base.tokenizer(prompt).input_ids)
             video, audio = self._call(plan.mode, arguments, request.seed, grid)
@@ -593,6 +584,25 @@ class LTX2Generator(Generator):
             },
             unused_reference_roles=plan.unused_roles,
         )
+
+
+def _reference_arguments(
+    plan: ReferencePlan, context: list[Image.Image], grid: GridSize, request: GenerationRequest
+) -> dict[str, Any]:
+    """The pipeline arguments the references give: the first frame as an image to start on, and a
+    continued clip's last frames (``context``) as a condition at the start; each placed on the grid as
+    the kept window frames it."""
+    from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2VideoCondition
+
+    arguments: dict[str, Any] = {}
+    if plan.first_frame is not None:
+        with Image.open(plan.first_frame.path) as image:
+            on_grid = place_on_grid(image, grid, request.width, request.height)
+        arguments["image"] = Image.fromarray(on_grid)  # a PIL image: the pipeline re-compresses it as trained
+    if context:
+        frames = np.stack([place_on_grid(frame, grid, request.width, request.height) for frame in context])
+        arguments["conditions"] = [LTX2VideoCondition(frames=frames, index=0, strength=1.0)]
+    return arguments
 
 
 def _config_digest(pipeline: Any) -> str:

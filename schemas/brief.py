@@ -415,6 +415,16 @@ def _items(value: Any) -> list[tuple[int, dict[str, Any]]]:
     return [(i, v) for i, v in enumerate(value) if isinstance(v, dict)] if isinstance(value, list) else []
 
 
+def _mapping(value: Any) -> dict[Any, Any]:
+    """``value`` when it is a mapping, else an empty one (anything else is pydantic's to report)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    """``value`` when it is a number: cross-field rules skip other types, which pydantic reports."""
+    return value if isinstance(value, int | float) else None
+
+
 def _duplicates(ids: list[tuple[int, Any]], path: str) -> list[BriefIssue]:
     first: dict[Any, int] = {}
     issues = []
@@ -433,19 +443,38 @@ def _duplicates(ids: list[tuple[int, Any]], path: str) -> list[BriefIssue]:
 
 def cross_field_issues(data: dict[str, Any]) -> list[BriefIssue]:
     """Every rule that spans fields, checked on a raw (possibly partly invalid) document."""
-    issues: list[BriefIssue] = []
     references = _items(data.get("references"))
     scenes = _items(data.get("scenes"))
     languages = _texts(data.get("languages"))
+    kinds = {r["id"]: _text(r.get("kind")) for _, r in references if _text(r.get("id"))}
+    roles = {r["id"]: _text(r.get("role")) for _, r in references if _text(r.get("id"))}
+    voices = _mapping(data.get("voices"))
+    rates = _speaker_rates(voices)
+    issues = _id_issues(references, scenes, languages) + _role_issues(references)
+    for s_index, scene in scenes:
+        issues += _scene_issues(f"scenes[{s_index}]", scene, kinds, languages, rates)
+        issues += _continuation_issues(s_index, scene, roles)
+    issues += _music_issues(data.get("music"), kinds, roles)
+    issues += _voice_issues(voices, scenes, languages)
+    issues += _platform_issues(data, scenes)
+    return issues
 
-    issues += _duplicates([(i, r["id"]) for i, r in references if _text(r.get("id"))], "references")
+
+def _id_issues(
+    references: list[tuple[int, dict[str, Any]]], scenes: list[tuple[int, dict[str, Any]]], languages: list[str]
+) -> list[BriefIssue]:
+    """Reference and scene ids are unique, and no language is listed twice."""
+    issues = _duplicates([(i, r["id"]) for i, r in references if _text(r.get("id"))], "references")
     issues += _duplicates([(i, s["id"]) for i, s in scenes if _text(s.get("id"))], "scenes")
     for index, lang in enumerate(languages):
         if languages.index(lang) != index:
             issues.append(BriefIssue(loc=f"languages[{index}]", message=f"{_shown(lang)} is listed twice"))
+    return issues
 
-    kinds = {r["id"]: _text(r.get("kind")) for _, r in references if _text(r.get("id"))}
-    roles = {r["id"]: _text(r.get("role")) for _, r in references if _text(r.get("id"))}
+
+def _role_issues(references: list[tuple[int, dict[str, Any]]]) -> list[BriefIssue]:
+    """Each reference's role is one its kind can play."""
+    issues: list[BriefIssue] = []
     for index, ref in references:
         allowed = ROLES_BY_KIND.get(_text(ref.get("kind")) or "")
         if allowed and ref.get("role") not in allowed:
@@ -456,53 +485,60 @@ def cross_field_issues(data: dict[str, Any]) -> list[BriefIssue]:
                     f" accepted: {', '.join(allowed)}",
                 )
             )
+    return issues
 
-    voices = data.get("voices") if isinstance(data.get("voices"), dict) else {}
-    rates = {
+
+def _speaker_rates(voices: dict[Any, Any]) -> dict[Any, int]:
+    """Each speaker's pace (words a minute) where the voices give a valid one."""
+    return {
         speaker: voice["rate_wpm"]
         for speaker, voice in voices.items()
         if isinstance(voice, dict)
         and isinstance(voice.get("rate_wpm"), int)
         and RATE_WPM_RANGE[0] <= voice["rate_wpm"] <= RATE_WPM_RANGE[1]
     }
-    for s_index, scene in scenes:
-        issues += _scene_issues(f"scenes[{s_index}]", scene, kinds, languages, rates)
-        if scene.get("continue_previous") and s_index == 0:
-            issues.append(
-                BriefIssue(
-                    loc="scenes[0].continue_previous", message="the first scene has no previous scene to continue"
-                )
-            )
-        if scene.get("continue_previous") and any(roles.get(r) == "continue" for r in _texts(scene.get("references"))):
-            issues.append(
-                BriefIssue(
-                    loc=f"scenes[{s_index}].continue_previous",
-                    message="a scene continues either the previous scene or a 'continue' video reference, not both",
-                )
-            )
 
-    music = data.get("music")
-    if isinstance(music, dict) and _text(music.get("reference")) is not None:
-        ref_id = music["reference"]
-        if ref_id not in kinds:
-            issues.append(
-                BriefIssue(
-                    loc="music.reference",
-                    message=f"unknown reference {_shown(ref_id)}; defined: {', '.join(map(str, kinds)) or 'none'}",
-                )
-            )
-        elif kinds[ref_id] != "audio" or roles[ref_id] != "music":
-            issues.append(
-                BriefIssue(
-                    loc="music.reference",
-                    message=f"{_shown(ref_id)} is a {kinds[ref_id]} {roles[ref_id]} reference; "
-                    "music must be an audio reference with role music",
-                )
-            )
 
-    issues += _voice_issues(voices, scenes, languages)
-    issues += _platform_issues(data, scenes)
+def _continuation_issues(index: int, scene: dict[str, Any], roles: dict[Any, str | None]) -> list[BriefIssue]:
+    """A scene that continues the previous one has one before it, and no 'continue' reference besides."""
+    if not scene.get("continue_previous"):
+        return []
+    issues: list[BriefIssue] = []
+    if index == 0:
+        issues.append(
+            BriefIssue(loc="scenes[0].continue_previous", message="the first scene has no previous scene to continue")
+        )
+    if any(roles.get(r) == "continue" for r in _texts(scene.get("references"))):
+        issues.append(
+            BriefIssue(
+                loc=f"scenes[{index}].continue_previous",
+                message="a scene continues either the previous scene or a 'continue' video reference, not both",
+            )
+        )
     return issues
+
+
+def _music_issues(music: Any, kinds: dict[Any, str | None], roles: dict[Any, str | None]) -> list[BriefIssue]:
+    """The music track, when the brief names one, is a defined audio reference with role music."""
+    ref_id = _text(_mapping(music).get("reference"))
+    if ref_id is None:
+        return []
+    if ref_id not in kinds:
+        return [
+            BriefIssue(
+                loc="music.reference",
+                message=f"unknown reference {_shown(ref_id)}; defined: {', '.join(map(str, kinds)) or 'none'}",
+            )
+        ]
+    if kinds[ref_id] != "audio" or roles[ref_id] != "music":
+        return [
+            BriefIssue(
+                loc="music.reference",
+                message=f"{_shown(ref_id)} is a {kinds[ref_id]} {roles[ref_id]} reference; "
+                "music must be an audio reference with role music",
+            )
+        ]
+    return []
 
 
 def _voice_issues(
@@ -550,8 +586,27 @@ def _voice_issues(
 def _scene_issues(
     path: str, scene: dict[str, Any], kinds: dict[Any, Any], languages: list[str], rates: dict[Any, int]
 ) -> list[BriefIssue]:
+    """A scene's references, sound cues and dialogue against the brief's references and languages."""
+    duration = _number(scene.get("duration_s"))
+    issues = _scene_reference_issues(path, scene.get("references"), kinds)
+    for c_index, cue in _items(scene.get("sound_cues")):
+        at = _number(cue.get("at_s"))
+        if duration is not None and at is not None and at >= duration:
+            issues.append(
+                BriefIssue(
+                    loc=f"{path}.sound_cues[{c_index}].at_s",
+                    message=f"{at} s is past the scene's end; accepted: 0 to < {duration} s",
+                )
+            )
+    for d_index, line in _items(scene.get("dialogue")):
+        issues += _line_issues(f"{path}.dialogue[{d_index}]", line, duration, languages, rates)
+    return issues
+
+
+def _scene_reference_issues(path: str, given: Any, kinds: dict[Any, Any]) -> list[BriefIssue]:
+    """A scene's references are defined, listed once, and within one generation request's limits."""
     issues: list[BriefIssue] = []
-    given = scene.get("references") if isinstance(scene.get("references"), list) else []
+    given = given if isinstance(given, list) else []
     used = _texts(given)
     for r_index, ref_id in enumerate(given):
         if not isinstance(ref_id, str):
@@ -581,48 +636,40 @@ def _scene_issues(
                 message=f"{clips} video/audio references; one generation request accepts at most {MAX_CLIP_REFERENCES}",
             )
         )
+    return issues
 
-    duration = scene.get("duration_s")
-    for c_index, cue in _items(scene.get("sound_cues")):
-        at = cue.get("at_s")
-        if isinstance(duration, int | float) and isinstance(at, int | float) and at >= duration:
+
+def _line_issues(
+    path: str, line: dict[str, Any], duration: float | None, languages: list[str], rates: dict[Any, int]
+) -> list[BriefIssue]:
+    """A dialogue line has text in each of the brief's languages and no other, fits the scene at its
+    speaker's pace, and starts before the scene ends."""
+    issues: list[BriefIssue] = []
+    text = line.get("text")
+    if isinstance(text, dict):
+        missing = [lang for lang in languages if not str(text.get(lang) or "").strip()]
+        extra = [lang for lang in text if lang not in languages]
+        rate = rates.get(line.get("speaker")) if isinstance(line.get("speaker"), str) else None
+        issues += _pace_issues(path, line, text, duration, rate)
+        if missing:
             issues.append(
                 BriefIssue(
-                    loc=f"{path}.sound_cues[{c_index}].at_s",
-                    message=f"{at} s is past the scene's end; accepted: 0 to < {duration} s",
+                    loc=f"{path}.text",
+                    message=f"no text for language(s) {', '.join(missing)}; every line "
+                    f"needs each of the brief's languages ({', '.join(languages)})",
                 )
             )
-    for d_index, line in _items(scene.get("dialogue")):
-        text = line.get("text")
-        if isinstance(text, dict):
-            missing = [lang for lang in languages if not str(text.get(lang) or "").strip()]
-            extra = [lang for lang in text if lang not in languages]
-            rate = rates.get(line.get("speaker")) if isinstance(line.get("speaker"), str) else None
-            issues += _pace_issues(f"{path}.dialogue[{d_index}]", line, text, duration, rate)
-            if missing:
-                issues.append(
-                    BriefIssue(
-                        loc=f"{path}.dialogue[{d_index}].text",
-                        message=f"no text for language(s) {', '.join(missing)}; every line "
-                        f"needs each of the brief's languages ({', '.join(languages)})",
-                    )
-                )
-            if extra:
-                issues.append(
-                    BriefIssue(
-                        loc=f"{path}.dialogue[{d_index}].text",
-                        message=f"language(s) {', '.join(map(str, extra))} are not in the "
-                        f"brief's languages ({', '.join(languages)})",
-                    )
-                )
-        start = line.get("start_s")
-        if isinstance(duration, int | float) and isinstance(start, int | float) and start >= duration:
+        if extra:
             issues.append(
                 BriefIssue(
-                    loc=f"{path}.dialogue[{d_index}].start_s",
-                    message=f"{start} s is past the scene's end ({duration} s)",
+                    loc=f"{path}.text",
+                    message=f"language(s) {', '.join(map(str, extra))} are not in the "
+                    f"brief's languages ({', '.join(languages)})",
                 )
             )
+    start = _number(line.get("start_s"))
+    if duration is not None and start is not None and start >= duration:
+        issues.append(BriefIssue(loc=f"{path}.start_s", message=f"{start} s is past the scene's end ({duration} s)"))
     return issues
 
 
@@ -635,12 +682,12 @@ def speech_seconds(text: str, rate_wpm: int | None = None) -> float:
 
 
 def _pace_issues(
-    path: str, line: dict[str, Any], text: dict[Any, Any], duration: Any, rate_wpm: int | None = None
+    path: str, line: dict[str, Any], text: dict[Any, Any], duration: float | None, rate_wpm: int | None = None
 ) -> list[BriefIssue]:
     """Each language's line must fit between its start and the scene's end at its speaker's pace."""
-    if not isinstance(duration, int | float):
+    if duration is None:
         return []
-    start = line.get("start_s") if isinstance(line.get("start_s"), int | float) else 0.0
+    start = _number(line.get("start_s")) or 0.0
     pace = (
         f"{SPEECH_CHARS_PER_S:g} characters a second"
         if rate_wpm is None
@@ -665,7 +712,7 @@ def _pace_issues(
 
 def _platform_issues(data: dict[str, Any], scenes: list[tuple[int, dict[str, Any]]]) -> list[BriefIssue]:
     issues: list[BriefIssue] = []
-    overrides = data.get("platform_overrides") if isinstance(data.get("platform_overrides"), dict) else {}
+    overrides = _mapping(data.get("platform_overrides"))
     known = resolve_platforms()
     for name, fields in overrides.items():
         if not isinstance(fields, dict) or not isinstance(name, str):
