@@ -188,7 +188,7 @@ def kept_masters(run_id: str | None = None) -> tuple[str, str, list[Master]]:
     from sqlalchemy import select
     from syncreel.store import runs
     from syncreel.store.models import Asset, Generation, SceneJob, TaskOutput
-    from syncreel.tasks.runtime import get_runtime
+    from syncreel.tasks.stage import get_runtime
 
     rt = get_runtime()
     masters = []
@@ -221,7 +221,7 @@ def kept_masters(run_id: str | None = None) -> tuple[str, str, list[Master]]:
 def lipsync_figures(run_id: str, master: Master) -> dict[str, Any] | None:
     """The QA's lip-sync numbers for the master's attempt."""
     from syncreel.store import runs
-    from syncreel.tasks.runtime import get_runtime
+    from syncreel.tasks.stage import get_runtime
 
     subject = f"master:{master.scene_id}:{master.language}:a{master.attempt}"
     with get_runtime().session() as session:
@@ -286,8 +286,7 @@ def measure(brief_path: Path, run_id: str | None = None) -> dict[str, Any]:
     from syncreel.media.mix import RATE, read_stems
     from syncreel.schemas.brief import load_brief
     from syncreel.schemas.settings import get_settings
-    from syncreel.tasks.qa import sync_expectation
-    from syncreel.tasks.speak import line_voice
+    from syncreel.tasks.inputs import line_voice, sync_expectation
 
     from syncreel import media
 

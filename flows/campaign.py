@@ -11,35 +11,31 @@ crash finishes only what was left.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prefect import flow
 from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import opaque
 from syncreel.flows.dispatch import generate_master
 from syncreel.schemas.brief import Brief, load_brief
-from syncreel.schemas.records import MasterRecord, QAReport, RunSummary
-from syncreel.tasks.generate import continuation_of
+from syncreel.schemas.records import (
+    CampaignPlan,
+    DeliverableRecord,
+    IngestedReference,
+    MasterRecord,
+    QAReport,
+    RunRecords,
+    RunSummary,
+    SpotRecord,
+)
 from syncreel.tasks.ingest import ingest_reference
+from syncreel.tasks.inputs import continuation_of
 from syncreel.tasks.plan import mark_failed, parse_brief
 from syncreel.tasks.publish import publish
 from syncreel.tasks.qa import qa_character_consistency, qa_deliverable, qa_master
-from syncreel.tasks.render import assemble_spot, render_variant
+from syncreel.tasks.render import assemble_spot, render_variants
 from syncreel.tasks.review import await_review
 from syncreel.tasks.speak import speak_lines
-
-
-def by_reference(value: Any) -> Any:
-    """A record, or a list of records, as a task input that Prefect does not look inside.
-
-    Prefect walks every argument of a task run field by field, twice (for upstream futures, then to
-    resolve them): the plan holds the whole brief, publish gets every record of the run, a deliverable
-    its crop path; at 200 scenes on 2 cores that was ~6 ms a task and ~2 s before publish. Wrapped in
-    ``opaque`` one by one, each record still links the task run to the one that made it."""
-    if isinstance(value, list):
-        return [opaque(item) for item in value]
-    return opaque(value)
+from syncreel.tasks.stage import by_reference
 
 
 def brief_loaded_in_process() -> bool:
@@ -51,7 +47,9 @@ def brief_loaded_in_process() -> bool:
     return context is None or context.flow_run is None or context.flow_run.deployment_id is None
 
 
-@flow(name="produce-campaign", task_runner=ThreadPoolTaskRunner(max_workers=2), persist_result=False)
+# Prefect types task_runner invariantly (TaskRunner[PrefectFuture[Any]]), so its own ThreadPoolTaskRunner
+# (a TaskRunner[PrefectConcurrentFuture[R]]) does not match the annotation; it is the documented argument.
+@flow(name="produce-campaign", task_runner=ThreadPoolTaskRunner(max_workers=2), persist_result=False)  # type: ignore[arg-type]
 def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
     """Produce every deliverable of a campaign brief (a Brief, or the path of a YAML/JSON brief).
 
@@ -60,85 +58,76 @@ def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
     render then starts each scene from the seed its preview settled on.
     """
     started = time.time()
-    if isinstance(brief, str):
-        brief = load_brief(brief)
-    plan = parse_brief(brief, preview)
-    brief = plan.brief
-    plan_input = by_reference(plan)
+    plan = parse_brief(load_brief(brief) if isinstance(brief, str) else brief, preview)
     try:
-        in_process = brief_loaded_in_process()
-        references = [ingest_reference(ref, brief.base_uri, in_process) for ref in brief.references]
+        references = [
+            ingest_reference(ref, plan.brief.base_uri, brief_loaded_in_process()) for ref in plan.brief.references
+        ]
         # every scene's lines, spoken in each language; each generation picks its own (tasks/generate.py)
-        spoken = [speak_lines(plan_input, scene_id, language) for scene_id, language in plan.scene_languages]
-        generation_inputs = [*references, *(track for tracks in spoken for track in tracks)]
-
-        masters: list[MasterRecord] = []  # the one each scene keeps
-        generations: list[MasterRecord] = []  # every attempt's, to count what was generated or reused
-        reports: list[QAReport] = []  # every attempt's, so the report shows what was regenerated and why
-        scenes = {scene.id: scene for scene in brief.scenes}
-        for scene_id, language in plan.scene_languages:
-            attempt = plan.first_attempt(scene_id, language)
-            inputs = generation_inputs
-            if scenes[scene_id].continue_previous and masters and masters[-1].language == language:
-                inputs = [*generation_inputs, continuation_of(masters[-1])]  # extension: from its last frames
-            while True:
-                master = generate_master(plan, scene_id, language, inputs, attempt)
-                report = qa_master(plan_input, master)
-                generations.append(master)
-                reports.append(report)
-                if report.decision != "regenerate":
-                    break
-                attempt += 1
-            masters.append(master)
+        spoken = [speak_lines(by_reference(plan), scene_id, language) for scene_id, language in plan.scene_languages]
+        masters, generations, reports = _masters(plan, [*references, *(track for tracks in spoken for track in tracks)])
         # each character, across scenes and languages
-        reports += qa_character_consistency(plan_input, by_reference(masters), by_reference(references))
-
-        review = None
+        reports += qa_character_consistency(by_reference(plan), by_reference(masters), by_reference(references))
         flagged = [r for r in reports if r.decision == "needs_review"]
-        if flagged and brief.qa.on_review == "pause":
-            review = await_review(plan, flagged)
-        if plan.preview or (review is not None and not review.approve):
-            return publish(
-                plan_input,
-                by_reference(masters),
-                [],
-                [],
-                by_reference(reports),
-                started,
-                review,
-                by_reference(generations),
-                by_reference(references),
-            )
-
-        spots = [
-            assemble_spot(
-                plan_input, language, by_reference([m for m in masters if m.language == language]), references
-            )
-            for language in brief.languages
-        ]
-        renders = [
-            render_variant.submit(plan_input, by_reference(spot), platform)
-            for spot in spots
-            for platform in plan.platforms
-        ]
-        deliverables = [future.result() for future in renders]
-        durations = {spot.language: spot.duration_s for spot in spots}
-        checks = [
-            qa_deliverable.submit(plan_input, by_reference(d), plan.platforms[d.platform], durations[d.language])
-            for d in deliverables
-        ]
-        reports += [future.result() for future in checks]
-        return publish(
-            plan_input,
-            by_reference(masters),
-            by_reference(spots),
-            by_reference(deliverables),
-            by_reference(reports),
-            started,
-            review,
-            by_reference(generations),
-            by_reference(references),
+        review = await_review(plan, flagged) if flagged and plan.brief.qa.on_review == "pause" else None
+        delivering = not plan.preview and (review is None or review.approve)
+        spots, deliverables, checks = _deliverables(plan, masters, references) if delivering else ((), (), ())
+        records = RunRecords(
+            started_at=started,
+            masters=tuple(masters),
+            generations=tuple(generations),
+            reports=(*reports, *checks),
+            references=tuple(references),
+            spots=spots,
+            deliverables=deliverables,
+            review=review,
         )
+        return publish(by_reference(plan), by_reference(records))
     except BaseException as exc:
-        mark_failed(plan_input, exc)
+        mark_failed(by_reference(plan), exc)
         raise
+
+
+def _masters(
+    plan: CampaignPlan, inputs: list[IngestedReference]
+) -> tuple[list[MasterRecord], list[MasterRecord], list[QAReport]]:
+    """Every scene in every language generated and judged, regenerated with a new seed while the gate
+    says so: (the master each scene keeps, every attempt's master, every attempt's QA report)."""
+    masters: list[MasterRecord] = []
+    generations: list[MasterRecord] = []
+    reports: list[QAReport] = []
+    for scene_id, language in plan.scene_languages:
+        attempt = plan.first_attempt(scene_id, language)
+        scene_inputs = inputs
+        if plan.scene(scene_id).continue_previous and masters and masters[-1].language == language:
+            scene_inputs = [*inputs, continuation_of(masters[-1])]  # extension: from its last frames
+        while True:
+            master = generate_master(plan, scene_id, language, scene_inputs, attempt)
+            report = qa_master(by_reference(plan), master)
+            generations.append(master)
+            reports.append(report)
+            if report.decision != "regenerate":
+                break
+            attempt += 1
+        masters.append(master)
+    return masters, generations, reports
+
+
+def _deliverables(
+    plan: CampaignPlan, masters: list[MasterRecord], references: list[IngestedReference]
+) -> tuple[tuple[SpotRecord, ...], tuple[DeliverableRecord, ...], tuple[QAReport, ...]]:
+    """Each language's spot, its deliverable for every platform, and their QA reports."""
+    spots = tuple(
+        assemble_spot(
+            by_reference(plan), language, by_reference([m for m in masters if m.language == language]), references
+        )
+        for language in plan.brief.languages
+    )
+    renders = [render_variants.submit(by_reference(plan), by_reference(spot)) for spot in spots]
+    deliverables = tuple(d for future in renders for d in future.result())
+    durations = {spot.language: spot.duration_s for spot in spots}
+    checks = [
+        qa_deliverable.submit(by_reference(plan), by_reference(d), plan.platforms[d.platform], durations[d.language])
+        for d in deliverables
+    ]
+    return spots, deliverables, tuple(future.result() for future in checks)

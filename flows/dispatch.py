@@ -22,13 +22,11 @@ from prefect import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.states import Crashed, State
-from prefect.utilities.annotations import opaque
-from syncreel.flows.scene import SceneRequest
 from syncreel.schemas.records import CampaignPlan, IngestedReference, MasterRecord
+from syncreel.schemas.requests import SceneRequest
 from syncreel.schemas.settings import get_settings
 from syncreel.tasks.generate import generate_scene
-from syncreel.tasks.progress import emit
-from syncreel.tasks.runtime import get_runtime, recall
+from syncreel.tasks.stage import by_reference, dispatch_key, emit, get_runtime, recall
 
 POLL_SECONDS = 1.0
 # How many times one scene attempt is queued again after the machine running it was lost.
@@ -48,7 +46,7 @@ def generate_master(
     """The master of one scene attempt, generated here or on the GPU deployment (see the module doc)."""
     deployment = get_settings().gpu_deployment
     if not deployment:
-        return generate_scene(opaque(plan), scene_id, language, references, attempt)  # flows.campaign.by_reference
+        return generate_scene(by_reference(plan), scene_id, language, references, attempt)
     _queue_first_attempts(deployment, plan, references)
     request = SceneRequest(plan=plan, scene_id=scene_id, language=language, references=references, attempt=attempt)
     return await_master(deployment, request)
@@ -64,7 +62,7 @@ def await_master(deployment: str, request: SceneRequest) -> MasterRecord:
             emit("generate", request.item, "cached" if master.cached else "done", f"seed {master.seed}")
             return master
         if not state.is_crashed():
-            emit("generate", request.item, "failed", state.message or state.name)
+            emit("generate", request.item, "failed", state.message or state.name or "")
             raise RuntimeError(
                 f"generate-scene {request.item} attempt {request.attempt}: {state.name}: {state.message}"
             )
@@ -75,7 +73,7 @@ def await_master(deployment: str, request: SceneRequest) -> MasterRecord:
 def read_master(request: SceneRequest) -> MasterRecord:
     """The master the scene's flow run remembered (its file checked to be in the store)."""
     rt = get_runtime()
-    record = recall(rt, request.dispatch_key())
+    record = recall(rt, dispatch_key(request))
     if record is None or recall(rt, record["generation_key"]) is None:
         raise RuntimeError(f"generate-scene {request.item} completed but its master is not in the store")
     return MasterRecord.model_validate(record)
@@ -97,13 +95,13 @@ def _queue_first_attempts(deployment: str, plan: CampaignPlan, references: list[
             references=references,
             attempt=plan.first_attempt(scene_id, language),
         )
-        if recall(get_runtime(), request.dispatch_key()) is None:
+        if recall(get_runtime(), dispatch_key(request)) is None:
             _queue(deployment, request, 0)
 
 
 def _queue(deployment: str, request: SceneRequest, placement: int) -> UUID:
     """The flow run of this request's placement, created once (Prefect's idempotency key dedupes it too)."""
-    key = f"{request.dispatch_key()}:p{placement}"
+    key = f"{dispatch_key(request)}:p{placement}"
     with _lock:
         if key not in _queued:
             run = run_deployment(
@@ -114,6 +112,7 @@ def _queue(deployment: str, request: SceneRequest, placement: int) -> UUID:
                 idempotency_key=key,
                 timeout=0,
             )
+            assert isinstance(run, FlowRun)  # called from sync code: the flow run, not a coroutine
             _queued[key] = run.id
         return _queued[key]
 
@@ -127,7 +126,7 @@ def _wait(run_id: UUID) -> State:
                 return run.state
             lost = _lost_worker(client, run)
             if lost:
-                state = Crashed(message=f"worker {lost} stopped sending heartbeats while running this scene")
+                state: State = Crashed(message=f"worker {lost} stopped sending heartbeats while running this scene")
                 client.set_flow_run_state(run_id, state, force=True)
                 return state
             time.sleep(POLL_SECONDS)

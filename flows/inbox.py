@@ -16,12 +16,14 @@ from urllib.parse import urlparse
 
 from prefect import flow, get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterIdempotencyKey
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from pydantic import BaseModel, ConfigDict, Field
 from syncreel.schemas.brief import Brief, BriefError, BriefIssue, parse_document, validate_brief
 from syncreel.schemas.document import DEFAULT_LIMITS, DocumentError, read_capped
 from syncreel.schemas.errors import InputError
 from syncreel.schemas.settings import get_settings
+from syncreel.store.s3 import S3Folder
 
 BRIEF_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -65,30 +67,14 @@ class FolderInbox:
 
 class S3Inbox:
     def __init__(self, bucket: str, prefix: str):
-        import boto3
-
-        self.bucket, self.prefix = bucket, prefix.strip("/")
-        self.client = boto3.client("s3")
-
-    def _key(self, name: str) -> str:
-        return f"{self.prefix}/{name}" if self.prefix else name
+        self.folder = S3Folder(bucket, prefix)
 
     def names(self) -> list[str]:
-        found: list[str] = []
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else "", Delimiter="/"
-        )
-        for page in pages:
-            for item in page.get("Contents", []):
-                name = item["Key"].rsplit("/", 1)[-1]
-                if name.lower().endswith(BRIEF_SUFFIXES):
-                    found.append(name)
-        return sorted(found)
+        return [name for name in self.folder.names() if name.lower().endswith(BRIEF_SUFFIXES)]
 
     def read(self, name: str) -> Brief:
-        base = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-        limit = DEFAULT_LIMITS.max_bytes
-        body = self.client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"].read(limit + 1)
+        base, limit = self.folder.uri, DEFAULT_LIMITS.max_bytes
+        body = self.folder.read(name, limit)
         try:
             if len(body) > limit:
                 raise DocumentError("(file)", f"larger than {limit:,} bytes; a brief is at most that")
@@ -99,13 +85,11 @@ class S3Inbox:
         return _parse(text, f"{base}/{name}", base)
 
     def move(self, name: str, folder: str, new_name: str, note: str | None = None) -> None:
-        target = self._key(f"{folder}/{new_name}")
-        self.client.copy_object(
-            Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": self._key(name)}
-        )
+        target = f"{folder}/{new_name}"
+        self.folder.copy(name, target)
         if note is not None:
-            self.client.put_object(Bucket=self.bucket, Key=f"{target}.errors.txt", Body=note.encode())
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
+            self.folder.write(f"{target}.errors.txt", note.encode())
+        self.folder.delete(name)
 
 
 def open_inbox(url: str) -> Inbox:
@@ -135,12 +119,13 @@ class InboxRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     inbox: str | None = Field(
-        None,
+        default=None,
         description="file://FOLDER or s3://bucket/prefix of dropped briefs, inside SYNCREEL_INBOX_URL (the "
         "operator's inbox: briefs are moved within it); default: SYNCREEL_INBOX_URL itself.",
     )
     deployment: str | None = Field(
-        None, description="The produce-campaign deployment to run each brief on; default: SYNCREEL_CAMPAIGN_DEPLOYMENT."
+        default=None,
+        description="The produce-campaign deployment to run each brief on; default: SYNCREEL_CAMPAIGN_DEPLOYMENT.",
     )
 
 
@@ -181,23 +166,30 @@ def campaign_inbox(request: InboxRequest | None = None) -> list[InboxItem]:
             items.append(InboxItem(brief=name, content_hash="", error=str(exc)))
             continue
         digest = brief.content_hash()
-        key = inbox_key(digest)
-        with get_client(sync_client=True) as client:
-            seen = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(idempotency_key=FlowRunFilterIdempotencyKey(any_=[key])), limit=1
-            )
-        run = seen[0] if seen else None
-        if run is None:
-            run = run_deployment(
-                deployment,
-                parameters={"brief": brief.model_dump(mode="json")},
-                flow_run_name=f"{brief.campaign_id}-{digest[:8]}",
-                idempotency_key=key,
-                tags=["inbox"],
-                timeout=0,
-                as_subflow=False,
-            )
+        run, new = _start_once(deployment, brief, digest)
         stem, dot, suffix = name.rpartition(".")
         inbox.move(name, "handled", f"{stem}-{digest[:12]}{dot}{suffix}")
-        items.append(InboxItem(brief=name, content_hash=digest, flow_run_id=str(run.id), new=not seen))
+        items.append(InboxItem(brief=name, content_hash=digest, flow_run_id=str(run.id), new=new))
     return items
+
+
+def _start_once(deployment: str, brief: Brief, digest: str) -> tuple[FlowRun, bool]:
+    """The campaign's flow run for this content: (the one started before, False), or (a new one, True)."""
+    key = inbox_key(digest)
+    with get_client(sync_client=True) as client:
+        seen = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(idempotency_key=FlowRunFilterIdempotencyKey(any_=[key])), limit=1
+        )
+    if seen:
+        return seen[0], False
+    run = run_deployment(
+        deployment,
+        parameters={"brief": brief.model_dump(mode="json")},
+        flow_run_name=f"{brief.campaign_id}-{digest[:8]}",
+        idempotency_key=key,
+        tags=["inbox"],
+        timeout=0,
+        as_subflow=False,
+    )
+    assert isinstance(run, FlowRun)  # called from sync code: the flow run, not a coroutine
+    return run, True

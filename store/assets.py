@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
 from boto3.s3.transfer import TransferConfig
@@ -70,6 +70,13 @@ class AssetStore(abc.ABC):
         path = Path(path)
         self._write(path, key)
         return StoredAsset(uri=self._uri(key), key=key, sha256=file_sha256(path), size_bytes=path.stat().st_size)
+
+    def put_text(self, text: str, key: str) -> StoredAsset:
+        """Store text (UTF-8) under a stable, human key, as ``put_named`` does a file."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / PurePosixPath(key).name
+            path.write_text(text, encoding="utf-8")
+            return self.put_named(path, key)
 
     def uri_for(self, key: str) -> str:
         """The URI a named key (see ``put_named``) has in this store, whether written yet or not."""

@@ -102,7 +102,9 @@ def _attempts(
 ) -> tuple[Attempt, ...]:
     by_attempt = {(g["scene_id"], g["language"], (g["parameters"] or {}).get("attempt", 0)): g for g in generations}
     asset_ids = [g["asset_id"] for g in generations if g["asset_id"]]
-    uris = dict(session.execute(select(Asset.id, Asset.uri).where(Asset.id.in_(asset_ids))).tuples().all())
+    uris = {
+        asset_id: uri for asset_id, uri in session.execute(select(Asset.id, Asset.uri).where(Asset.id.in_(asset_ids)))
+    }
     attempts = []
     for subject in sorted((s for s in by_subject if master_of(s)), key=lambda s: s.rsplit(":a", 1)):
         scene_id, language, attempt = master_of(subject) or ("", "", 0)

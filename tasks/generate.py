@@ -2,54 +2,48 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from sqlalchemy.orm import Session
 from syncreel.media.compose import SceneReferences, compose_scene, read_image, video_track
 from syncreel.media.encode import write_master_clip, write_stems
 from syncreel.media.mix import RATE as STEMS_RATE
 from syncreel.media.mix import read_stems
 from syncreel.media.speech import with_stem
 from syncreel.model.backends import get_generator
-from syncreel.model.generator import GenerationRequest, Generator, ReferenceInput
-from syncreel.schemas.brief import Brief, Scene
+from syncreel.model.generator import GenerationRequest, Generator
+from syncreel.schemas.brief import Scene
 from syncreel.schemas.clips import MasterClip
 from syncreel.schemas.records import CampaignPlan, IngestedReference, MasterRecord
 from syncreel.schemas.settings import Settings
 from syncreel.store import runs
-from syncreel.store.models import SceneStatus
-from syncreel.tasks.progress import emit
-from syncreel.tasks.runtime import (
+from syncreel.tasks.inputs import (
+    dialogue_id,
+    generation_parameters,
+    generation_request,
+    request_identity,
+    scene_references,
+)
+from syncreel.tasks.stage import (
     Runtime,
+    Stage,
     cache_key,
+    clip_fields,
     code_fingerprint,
-    get_runtime,
-    memoized,
     owner_id,
+    recall,
+    remember,
     store_asset,
     to_record,
 )
-from syncreel.tasks.speak import dialogue_id, voice_id
 
 from syncreel import media
-
-# A prime stride: each regeneration attempt gets an unrelated seed, and the same one on every re-run.
-_SEED_STRIDE = 1_000_003
-# A scene job already past generation: a cached re-run leaves it as it is.
-SETTLED = (SceneStatus.generated, SceneStatus.passed, SceneStatus.needs_review)
-
-
-def scene_seed(brief: Brief, scene: Scene, language: str, attempt: int) -> int:
-    base = scene.seed
-    if base is None:
-        digest = hashlib.sha256(f"{brief.campaign_id}/{scene.id}/{language}".encode()).digest()
-        base = int.from_bytes(digest[:4], "big")
-    return (base + attempt * _SEED_STRIDE) % 2**31
 
 
 def fault_shift_ms(settings: Settings, attempt: int) -> float:
@@ -79,20 +73,6 @@ def shifted_audio(clip: MasterClip, shift_ms: float) -> MasterClip:
     )
 
 
-def continuation_of(master: MasterRecord) -> IngestedReference:
-    """The previous scene's master as the ``continue`` reference of the scene that extends it (an id no
-    brief reference can have: brief ids allow no ':')."""
-    return IngestedReference(
-        id=f"{master.scene_id}:last-frames",
-        kind="video",
-        role="continue",
-        uri=master.uri,
-        sha256=master.sha256,
-        source_sha256=master.sha256,
-        media_info={},
-    )
-
-
 def takes_voice(generator: Generator) -> bool:
     """Whether the backend is driven by a spoken voice (audio-to-video). One that speaks the dialogue's
     text itself says so with ``speaks_text`` (or takes no ``voice`` role) and gets the text alone."""
@@ -108,44 +88,13 @@ def build_request(
     attempt: int,
     voice: bool = True,
 ) -> GenerationRequest:
-    """The scene's request. ``references``: the brief's, plus the previous master to continue and the
-    scene's spoken lines (tasks/speak.py) where there are: its on-screen ``voice`` drives the picture;
-    ``voice=False`` leaves it out (a backend that speaks the text itself). The whole ``dialogue`` track
-    is not the backend's: it becomes the master's dialogue stem (`with_dialogue_stem`)."""
-    brief = plan.brief
-    brand = brief.brand
-    prompt = f"{scene.prompt} Brand: {brand.name}."
-    if brand.tone:
-        prompt += f" Tone: {brand.tone}."
-    spoken = voice_id(scene.id, language)
-    used = [
-        ref
-        for ref in references
-        if ref.id in scene.references
-        or (scene.continue_previous and ref.role == "continue" and ":" in ref.id)
-        or (voice and ref.id == spoken)
-    ]
-    return GenerationRequest(
-        scene_id=scene.id,
-        language=language,
-        prompt=prompt,
-        duration_s=scene.duration_s,
-        width=brief.master.width,
-        height=brief.master.height,
-        fps=brief.master.fps,
-        sample_rate=brief.master.sample_rate,
-        seed=scene_seed(brief, scene, language, attempt),
-        dialogue=tuple((line.speaker, line.text[language]) for line in scene.dialogue),
-        sound_cues=tuple((cue.at_s, cue.description) for cue in scene.sound_cues),
-        references=tuple(
-            ReferenceInput(id=ref.id, kind=ref.kind, role=ref.role, path=rt.store.fetch(ref.uri)) for ref in used
-        ),
-        negative_prompt=brief.generation.negative_prompt,
-        steps=brief.generation.steps,
-        video_guidance=brief.generation.video_guidance,
-        audio_guidance=brief.generation.audio_guidance,
-        sync_guidance=brief.generation.sync_guidance,
-    )
+    """The scene's request (tasks/inputs.py), its references fetched from the store. ``references``: the
+    brief's, plus the previous master to continue and the scene's spoken lines where there are: its
+    on-screen ``voice`` drives the picture; ``voice=False`` leaves it out (a backend that speaks the text
+    itself). The whole ``dialogue`` track is not the backend's: it becomes the master's dialogue stem
+    (`with_dialogue_stem`)."""
+    used = scene_references(scene, language, references, voice)
+    return generation_request(plan.brief, scene, language, [(ref, rt.store.fetch(ref.uri)) for ref in used], attempt)
 
 
 def spoken_dialogue(scene_id: str, language: str, references: list[IngestedReference]) -> IngestedReference | None:
@@ -222,12 +171,39 @@ def with_references_on_screen(clip: MasterClip, request: GenerationRequest) -> M
     )
 
 
-def _request_identity(request: GenerationRequest, references: list[IngestedReference]) -> dict:
-    """The request as it affects the output: references by content, not by local path."""
-    shas = {ref.id: ref.sha256 for ref in references}
-    fields = {name: getattr(request, name) for name in request.__dataclass_fields__ if name != "references"}
-    fields["references"] = [(ref.id, ref.kind, ref.role, shas[ref.id]) for ref in request.references]
-    return fields
+@dataclass(frozen=True)
+class Take:
+    """One attempt at a scene, ready to generate: the backend and its request, the spoken dialogue that
+    becomes the master's dialogue stem, the test hook's audio shift, and the output's cache key."""
+
+    run_id: str
+    attempt: int
+    generator: Generator
+    request: GenerationRequest
+    spoken: Path | None
+    shift_ms: float
+    key: str
+
+
+def _prepare(
+    rt: Runtime, plan: CampaignPlan, scene_id: str, language: str, references: list[IngestedReference], attempt: int
+) -> Take:
+    generator = get_generator(rt.settings.backend, rt.settings.generator_options())
+    driven = takes_voice(generator)
+    request = build_request(rt, plan, plan.scene(scene_id), language, references, attempt, voice=driven)
+    dialogue = spoken_dialogue(scene_id, language, references) if driven else None
+    spoken = rt.store.fetch(dialogue.uri) if dialogue is not None else None
+    shift_ms = fault_shift_ms(rt.settings, attempt)
+    key = cache_key(
+        "generate",
+        request_identity(request, references),
+        generator.name,
+        generator.model_version,
+        code_fingerprint(media.encode, media.speech, media.compose),
+        {"dialogue_stem": dialogue_stem(request, spoken), "dialogue": dialogue.sha256 if dialogue else None},
+        *([{"fault_audio_shift_ms": shift_ms}] if shift_ms else []),
+    )
+    return Take(plan.run_id, attempt, generator, request, spoken, shift_ms, key)
 
 
 # No Prefect tag: a tagged task asks the server for a tag concurrency slot before every run (one write,
@@ -243,112 +219,97 @@ def _request_identity(request: GenerationRequest, references: list[IngestedRefer
 def generate_scene(
     plan: CampaignPlan, scene_id: str, language: str, references: list[IngestedReference], attempt: int = 0
 ) -> MasterRecord:
-    rt = get_runtime()
-    item = f"{scene_id}/{language}"
-    emit("generate", item, "started", f"attempt {attempt}")
-    scene = next(s for s in plan.brief.scenes if s.id == scene_id)
-    generator = get_generator(rt.settings.backend, rt.settings.generator_options())
-    driven = takes_voice(generator)
-    request = build_request(rt, plan, scene, language, references, attempt, voice=driven)
-    dialogue = spoken_dialogue(scene_id, language, references) if driven else None
-    spoken = rt.store.fetch(dialogue.uri) if dialogue is not None else None
-    shift_ms = fault_shift_ms(rt.settings, attempt)
-    key = cache_key(
-        "generate",
-        _request_identity(request, references),
-        generator.name,
-        generator.model_version,
-        code_fingerprint(media.encode, media.speech, media.compose),
-        {"dialogue_stem": dialogue_stem(request, spoken), "dialogue": dialogue.sha256 if dialogue else None},
-        *([{"fault_audio_shift_ms": shift_ms}] if shift_ms else []),
-    )
-    with rt.session() as session:
+    stage = Stage("generate", f"{scene_id}/{language}")
+    stage.start(f"attempt {attempt}")
+    take = _prepare(stage.rt, plan, scene_id, language, references, attempt)
+    with stage.rt.session() as session:
         runs.heartbeat(session, plan.run_id, owner_id())
-        job_id = runs.ensure_scene_job(session, plan.run_id, scene_id, language).id
-
-    finish: dict = {}
-
-    def produce() -> tuple[dict, int]:
-        with rt.session() as session:
-            runs.set_scene_status(session, job_id, SceneStatus.generating)
-            generation = runs.start_generation(
-                session,
-                cache_key=key,
-                run_id=plan.run_id,
-                scene_id=scene_id,
-                language=language,
-                backend=generator.name,
-                model_version=generator.model_version,
-                seed=request.seed,
-                parameters={
-                    "steps": request.steps,
-                    "video_guidance": request.video_guidance,
-                    "audio_guidance": request.audio_guidance,
-                    "sync_guidance": request.sync_guidance,
-                    "width": request.width,
-                    "height": request.height,
-                    "fps": request.fps,
-                    "duration_s": request.duration_s,
-                    "attempt": attempt,
-                },
-            )
-            generation_id = generation.id
-        started = time.perf_counter()
-        try:
-            clip = with_references_on_screen(with_dialogue_stem(generator.generate(request), request, spoken), request)
-            if shift_ms:
-                clip = shifted_audio(clip, shift_ms)
-            with rt.scratch(f"master-{scene_id}-{language}") as scratch:
-                info = write_master_clip(clip, scratch / "master.mp4")
-                stored, asset_id = store_asset(rt, scratch / "master.mp4", "master", info.to_dict())
-                stems_uri = None
-                if clip.stems is not None:  # the mix's parts, one channel each, for later mixing
-                    write_stems(clip.stems, clip.sample_rate, scratch / "stems.wav")
-                    meta = {"channels": list(clip.stem_names), "sample_rate": clip.sample_rate}
-                    stems_uri = store_asset(rt, scratch / "stems.wav", "stems", meta)[0].uri
-        except Exception as exc:
-            with rt.session() as session:
-                runs.finish_generation(
-                    session, generation_id, error=f"{type(exc).__name__}: {exc}", seconds=time.perf_counter() - started
-                )
-                runs.set_scene_status(session, job_id, SceneStatus.failed, error=str(exc))
-            emit("generate", item, "failed", str(exc))
-            raise
-        finish.update(  # committed with the output record (see memoized): succeeded means remembered
-            generation_id=generation_id,
-            asset_id=asset_id,
-            seconds=time.perf_counter() - started,
-            parameters_update={
-                **clip.parameters,
-                "unused_reference_roles": list(clip.unused_reference_roles),
-                "event_times_s": list(clip.event_times_s),
-            },
-        )
-        record = {
-            "uri": stored.uri,
-            "sha256": stored.sha256,
-            "asset_id": asset_id,
-            "generation_id": generation_id,
-            "backend": clip.backend,
-            "model_version": clip.model_version,
-            "seed": clip.seed,
-            "duration_s": info.duration_s,
-            "width": info.video.width,
-            "height": info.video.height,
-            "fps": info.video.fps,
-            "unused_reference_roles": list(clip.unused_reference_roles),
-            "event_times_s": list(clip.event_times_s),
-            "stems_uri": stems_uri,
-            "stem_names": list(clip.stem_names),
-        }
-        return record, asset_id
-
-    record, cached = memoized(rt, "generate", key, produce, lambda session: runs.finish_generation(session, **finish))
-    with rt.session() as session:
-        job = runs.ensure_scene_job(session, plan.run_id, scene_id, language)
-        if job.status not in SETTLED or job.generation_id != record["generation_id"]:
-            runs.set_scene_status(session, job_id, SceneStatus.generated, generation_id=record["generation_id"])
-    emit("generate", item, "cached" if cached else "done", f"seed {record['seed']}")
+    record = recall(stage.rt, take.key)
+    cached = record is not None
+    if record is None:
+        record = _generate(stage, take)
+    with stage.rt.session() as session:
+        runs.settle_scene_job(session, plan.run_id, scene_id, language, record["generation_id"])
+    stage.finish(cached, f"seed {record['seed']}")
     return to_record(
-        MasterRecord, record, scene_id=scene_id, language=language, generation_key=key, cached=cached, attempt=attempt
+        MasterRecord,
+        record,
+        scene_id=scene_id,
+        language=language,
+        generation_key=take.key,
+        cached=cached,
+        attempt=attempt,
     )
+
+
+def _generate(stage: Stage, take: Take) -> dict[str, Any]:
+    """Generate the master and store it; its generation row is marked succeeded in the same transaction
+    that remembers the output (a crash leaves neither), or failed when it raises."""
+    rt, request = stage.rt, take.request
+    with rt.session() as session:
+        job_id, generation_id = runs.begin_generation(
+            session,
+            run_id=take.run_id,
+            scene_id=request.scene_id,
+            language=request.language,
+            cache_key=take.key,
+            backend=take.generator.name,
+            model_version=take.generator.model_version,
+            seed=request.seed,
+            parameters=generation_parameters(request, take.attempt),
+        )
+    started = time.perf_counter()
+    try:
+        clip = _master_clip(take)
+        stored = _store_master(rt, clip, f"master-{request.scene_id}-{request.language}")
+        record = {**stored, "generation_id": generation_id}
+    except Exception as exc:
+        with rt.session() as session:
+            runs.fail_generation(session, job_id, generation_id, error=exc, seconds=time.perf_counter() - started)
+        stage.fail(str(exc))
+        raise
+    seconds = time.perf_counter() - started
+    made = {
+        **clip.parameters,
+        "unused_reference_roles": list(clip.unused_reference_roles),
+        "event_times_s": list(clip.event_times_s),
+    }
+
+    def succeeded(session: Session) -> None:
+        runs.finish_generation(
+            session, generation_id, asset_id=record["asset_id"], seconds=seconds, parameters_update=made
+        )
+
+    return remember(rt, take.key, record, settle=succeeded)
+
+
+def _master_clip(take: Take) -> MasterClip:
+    """The backend's clip with the scene's dialogue as its dialogue stem and its references on screen."""
+    request = take.request
+    clip = take.generator.generate(request)
+    clip = with_references_on_screen(with_dialogue_stem(clip, request, take.spoken), request)
+    return shifted_audio(clip, take.shift_ms) if take.shift_ms else clip
+
+
+def _store_master(rt: Runtime, clip: MasterClip, name: str) -> dict[str, Any]:
+    """The master MP4 and, when the backend makes them, its stems (one channel each, for the mix) in the
+    store; the master's output record."""
+    with rt.scratch(name) as scratch:
+        info = write_master_clip(clip, scratch / "master.mp4")
+        stored = store_asset(rt, scratch / "master.mp4", "master", info.to_dict())
+        stems_uri = None
+        if clip.stems is not None:
+            write_stems(clip.stems, clip.sample_rate, scratch / "stems.wav")
+            meta = {"channels": list(clip.stem_names), "sample_rate": clip.sample_rate}
+            stems_uri = store_asset(rt, scratch / "stems.wav", "stems", meta).uri
+    return {
+        **stored.fields(),
+        **clip_fields(info),
+        "backend": clip.backend,
+        "model_version": clip.model_version,
+        "seed": clip.seed,
+        "unused_reference_roles": list(clip.unused_reference_roles),
+        "event_times_s": list(clip.event_times_s),
+        "stems_uri": stems_uri,
+        "stem_names": list(clip.stem_names),
+    }

@@ -1,6 +1,6 @@
 """ingest_reference: fetch a brief's reference, probe, normalize and analyse it, store it content-addressed.
 
-Sources: a path (relative to the brief's folder), file://, s3:// (through boto3) or https:// (media/fetch.py:
+Sources: a path (relative to the brief's folder), file://, s3:// (store/s3.py) or https:// (media/fetch.py:
 public addresses only unless a network is allowed, size-capped, a deadline). Local paths must stay in a
 root: a folder of ``SYNCREEL_REFERENCE_ROOTS``, the inbox folder, or the brief's own folder when the brief
 was handed over in-process (``syncreel run``, a Python call): no ``..``, no symlink that leads out. Roots
@@ -20,8 +20,6 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from syncreel.media.analysis import analyse_reference
@@ -33,10 +31,20 @@ from syncreel.schemas.brief import Reference
 from syncreel.schemas.errors import InputError
 from syncreel.schemas.records import IngestedReference
 from syncreel.schemas.settings import Settings
-from syncreel.store import runs
+from syncreel.store import runs, s3
 from syncreel.store.assets import file_sha256
-from syncreel.tasks.progress import emit
-from syncreel.tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized, store_asset, to_record
+from syncreel.tasks.stage import (
+    NETWORK_BACKOFF,
+    NETWORK_JITTER,
+    NETWORK_RETRIES,
+    Runtime,
+    Stage,
+    cache_key,
+    code_fingerprint,
+    store_asset,
+    to_record,
+    transient,
+)
 
 from syncreel import media
 
@@ -58,13 +66,10 @@ def fetch_policy(settings: Settings) -> FetchPolicy:
 
 
 def _s3_download(ref: Reference, uri: str, scratch: Path) -> Path:
-    parsed = urlparse(uri)
-    target = scratch / (PurePosixPath(parsed.path).name or "object")
     try:
-        boto3.client("s3").download_file(parsed.netloc, parsed.path.lstrip("/"), str(target))
-    except (BotoCoreError, ClientError) as exc:
-        raise _reject(ref, f"cannot download {uri}: {exc}") from exc
-    return target
+        return s3.download(uri, scratch)
+    except s3.S3DownloadError as exc:
+        raise _reject(ref, str(exc)) from exc
 
 
 def reference_roots(settings: Settings) -> tuple[Path, ...]:
@@ -88,7 +93,8 @@ def confined_path(
     except (OSError, ValueError) as exc:  # a name the file system cannot hold: too long, a NUL byte
         if isinstance(exc, ReferenceRejected):
             raise
-        raise _reject(ref, f"not a usable path ({type(exc).__name__}: {exc.strerror or exc})") from None
+        problem = getattr(exc, "strerror", None) or exc  # an OSError's reason without its repeated path
+        raise _reject(ref, f"not a usable path ({type(exc).__name__}: {problem})") from None
 
 
 def _confined(ref: Reference, base_uri: str | None, roots: tuple[Path, ...], base_is_root: bool) -> Path:
@@ -146,58 +152,55 @@ def locate_source(
 
 def _ingest(rt: Runtime, ref: Reference, base_uri: str | None, *, base_is_root: bool = True) -> IngestedReference:
     with rt.scratch(f"ingest-{ref.id}") as scratch:
-        source = locate_source(
-            ref,
-            base_uri,
-            scratch,
-            roots=reference_roots(rt.settings),
-            base_is_root=base_is_root,
-            policy=fetch_policy(rt.settings),
-        )
+        roots, policy = reference_roots(rt.settings), fetch_policy(rt.settings)
+        source = locate_source(ref, base_uri, scratch, roots=roots, base_is_root=base_is_root, policy=policy)
         source_sha = file_sha256(source)
         code = code_fingerprint(media.normalize, media.probe, media.analysis, media.beats)
         key = cache_key("ingest", source_sha, ref.kind, ref.role, code)
-
-        def produce() -> tuple[dict, int]:
-            try:
-                normalized, info = normalize_reference(source, ref.kind, scratch / "out")
-                source_info = probe(source).to_dict()
-                analysis = analyse_reference(normalized, ref.kind, ref.role)
-            except MediaError as exc:
-                raise _reject(ref, exc.problem) from exc
-            source_info["path"] = Path(source).name  # where it was fetched to is scratch, not provenance
-            stored, asset_id = store_asset(rt, normalized, f"reference_{ref.kind}", info.to_dict())
-            with rt.session() as session:
-                runs.record_reference_asset(
-                    session,
-                    source_sha256=source_sha,
-                    kind=ref.kind,
-                    role=ref.role,
-                    asset_id=asset_id,
-                    source_uri=ref.uri,
-                    source_info=source_info,
-                    analysis=analysis,
-                )
-            return {
-                "uri": stored.uri,
-                "sha256": stored.sha256,
-                "media_info": info.to_dict(),
-                "source_info": source_info,
-                "analysis": analysis,
-                "asset_id": asset_id,
-            }, asset_id
-
-        record, cached = memoized(rt, "ingest", key, produce)
-    emit("ingest", ref.id, "cached" if cached else "done")
+        stage = Stage("ingest", ref.id, rt)
+        record, cached = stage.memo(key, lambda: _process(rt, ref, source, source_sha, scratch / "out"))
+    stage.finish(cached)
     return to_record(IngestedReference, record, id=ref.id, kind=ref.kind, role=ref.role, source_sha256=source_sha)
 
 
-@task(name="ingest_reference", cache_policy=NO_CACHE, task_run_name="ingest-{ref.id}")
-def ingest_reference(ref: Reference, base_uri: str | None, base_is_root: bool = False) -> IngestedReference:
-    """``base_is_root``: the brief was loaded by the operator's own call, so its folder may be read."""
-    emit("ingest", ref.id, "started")
+def _process(rt: Runtime, ref: Reference, source: Path, source_sha: str, out: Path) -> dict:
+    """Normalize and analyse the upload, store the result and record the upload's ``reference_assets`` row."""
     try:
-        return _ingest(get_runtime(), ref, base_uri, base_is_root=base_is_root)
-    except ReferenceRejected as exc:
-        emit("ingest", ref.id, "failed", str(exc))
-        raise
+        normalized, info = normalize_reference(source, ref.kind, out)
+        source_info = probe(source).to_dict()
+        analysis = analyse_reference(normalized, ref.kind, ref.role)
+    except MediaError as exc:
+        raise _reject(ref, exc.problem) from exc
+    source_info["path"] = Path(source).name  # where it was fetched to is scratch, not provenance
+    stored = store_asset(rt, normalized, f"reference_{ref.kind}", info.to_dict())
+    with rt.session() as session:
+        runs.record_reference_asset(
+            session,
+            source_sha256=source_sha,
+            kind=ref.kind,
+            role=ref.role,
+            asset_id=stored.asset_id,
+            source_uri=ref.uri,
+            source_info=source_info,
+            analysis=analysis,
+        )
+    return {**stored.fields(), "media_info": info.to_dict(), "source_info": source_info, "analysis": analysis}
+
+
+@task(
+    name="ingest_reference",
+    cache_policy=NO_CACHE,
+    task_run_name="ingest-{ref.id}",
+    timeout_seconds=900,
+    retries=NETWORK_RETRIES,
+    retry_delay_seconds=NETWORK_BACKOFF,
+    retry_jitter_factor=NETWORK_JITTER,
+    retry_condition_fn=transient,
+)
+def ingest_reference(ref: Reference, base_uri: str | None, base_is_root: bool = False) -> IngestedReference:
+    """``base_is_root``: the brief was loaded by the operator's own call, so its folder may be read.
+    Downloads are tried again on failure; a refused reference fails at once."""
+    stage = Stage("ingest", ref.id)
+    stage.start()
+    with stage.reporting(ReferenceRejected):
+        return _ingest(stage.rt, ref, base_uri, base_is_root=base_is_root)

@@ -10,10 +10,9 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import Session
 from syncreel.schemas.brief import Brief
 from syncreel.schemas.errors import user_message
-from syncreel.schemas.records import CampaignPlan
+from syncreel.schemas.records import CampaignPlan, approval_subject, master_of
 from syncreel.store import runs
-from syncreel.tasks.progress import emit
-from syncreel.tasks.runtime import PIPELINE_VERSION, get_runtime, owner_id
+from syncreel.tasks.stage import PIPELINE_VERSION, emit, get_runtime, owner_id
 
 # A preview renders every scene small and with few sampler steps, with the full render's seeds.
 PREVIEW_MAX_SIDE = 320
@@ -42,32 +41,22 @@ def preview_brief(brief: Brief) -> Brief:
     )
 
 
-def approval_subject(scene_id: str, language: str) -> str:
-    """Where a producer's approval or rejection of a previewed scene is recorded (a QA row of the preview run)."""
-    return f"approval:{scene_id}:{language}"
-
-
 def first_attempts(session: Session, brief: Brief) -> dict[str, int]:
     """Per ``scene:language``, the attempt the full render starts from: the one its preview settled on
     (same seed), or the next one when the producer rejected it; empty when the brief has no preview."""
     preview = runs.find_run(session, run_key_for(preview_brief(brief), preview=True))
     if preview is None:
         return {}
-    starts: dict[str, int] = {}
     results = runs.qa_results(session, preview.id)
-    for row in results:
-        kind, *rest = row.subject.split(":")
-        if kind == "master" and len(rest) == 3:
-            item = f"{rest[0]}:{rest[1]}"
-            starts[item] = max(starts.get(item, 0), int(rest[2].removeprefix("a")))
-    for row in results:
-        kind, *rest = row.subject.split(":")
-        if kind == "approval" and row.verdict == "fail" and ":".join(rest) in starts:
-            starts[":".join(rest)] += 1
-    return starts
+    starts: dict[str, int] = {}
+    for scene_id, language, attempt in filter(None, (master_of(row.subject) for row in results)):
+        item = f"{scene_id}:{language}"
+        starts[item] = max(starts.get(item, 0), attempt)
+    rejected = {row.subject for row in results if row.verdict == "fail"}
+    return {item: attempt + (approval_subject(*item.split(":")) in rejected) for item, attempt in starts.items()}
 
 
-@task(name="parse_brief", cache_policy=NO_CACHE)
+@task(name="parse_brief", cache_policy=NO_CACHE, timeout_seconds=120)
 def parse_brief(brief: Brief, preview: bool = False) -> CampaignPlan:
     """Claim the run of this brief (its preview run when ``preview``: ``brief`` is then the full brief,
     rendered as ``preview_brief`` makes it)."""
@@ -101,7 +90,7 @@ def parse_brief(brief: Brief, preview: bool = False) -> CampaignPlan:
     return plan
 
 
-@task(name="mark_failed", cache_policy=NO_CACHE)
+@task(name="mark_failed", cache_policy=NO_CACHE, timeout_seconds=120)
 def mark_failed(plan: CampaignPlan, error: BaseException) -> None:
     """Record why a run stopped; finished outputs stay remembered, so the next attempt resumes."""
     message = user_message(error, log="the flow run's log (Prefect UI)")

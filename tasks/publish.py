@@ -8,6 +8,7 @@ import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -15,33 +16,32 @@ from prefect.cache_policies import NO_CACHE
 from syncreel.schemas.records import (
     CampaignPlan,
     DeliverableRecord,
-    IngestedReference,
     MasterRecord,
     QAReport,
+    Review,
+    RunRecords,
     RunSummary,
-    SpotRecord,
+    character_of,
     deliverable_path,
+    master_of,
 )
 from syncreel.store import runs
+from syncreel.store.assets import manifest_key, report_key
 from syncreel.store.models import RunStatus
-from syncreel.tasks.progress import emit
-from syncreel.tasks.report import manifest_key, report_key, store_report
-from syncreel.tasks.review import ReviewDecision
-from syncreel.tasks.runtime import Runtime, get_runtime
+from syncreel.tasks.report import store_report
+from syncreel.tasks.stage import (
+    NETWORK_BACKOFF,
+    NETWORK_JITTER,
+    NETWORK_RETRIES,
+    Runtime,
+    Stage,
+    transient,
+)
 
 
-def build_manifest(
-    rt: Runtime,
-    plan: CampaignPlan,
-    masters: list[MasterRecord],
-    spots: list[SpotRecord],
-    deliverables: list[DeliverableRecord],
-    reports: list[QAReport],
-    status: str,
-    review: ReviewDecision | None = None,
-    references: list[IngestedReference] | None = None,
-) -> dict:
-    verdicts = {report.subject: report for report in reports}
+def build_manifest(rt: Runtime, plan: CampaignPlan, records: RunRecords, status: str) -> dict[str, Any]:
+    """The run's manifest: what it made, from which references, and what QA and any reviewer said."""
+    verdicts = {report.subject: report for report in records.reports}
     return {
         "manifest_version": 1,
         "campaign_id": plan.brief.campaign_id,
@@ -51,82 +51,71 @@ def build_manifest(
         "attempt": plan.attempt,
         "status": status,
         "preview": plan.preview,
-        "review": review.model_dump(mode="json") if review is not None else None,
+        "review": records.review.model_dump(mode="json") if records.review is not None else None,
         "published_at": datetime.now(UTC).isoformat(),
         "report_uri": rt.store.uri_for(report_key(plan.run_id)),
         "languages": plan.brief.languages,
         # each reference as ingested: its normalized asset, the upload's probe and its role's analysis
-        "references": [r.model_dump(mode="json") for r in references or []],
-        "scenes": [
-            {
-                "scene_id": m.scene_id,
-                "language": m.language,
-                "uri": m.uri,
-                "sha256": m.sha256,
-                "backend": m.backend,
-                "model_version": m.model_version,
-                "seed": m.seed,
-                "duration_s": m.duration_s,
-                "unused_reference_roles": list(m.unused_reference_roles),
-                "stems": {"uri": m.stems_uri, "channels": list(m.stem_names)} if m.stems_uri else None,
-                "attempt": m.attempt,
-                "qa": verdicts[m.subject].verdict,
-                "decision": verdicts[m.subject].decision,
-                # every attempt the gate judged, oldest first: why each earlier seed was regenerated
-                "attempts": [
-                    {
-                        "attempt": int(r.subject.rsplit(":a", 1)[1]),
-                        "verdict": r.verdict,
-                        "decision": r.decision,
-                        "failures": [f"{c.check}: {c.message}" for c in r.failures],
-                    }
-                    for r in reports
-                    if r.subject.startswith(f"master:{m.scene_id}:{m.language}:a")
-                ],
-            }
-            for m in masters
-        ],
+        "references": [r.model_dump(mode="json") for r in records.references],
+        "scenes": [_manifest_scene(m, verdicts[m.subject], records.reports) for m in records.masters],
         # each character reference's face across the scenes and languages that use it (qa_character_consistency)
         "character_consistency": [
-            {
-                "reference": r.subject.removeprefix("character:"),
-                "verdict": r.verdict,
-                "checks": [c.model_dump(mode="json") for c in r.checks],
-            }
-            for r in reports
-            if r.subject.startswith("character:")
+            {"reference": character, "verdict": r.verdict, "checks": [c.model_dump(mode="json") for c in r.checks]}
+            for r in records.reports
+            if (character := character_of(r.subject)) is not None
         ],
-        "spots": [s.model_dump(mode="json", exclude={"cached"}) for s in spots],
+        "spots": [s.model_dump(mode="json", exclude={"cached"}) for s in records.spots],
         "deliverables": [
             {
                 **d.model_dump(mode="json", exclude={"cached"}),
                 # A link to hand to a reviewer: presigned (7 days, the SigV4 maximum) on S3, file:// locally.
                 "url": rt.store.url_for(d.uri, expires_s=7 * 24 * 3600),
                 "spec": plan.platforms[d.platform].model_dump(mode="json"),
-                "qa": verdicts[f"deliverable:{d.language}:{d.platform}"].model_dump(mode="json"),
+                "qa": verdicts[d.subject].model_dump(mode="json"),
             }
-            for d in deliverables
+            for d in records.deliverables
         ],
     }
 
 
-def _artifacts(
-    plan: CampaignPlan, deliverables: list[DeliverableRecord], reports: list[QAReport], manifest_uri: str, status: str
-) -> None:
-    verdicts = {report.subject: report.verdict for report in reports}
-    rows = [
+def _manifest_scene(master: MasterRecord, report: QAReport, reports: tuple[QAReport, ...]) -> dict[str, Any]:
+    """A kept master in the manifest, with every attempt the gate judged, oldest first: why each earlier
+    seed was regenerated."""
+    attempts = [
         {
-            "language": d.language,
-            "platform": d.platform,
-            "size": f"{d.width}x{d.height}",
-            "seconds": round(d.duration_s, 2),
-            "LUFS": d.loudness_lufs,
-            "QA": verdicts[f"deliverable:{d.language}:{d.platform}"],
-            "uri": d.uri,
+            "attempt": judged[2],
+            "verdict": r.verdict,
+            "decision": r.decision,
+            "failures": [f"{c.check}: {c.message}" for c in r.failures],
         }
-        for d in deliverables
+        for r in reports
+        if (judged := master_of(r.subject)) is not None and judged[:2] == (master.scene_id, master.language)
     ]
+    m = master
+    return {
+        "scene_id": m.scene_id,
+        "language": m.language,
+        "uri": m.uri,
+        "sha256": m.sha256,
+        "backend": m.backend,
+        "model_version": m.model_version,
+        "seed": m.seed,
+        "duration_s": m.duration_s,
+        "unused_reference_roles": list(m.unused_reference_roles),
+        "stems": {"uri": m.stems_uri, "channels": list(m.stem_names)} if m.stems_uri else None,
+        "attempt": m.attempt,
+        "qa": report.verdict,
+        "decision": report.decision,
+        "attempts": attempts,
+    }
+
+
+def _artifacts(plan: CampaignPlan, records: RunRecords, manifest_uri: str, status: str) -> None:
+    """The run's deliverables, every QA check and a QA summary as Prefect artifacts."""
     slug = re.sub(r"[^a-z0-9-]", "-", plan.brief.campaign_id)  # artifact keys: lowercase, digits, dashes
+    reports = records.reports
+    verdicts = {report.subject: report.verdict for report in reports}
+    rows = [_deliverable_row(d, verdicts[d.subject]) for d in records.deliverables]
     create_table_artifact(key=f"deliverables-{slug}", table=rows, description=f"Deliverables of run {plan.run_id}")
     checks = [
         {
@@ -142,13 +131,31 @@ def _artifacts(
         for check in report.checks
     ]
     create_table_artifact(key=f"qa-checks-{slug}", table=checks, description=f"Every QA check of run {plan.run_id}")
-    failing = [r for r in reports if r.verdict != "pass"]
+    markdown = _qa_summary(plan, records, manifest_uri, status)
+    create_markdown_artifact(key=f"qa-{slug}", markdown=markdown, description=f"QA of run {plan.run_id}")
+
+
+def _deliverable_row(d: DeliverableRecord, verdict: str) -> dict[str, Any]:
+    return {
+        "language": d.language,
+        "platform": d.platform,
+        "size": f"{d.width}x{d.height}",
+        "seconds": round(d.duration_s, 2),
+        "LUFS": d.loudness_lufs,
+        "QA": verdict,
+        "uri": d.uri,
+    }
+
+
+def _qa_summary(plan: CampaignPlan, records: RunRecords, manifest_uri: str, status: str) -> str:
+    """The run in a few lines of markdown, and each report that did not pass with why."""
+    failing = [r for r in records.reports if r.verdict != "pass"]
     lines = [
         f"# {plan.brief.title or plan.brief.campaign_id}",
         "",
         f"Run `{plan.run_id}` (attempt {plan.attempt}): **{status}**; manifest `{manifest_uri}`.",
         "",
-        f"{len(deliverables)} deliverables, {len(reports)} QA reports, {len(failing)} not passing.",
+        f"{len(records.deliverables)} deliverables, {len(records.reports)} QA reports, {len(failing)} not passing.",
         "",
     ]
     for report in failing:
@@ -156,10 +163,10 @@ def _artifacts(
             f"- `{report.subject}` **{report.verdict}**{f' → {report.decision}' if report.decision else ''}: "
             + "; ".join(c.message for c in report.checks if c.verdict != "pass")
         ]
-    create_markdown_artifact(key=f"qa-{slug}", markdown="\n".join(lines), description=f"QA of run {plan.run_id}")
+    return "\n".join(lines)
 
 
-def run_status(reports: list[QAReport], review: ReviewDecision | None) -> RunStatus:
+def run_status(reports: tuple[QAReport, ...] | list[QAReport], review: Review | None) -> RunStatus:
     """needs_review when a deliverable or a character's consistency fails QA (reports without a gate
     decision), or a master the gate gave up on was not approved by a reviewer; masters that were
     regenerated and then passed do not count against the run."""
@@ -172,46 +179,40 @@ def run_status(reports: list[QAReport], review: ReviewDecision | None) -> RunSta
     return RunStatus.succeeded
 
 
-@task(name="publish", cache_policy=NO_CACHE)
-def publish(
-    plan: CampaignPlan,
-    masters: list[MasterRecord],
-    spots: list[SpotRecord],
-    deliverables: list[DeliverableRecord],
-    reports: list[QAReport],
-    started_at: float,
-    review: ReviewDecision | None = None,
-    generations: list[MasterRecord] | None = None,
-    references: list[IngestedReference] | None = None,
-) -> RunSummary:
+@task(
+    name="publish",
+    cache_policy=NO_CACHE,
+    timeout_seconds=600,
+    retries=NETWORK_RETRIES,
+    retry_delay_seconds=NETWORK_BACKOFF,
+    retry_jitter_factor=NETWORK_JITTER,
+    retry_condition_fn=transient,
+)
+def publish(plan: CampaignPlan, records: RunRecords) -> RunSummary:
     """The manifest and the HTML QA report in the store, Prefect artifacts, and the run's final status.
-    ``masters``: the master each scene keeps; ``generations``: every attempt's (default: ``masters``),
-    counted as generated or reused in the summary."""
-    rt = get_runtime()
-    emit("publish", plan.run_id, "started")
-    status = run_status(reports, review)
-    manifest = build_manifest(rt, plan, masters, spots, deliverables, reports, str(status), review, references)
-    with rt.scratch("manifest") as scratch:
-        path = scratch / "manifest.json"
-        path.write_text(json.dumps(manifest, indent=2))
-        stored = rt.store.put_named(path, manifest_key(plan.run_id))
+    Uploads are tried again on failure (each replaces what an earlier try wrote)."""
+    stage = Stage("publish", plan.run_id)
+    stage.start()
+    rt, status = stage.rt, run_status(records.reports, records.review)
+    manifest = rt.store.put_text(
+        json.dumps(build_manifest(rt, plan, records, str(status)), indent=2), manifest_key(plan.run_id)
+    )
     store_report(rt, plan.run_id, str(status))  # from the database, as `syncreel report` makes it
-    _artifacts(plan, deliverables, reports, stored.uri, str(status))
+    _artifacts(plan, records, manifest.uri, str(status))
     with rt.session() as session:
-        runs.finish_run(session, plan.run_id, status, manifest_uri=stored.uri)
-    attempts = masters if generations is None else generations
-    generated = sum(not m.cached for m in attempts)
-    emit("publish", plan.run_id, "done", str(status))
+        runs.finish_run(session, plan.run_id, status, manifest_uri=manifest.uri)
+    generated = sum(not m.cached for m in records.generations)
+    stage.finish(detail=str(status))
     return RunSummary(
         run_id=plan.run_id,
         campaign_id=plan.brief.campaign_id,
         status=str(status),
-        manifest_uri=stored.uri,
-        deliverables=tuple(deliverables),
-        qa=tuple(reports),
+        manifest_uri=manifest.uri,
+        deliverables=records.deliverables,
+        qa=records.reports,
         generated=generated,
-        reused=len(attempts) - generated,
-        seconds=time.time() - started_at,
+        reused=len(records.generations) - generated,
+        seconds=time.time() - records.started_at,
     )
 
 

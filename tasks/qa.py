@@ -5,7 +5,6 @@ that use it (media/consistency.py); a failing check ends the run needs_review.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -17,7 +16,6 @@ from syncreel.media.mix import RATE as STEMS_RATE
 from syncreel.media.mix import read_stems
 from syncreel.media.qc import Expectation
 from syncreel.media.syncqa import qa_checks
-from syncreel.schemas.brief import Brief, Scene
 from syncreel.schemas.platforms import PlatformSpec
 from syncreel.schemas.records import (
     CampaignPlan,
@@ -27,65 +25,45 @@ from syncreel.schemas.records import (
     IngestedReference,
     MasterRecord,
     QAReport,
+    character_subject,
 )
 from syncreel.store import runs
 from syncreel.store.models import SceneStatus
-from syncreel.tasks.progress import emit
-from syncreel.tasks.runtime import Runtime, cache_key, code_fingerprint, get_runtime, memoized
+from syncreel.tasks.inputs import deliverable_expectation, master_expectation, sync_expectation
+from syncreel.tasks.stage import Runtime, Stage, cache_key, code_fingerprint
 
 from syncreel import media
 
 
-def sync_expectation(brief: Brief, scene: Scene, master: MasterRecord) -> dict[str, Any] | None:
-    """``media.syncqa.score_sync``'s keyword arguments for one master, from the brief's ``qa`` thresholds
-    and what the scene holds (None when the brief turns sync checks off)."""
-    qa = brief.qa
-    if not qa.sync_checks:
-        return None
-    return {
-        "max_audio_early_ms": qa.max_audio_early_ms,
-        "max_audio_late_ms": qa.max_audio_late_ms,
-        "min_lipsync_confidence": qa.min_lipsync_confidence,
-        "min_sfx_confidence": qa.min_sfx_confidence,
-        "speaker_expected": any(line.on_screen for line in scene.dialogue),
-        "speech_expected": bool(scene.dialogue),
-        "effects_expected": bool(scene.sound_cues),
-        "events_s": tuple(master.event_times_s),
-    }
-
-
 def check_clip(
-    rt: Runtime,
-    plan: CampaignPlan,
+    stage: Stage,
     subject: str,
     uri: str,
     sha256: str,
     expect: Expectation,
     sync: dict[str, Any] | None = None,
-    decide: Callable[[QAReport], Decision] | None = None,
     stems: tuple[str, tuple[str, ...]] | None = None,
 ) -> QAReport:
     """Run (or recall) the technical checks, and the sync scores when ``sync`` is given, on one stored
-    clip; record every check against the run. ``decide(report) -> Decision`` sets the gate's decision.
-    ``stems``: (uri, channel names) of the clip's stems (a master's): the sound-effect sync is scored on
-    their ``effects`` channel."""
+    clip. ``stems``: (uri, channel names) of the clip's stems (a master's): the sound-effect sync is
+    scored on their ``effects`` channel."""
     fingerprint = code_fingerprint(media.qc, media.probe)
     if sync is not None:
         fingerprint += code_fingerprint(media.syncqa, media.lipsync, media.sfxsync, media.tracks, media.faces)
     key = cache_key("qa", sha256, asdict(expect), sync, stems, fingerprint)
 
-    def produce() -> tuple[dict, None]:
-        effects = effects_stem(rt, *stems) if stems is not None and sync is not None else None
-        results = qa_checks(rt.store.fetch(uri), expect, sync, effects=effects)
-        checks = [CheckOutcome(check=r.check, verdict=r.verdict, message=r.message, metrics=r.metrics) for r in results]
-        return {"checks": [c.model_dump(mode="json") for c in checks]}, None
+    def measure() -> dict[str, Any]:
+        effects = effects_stem(stage.rt, *stems) if stems is not None and sync is not None else None
+        results = qa_checks(stage.rt.store.fetch(uri), expect, sync, effects=effects)
+        return {"checks": [_outcome(r).model_dump(mode="json") for r in results]}
 
-    record, _ = memoized(rt, "qa", key, produce)
-    report = QAReport.from_checks(subject, [CheckOutcome.model_validate(c) for c in record["checks"]])
-    if decide is not None:
-        report = report.model_copy(update={"decision": decide(report)})
-    record_report(rt, plan, report)
-    return report
+    record, _ = stage.memo(key, measure)
+    return QAReport.from_checks(subject, [CheckOutcome.model_validate(c) for c in record["checks"]])
+
+
+def _outcome(result: Any) -> CheckOutcome:
+    """A library check result (media.qc.CheckResult) as the record QA reports hold."""
+    return CheckOutcome(check=result.check, verdict=result.verdict, message=result.message, metrics=result.metrics)
 
 
 def effects_stem(rt: Runtime, uri: str, names: tuple[str, ...]) -> AudioTrack | None:
@@ -97,13 +75,13 @@ def effects_stem(rt: Runtime, uri: str, names: tuple[str, ...]) -> AudioTrack | 
     return AudioTrack(stems[names.index("effects")], STEMS_RATE, 0.0)
 
 
-def record_report(rt: Runtime, plan: CampaignPlan, report: QAReport) -> None:
+def record_report(rt: Runtime, run_id: str, report: QAReport) -> None:
     """Every check of the report as a QA row of the run (with the gate's decision, when it made one)."""
     with rt.session() as session:
         for check in report.checks:
             runs.record_qa(
                 session,
-                run_id=plan.run_id,
+                run_id=run_id,
                 subject=report.subject,
                 check=check.check,
                 verdict=check.verdict,
@@ -119,71 +97,52 @@ def gate(report: QAReport, regenerations: int, max_regenerations: int) -> Decisi
     return "regenerate" if regenerations < max_regenerations else "needs_review"
 
 
-@task(name="qa_master", cache_policy=NO_CACHE, task_run_name="qa-master-{master.scene_id}-{master.language}")
+def _failures(report: QAReport) -> str:
+    return "; ".join(c.message for c in report.failures)
+
+
+@task(
+    name="qa_master",
+    cache_policy=NO_CACHE,
+    task_run_name="qa-master-{master.scene_id}-{master.language}",
+    timeout_seconds=1800,
+)
 def qa_master(plan: CampaignPlan, master: MasterRecord) -> QAReport:
     """Technical QC against the master format plus lip-sync and sound-effect sync, and the gate's decision."""
-    item = f"{master.scene_id}/{master.language}"
-    brief = plan.brief
-    scene = next(s for s in brief.scenes if s.id == master.scene_id)
-    expect = Expectation.for_master(
-        brief.master.width,
-        brief.master.height,
-        brief.master.fps,
-        scene.duration_s,
-        bed_under=brief.music is not None and brief.music.reference is not None,
-    )
-    rt = get_runtime()
-    report = check_clip(
-        rt,
-        plan,
-        master.subject,
-        master.uri,
-        master.sha256,
-        expect,
-        sync_expectation(brief, scene, master),
-        decide=lambda r: gate(
-            r, master.attempt - plan.first_attempt(master.scene_id, master.language), brief.qa.max_regenerations
-        ),
-        stems=(master.stems_uri, tuple(master.stem_names)) if master.stems_uri else None,
-    )
+    stage = Stage("qa_master", f"{master.scene_id}/{master.language}")
+    brief, scene = plan.brief, plan.scene(master.scene_id)
+    stems = (master.stems_uri, tuple(master.stem_names)) if master.stems_uri else None
+    expect, sync = master_expectation(brief, scene), sync_expectation(brief, scene, master)
+    report = check_clip(stage, master.subject, master.uri, master.sha256, expect, sync, stems)
+    regenerations = master.attempt - plan.first_attempt(master.scene_id, master.language)
+    report = report.model_copy(update={"decision": gate(report, regenerations, brief.qa.max_regenerations)})
+    record_report(stage.rt, plan.run_id, report)
     if report.decision != "regenerate":
-        with rt.session() as session:
-            job = runs.ensure_scene_job(session, plan.run_id, master.scene_id, master.language)
-            status = SceneStatus.passed if report.decision == "pass" else SceneStatus.needs_review
-            if job.status != status:
-                runs.set_scene_status(session, job.id, status)
-    emit(
-        "qa_master",
-        item,
-        "flagged" if report.verdict == "fail" else "done",
-        (f"{report.decision}: " + "; ".join(c.message for c in report.failures)) if report.failures else "pass",
-    )
+        status = SceneStatus.passed if report.decision == "pass" else SceneStatus.needs_review
+        with stage.rt.session() as session:
+            runs.settle_judged_scene(session, plan.run_id, master.scene_id, master.language, status)
+    stage.judged(report.verdict == "fail", f"{report.decision}: {_failures(report)}" if report.failures else "pass")
     return report
 
 
-@task(name="qa_deliverable", cache_policy=NO_CACHE, task_run_name="qa-{deliverable.language}-{deliverable.platform}")
+@task(
+    name="qa_deliverable",
+    cache_policy=NO_CACHE,
+    task_run_name="qa-{deliverable.language}-{deliverable.platform}",
+    timeout_seconds=900,
+)
 def qa_deliverable(
     plan: CampaignPlan, deliverable: DeliverableRecord, spec: PlatformSpec, duration_s: float
 ) -> QAReport:
-    expect = Expectation.for_platform(spec, duration_s, loudness_tolerance_lu=plan.brief.qa.loudness_tolerance_lu)
-    report = check_clip(
-        get_runtime(),
-        plan,
-        f"deliverable:{deliverable.language}:{deliverable.platform}",
-        deliverable.uri,
-        deliverable.sha256,
-        expect,
-    )
-    emit(
-        "qa_deliverable",
-        f"{deliverable.language}/{deliverable.platform}",
-        "flagged" if report.verdict == "fail" else "done",
-        "; ".join(c.message for c in report.failures),
-    )
+    stage = Stage("qa_deliverable", f"{deliverable.language}/{deliverable.platform}")
+    expect = deliverable_expectation(plan.brief, spec, duration_s)
+    report = check_clip(stage, deliverable.subject, deliverable.uri, deliverable.sha256, expect)
+    record_report(stage.rt, plan.run_id, report)
+    stage.judged(report.verdict == "fail", _failures(report))
     return report
 
 
-@task(name="qa_character_consistency", cache_policy=NO_CACHE)
+@task(name="qa_character_consistency", cache_policy=NO_CACHE, timeout_seconds=1800)
 def qa_character_consistency(
     plan: CampaignPlan, masters: list[MasterRecord], references: list[IngestedReference]
 ) -> list[QAReport]:
@@ -194,38 +153,30 @@ def qa_character_consistency(
     threshold = plan.brief.qa.min_character_consistency
     if threshold is None:
         return []
-    rt = get_runtime()
     uses = {scene.id: set(scene.references) for scene in plan.brief.scenes}
     reports = []
     for character in references:
         shown = [m for m in masters if character.id in uses.get(m.scene_id, ())]
         if character.kind == "image" and character.role == "character" and shown:
-            reports.append(_character_report(rt, plan, character, shown, threshold))
+            reports.append(_character_report(plan, character, shown, threshold))
     return reports
 
 
 def _character_report(
-    rt: Runtime, plan: CampaignPlan, character: IngestedReference, shown: list[MasterRecord], threshold: float
+    plan: CampaignPlan, character: IngestedReference, shown: list[MasterRecord], threshold: float
 ) -> QAReport:
-    emit("qa_character", character.id, "started")
+    stage = Stage("qa_character", character.id)
+    stage.start()
     clips = [(m.scene_id, m.language, m.sha256) for m in shown]
     key = cache_key("consistency", character.sha256, clips, code_fingerprint(media.consistency, media.faces))
 
-    def measure() -> tuple[dict, None]:
-        files = {(m.scene_id, m.language): rt.store.fetch(m.uri) for m in shown}
-        return character_consistency(rt.store.fetch(character.uri), files), None
+    def measure() -> dict[str, Any]:
+        files = {(m.scene_id, m.language): stage.rt.store.fetch(m.uri) for m in shown}
+        return character_consistency(stage.rt.store.fetch(character.uri), files)
 
-    measured, _ = memoized(rt, "consistency", key, measure)
-    checks = [
-        CheckOutcome(check=r.check, verdict=r.verdict, message=r.message, metrics=r.metrics)
-        for r in consistency_checks(character.id, measured, threshold)
-    ]
-    report = QAReport.from_checks(f"character:{character.id}", checks)
-    record_report(rt, plan, report)
-    emit(
-        "qa_character",
-        character.id,
-        "flagged" if report.verdict == "fail" else "done",
-        "; ".join(c.message for c in report.failures),
-    )
+    measured, _ = stage.memo(key, measure)
+    checks = [_outcome(r) for r in consistency_checks(character.id, measured, threshold)]
+    report = QAReport.from_checks(character_subject(character.id), checks)
+    record_report(stage.rt, plan.run_id, report)
+    stage.judged(report.verdict == "fail", _failures(report))
     return report

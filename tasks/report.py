@@ -16,18 +16,21 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select
 from syncreel.media.analysis import describe
 from syncreel.media.errors import MediaError
 from syncreel.media.still import still_jpeg
 from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS
-from syncreel.store import runs
-from syncreel.store.assets import AssetStoreError
-from syncreel.store.models import Asset, ReferenceAsset
-from syncreel.tasks.runtime import Runtime
+from syncreel.schemas.records import worst
+from syncreel.store.assets import AssetStoreError, manifest_key, report_key
+from syncreel.store.report import Attempt, Check, DeliverableReport, RunReport, reference_analysis, run_report
+from syncreel.tasks.stage import Runtime
+
+# A picture of a stored clip or image, as an <img> (or a note saying why there is none).
+Still = Callable[[str | None], str]
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1d1d1f;max-width:1200px}
@@ -39,14 +42,6 @@ td,th{border:1px solid #ddd;padding:3px 8px;vertical-align:top;text-align:left}
 .card img{border:1px solid #ccc;max-width:320px}svg{background:#fafafa;border:1px solid #ddd}
 .muted{color:#666}.swatch{display:inline-block;width:28px;height:16px;border:1px solid #999;margin-right:4px}
 """
-
-
-def report_key(run_id: str) -> str:
-    return f"runs/{run_id}/report.html"
-
-
-def manifest_key(run_id: str) -> str:
-    return f"runs/{run_id}/manifest.json"
 
 
 def _e(value: Any) -> str:
@@ -144,14 +139,14 @@ def crop_plot(reframe: dict[str, Any]) -> str:
     )
 
 
-def _checks_table(rows: list[Any]) -> str:
+def _checks_table(rows: tuple[Check, ...]) -> str:
     body = "".join(
         f"<tr><td>{_verdict(r.verdict)}</td><td>{_e(r.check)}</td><td>{_e(r.message)}</td></tr>" for r in rows
     )
     return f"<table><tr><th>verdict</th><th>check</th><th>message</th></tr>{body}</table>"
 
 
-def _sync_plots(rows: list[Any], early_ms: float, late_ms: float) -> str:
+def _sync_plots(rows: tuple[Check, ...], early_ms: float, late_ms: float) -> str:
     out = []
     for row in rows:
         if row.check == "lipsync":
@@ -188,16 +183,8 @@ def _run_references(rt: Runtime, run_id: str, briefed: list[dict[str, Any]]) -> 
             entry = {**ref, "analysis": None, "asset_uri": None}
             found = ingested.get(ref["id"])
             if found:
-                row = session.execute(
-                    select(ReferenceAsset.analysis, Asset.uri)
-                    .join(Asset, Asset.id == ReferenceAsset.asset_id)
-                    .where(
-                        ReferenceAsset.source_sha256 == found["source_sha256"],
-                        ReferenceAsset.kind == found["kind"],
-                        ReferenceAsset.role == found["role"],
-                    )
-                ).first()
-                entry["analysis"], entry["asset_uri"] = (row[0], row[1]) if row else (found["analysis"], found["uri"])
+                row = reference_analysis(session, found["source_sha256"], found["kind"], found["role"])
+                entry["analysis"], entry["asset_uri"] = row or (found["analysis"], found["uri"])
             out.append(entry)
     return out
 
@@ -237,101 +224,91 @@ def motion_plot(motion: dict[str, Any]) -> str:
     )
 
 
-def _reference_section(rt: Runtime, references: list[dict[str, Any]]) -> list[str]:
+def _reference_section(still: Still, references: list[dict[str, Any]]) -> list[str]:
     if not references:
         return []
-    parts = ["<h2>References</h2>"]
-    for ref in references:
-        analysis = ref["analysis"]
-        head = (
-            f"<h3>{_e(ref['id'])} <span class='muted'>{_e(ref['kind'])} · {_e(ref['role'])} · "
-            f"{_e(ref['uri'])}</span></h3>"
-        )
-        if not analysis:
-            parts.append(
-                head + "<p class='muted'>(not analysed in this run's record: its manifest is not published)</p>"
-            )
-            continue
-        visual = ""
-        if ref["kind"] in ("image", "video"):
-            visual = _still(rt, ref["asset_uri"])
-        if analysis.get("type") == "music":
-            visual = beats_plot(analysis)
-        elif analysis.get("type") == "motion":
-            visual += motion_plot(analysis)
-        swatches = "".join(
-            f'<span class="swatch" title="{_e(c["hex"])} {c["share"] * 100:.0f}%" style="background:{_e(c["hex"])}">'
-            "</span>"
-            for c in analysis.get("dominant_colours") or []
-        )
-        lines = "".join(f"<li>{_e(line)}</li>" for line in describe(analysis))
-        parts += [
-            head,
-            f"<div class='card'>{visual}<div>{_e(ref.get('description') or '')}"
-            f"<ul>{lines or '<li>(no analysis for this role)</li>'}</ul>{swatches}</div></div>",
-        ]
-    return parts
+    return ["<h2>References</h2>", *(part for ref in references for part in _reference_card(still, ref))]
 
 
-def _character_section(by_subject: dict[str, list[Any]], threshold: Any) -> list[str]:
-    subjects = sorted(s for s in by_subject if s.startswith("character:"))
-    if not subjects:
+def _reference_card(still: Still, ref: dict[str, Any]) -> list[str]:
+    """A reference: what it is, a still or a plot of it, and what its analysis found."""
+    analysis = ref["analysis"]
+    head = (
+        f"<h3>{_e(ref['id'])} <span class='muted'>{_e(ref['kind'])} · {_e(ref['role'])} · {_e(ref['uri'])}</span></h3>"
+    )
+    if not analysis:
+        return [head + "<p class='muted'>(not analysed in this run's record: its manifest is not published)</p>"]
+    visual = still(ref["asset_uri"]) if ref["kind"] in ("image", "video") else ""
+    if analysis.get("type") == "music":
+        visual = beats_plot(analysis)
+    elif analysis.get("type") == "motion":
+        visual += motion_plot(analysis)
+    swatches = "".join(
+        f'<span class="swatch" title="{_e(c["hex"])} {c["share"] * 100:.0f}%" style="background:{_e(c["hex"])}"></span>'
+        for c in analysis.get("dominant_colours") or []
+    )
+    lines = "".join(f"<li>{_e(line)}</li>" for line in describe(analysis))
+    return [
+        head,
+        f"<div class='card'>{visual}<div>{_e(ref.get('description') or '')}"
+        f"<ul>{lines or '<li>(no analysis for this role)</li>'}</ul>{swatches}</div></div>",
+    ]
+
+
+def _character_section(characters: dict[str, tuple[Check, ...]], threshold: Any) -> list[str]:
+    if not characters:
         return []
     parts = [
         "<h2>Character consistency</h2>",
         f"<div class='muted'>face colour similarity (0..1) between the clips that show each character; "
         f"at least {_e(threshold)} (qa.min_character_consistency) between scenes and between languages</div>",
     ]
-    for subject in subjects:
-        checks = by_subject[subject]
-        verdicts = {c.verdict for c in checks}
-        verdict = "fail" if "fail" in verdicts else "warn" if "warn" in verdicts else "pass"
-        parts += [f"<h3>{_e(subject.removeprefix('character:'))} {_verdict(verdict)}</h3>", _checks_table(checks)]
-        clips = next((c.metrics.get("clips") for c in checks if c.check == "character_vs_reference"), None) or []
-        if clips:
-            rows = "".join(
-                f"<tr><td>{_e(c['clip'])}</td><td>{'yes' if c['face_found'] else 'no'}</td>"
-                f"<td>{c['similarity']:.2f}</td></tr>"
-                for c in clips
-            )
-            parts.append(f"<table><tr><th>clip</th><th>face found</th><th>vs photo</th></tr>{rows}</table>")
-        pairs = sorted(
-            (p for c in checks if c.check != "character_vs_reference" for p in c.metrics.get("pairs") or []),
-            key=lambda p: p["similarity"],
-        )
-        if pairs:
-            limit = next((c.metrics.get("threshold") for c in checks), None)
-            rows = "".join(
-                f"<tr><td>{_e(p['a'])}</td><td>{_e(p['b'])}</td>"
-                f"<td class='{'fail' if limit is not None and p['similarity'] < limit else 'pass'}'>"
-                f"{p['similarity']:.2f}</td></tr>"
-                for p in pairs
-            )
-            parts.append(f"<table><tr><th>clip</th><th>clip</th><th>similarity</th></tr>{rows}</table>")
+    for character, checks in characters.items():
+        verdict = worst(c.verdict for c in checks)
+        parts += [f"<h3>{_e(character)} {_verdict(verdict)}</h3>", _checks_table(checks)]
+        parts += _character_clips(checks) + _character_pairs(checks)
     return parts
 
 
-def build_report(rt: Runtime, run_id: str | None = None, status: str | None = None) -> tuple[str, str]:
-    """(run id, HTML) of a run (by id or prefix; the newest when None); ``status`` stands in for the
-    recorded one (publish makes the report just before it records the final status)."""
-    with rt.session() as session:
-        detail = runs.run_detail(session, run_id)
-        run = {**detail["run"], **({"status": status} if status else {})}
-        brief = runs.get_run(session, run["id"]).brief
-        assets = {a.id: a.uri for a in session.query(Asset).filter(Asset.id.in_(
-            [g["asset_id"] for g in detail["generations"] if g["asset_id"]]))}  # fmt: skip
-        rows = runs.qa_results(session, run["id"])
-        outputs = {d["cache_key"]: runs.get_output(session, d["cache_key"]) for d in detail["deliverables"]}
-        reframes = {key: dict(out.record.get("reframe") or {}) if out else {} for key, out in outputs.items()}
-    references = _run_references(rt, run["id"], brief.get("references") or [])
+def _character_clips(checks: tuple[Check, ...]) -> list[str]:
+    """Each clip's face against the reference photo."""
+    clips = next((c.metrics.get("clips") for c in checks if c.check == "character_vs_reference"), None) or []
+    if not clips:
+        return []
+    rows = "".join(
+        f"<tr><td>{_e(c['clip'])}</td><td>{'yes' if c['face_found'] else 'no'}</td><td>{c['similarity']:.2f}</td></tr>"
+        for c in clips
+    )
+    return [f"<table><tr><th>clip</th><th>face found</th><th>vs photo</th></tr>{rows}</table>"]
+
+
+def _character_pairs(checks: tuple[Check, ...]) -> list[str]:
+    """Every two clips' faces against each other, least alike first."""
+    pairs = sorted(
+        (p for c in checks if c.check != "character_vs_reference" for p in c.metrics.get("pairs") or []),
+        key=lambda p: p["similarity"],
+    )
+    if not pairs:
+        return []
+    limit = next((c.metrics.get("threshold") for c in checks), None)
+    rows = "".join(
+        f"<tr><td>{_e(p['a'])}</td><td>{_e(p['b'])}</td>"
+        f"<td class='{'fail' if limit is not None and p['similarity'] < limit else 'pass'}'>"
+        f"{p['similarity']:.2f}</td></tr>"
+        for p in pairs
+    )
+    return [f"<table><tr><th>clip</th><th>clip</th><th>similarity</th></tr>{rows}</table>"]
+
+
+def _sync_band(brief: dict[str, Any]) -> tuple[float, float]:
+    """How early and how late (ms) the brief lets the sound be."""
     qa = brief.get("qa", {})
-    early, late = float(qa.get("max_audio_early_ms", AUDIO_EARLY_MS)), float(qa.get("max_audio_late_ms", AUDIO_LATE_MS))
-    by_subject: dict[str, list[Any]] = defaultdict(list)
-    for row in rows:
-        by_subject[row.subject].append(row)
-    generations = {
-        (g["scene_id"], g["language"], (g["parameters"] or {}).get("attempt", 0)): g for g in detail["generations"]
-    }
+    return float(qa.get("max_audio_early_ms", AUDIO_EARLY_MS)), float(qa.get("max_audio_late_ms", AUDIO_LATE_MS))
+
+
+def _header(report: RunReport) -> list[str]:
+    run, qa = report.run, report.brief.get("qa", {})
+    early, late = _sync_band(report.brief)
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>QA {_e(run['campaign_id'])} {_e(run['id'])}</title>",
         f"<style>{STYLE}</style></head><body>",
@@ -343,54 +320,66 @@ def build_report(rt: Runtime, run_id: str | None = None, status: str | None = No
     ]
     if run.get("error"):
         parts.append(f"<p class='fail'>{_e(run['error'])}</p>")
-    for row in by_subject.pop("review", []):
-        parts.append(f"<h2>Review</h2><p>{_verdict(row.verdict)} {_e(row.message)}</p>")
-    parts += _reference_section(rt, references)
-    approvals = {s: r for s, r in by_subject.items() if s.startswith("approval:")}
-    parts.append("<h2>Scenes</h2>")
-    masters = sorted((s for s in by_subject if s.startswith("master:")), key=lambda s: s.rsplit(":a", 1))
-    for subject in masters:
-        _, scene_id, language, attempt_text = subject.split(":")
-        attempt = int(attempt_text.removeprefix("a"))
-        checks = by_subject[subject]
-        generation = generations.get((scene_id, language, attempt), {})
-        decision = next((c.metrics.get("decision") for c in checks if c.metrics.get("decision")), None)
-        approval = approvals.get(f"approval:{scene_id}:{language}", [])
-        parts += [
-            f"<h3>{_e(scene_id)} / {_e(language)} — attempt {attempt} {_verdict(decision)}</h3>",
-            "<div class='card'>",
-            _still(rt, assets.get(generation.get("asset_id"))),
-            f"<div>seed {_e(generation.get('seed'))} · {_e(generation.get('backend'))} "
-            f"{_e(generation.get('model_version'))} · {_e(round(generation.get('seconds') or 0, 1))} s"
-            + "".join(f"<br>producer: {_verdict(a.verdict)} {_e(a.message)}" for a in approval)
-            + _checks_table(checks)
-            + "</div></div>",
-            f"<div class='card'>{_sync_plots(checks, early, late)}</div>",
-        ]
-    parts += _character_section(by_subject, qa.get("min_character_consistency", 0.5))
-    if detail["deliverables"]:
+    return parts + [f"<h2>Review</h2><p>{_verdict(row.verdict)} {_e(row.message)}</p>" for row in report.reviews]
+
+
+def _scene_card(still: Still, attempt: Attempt, early_ms: float, late_ms: float) -> list[str]:
+    generation = attempt.generation
+    return [
+        f"<h3>{_e(attempt.scene_id)} / {_e(attempt.language)} — attempt {attempt.attempt} "
+        f"{_verdict(attempt.decision)}</h3>",
+        "<div class='card'>",
+        still(attempt.master_uri),
+        f"<div>seed {_e(generation.get('seed'))} · {_e(generation.get('backend'))} "
+        f"{_e(generation.get('model_version'))} · {_e(round(generation.get('seconds') or 0, 1))} s"
+        + "".join(f"<br>producer: {_verdict(a.verdict)} {_e(a.message)}" for a in attempt.approvals)
+        + _checks_table(attempt.checks)
+        + "</div></div>",
+        f"<div class='card'>{_sync_plots(attempt.checks, early_ms, late_ms)}</div>",
+    ]
+
+
+def _deliverable_card(still: Still, d: DeliverableReport) -> list[str]:
+    loud = next((c.metrics for c in d.checks if c.check == "loudness"), {})
+    numbers = ", ".join(f"{k} {v}" for k, v in loud.items() if isinstance(v, int | float))
+    return [
+        f"<h3>{_e(d.language)} / {_e(d.platform)}</h3><div class='card'>",
+        still(d.uri),
+        f"<div>{_e(d.spec.get('width'))}×{_e(d.spec.get('height'))} · "
+        f"{d.size_bytes / 1e6:.2f} MB<br>loudness: {_e(numbers or 'not measured')}"
+        + _checks_table(d.checks)
+        + crop_plot(d.reframe)
+        + "</div></div>",
+    ]
+
+
+def render_report(report: RunReport, references: list[dict[str, Any]], still: Still) -> str:
+    """The report's page: the run, its references, every scene attempt, each character, every deliverable."""
+    early, late = _sync_band(report.brief)
+    parts = _header(report) + _reference_section(still, references) + ["<h2>Scenes</h2>"]
+    for attempt in report.attempts:
+        parts += _scene_card(still, attempt, early, late)
+    parts += _character_section(report.characters, report.brief.get("qa", {}).get("min_character_consistency", 0.5))
+    if report.deliverables:
         parts.append("<h2>Deliverables</h2>")
-    for d in detail["deliverables"]:
-        checks = by_subject.get(f"deliverable:{d['language']}:{d['platform']}", [])
-        loud = next((c.metrics for c in checks if c.check == "loudness"), {})
-        numbers = ", ".join(f"{k} {v}" for k, v in loud.items() if isinstance(v, int | float))
-        parts += [
-            f"<h3>{_e(d['language'])} / {_e(d['platform'])}</h3><div class='card'>",
-            _still(rt, d["uri"]),
-            f"<div>{_e(d['spec'].get('width'))}×{_e(d['spec'].get('height'))} · "
-            f"{d['size_bytes'] / 1e6:.2f} MB<br>loudness: {_e(numbers or 'not measured')}"
-            + _checks_table(checks)
-            + crop_plot(reframes.get(d["cache_key"], {}))
-            + "</div></div>",
-        ]
+    for deliverable in report.deliverables:
+        parts += _deliverable_card(still, deliverable)
     parts.append("</body></html>")
-    return run["id"], "\n".join(parts)
+    return "\n".join(parts)
+
+
+def build_report(rt: Runtime, run_id: str | None = None, status: str | None = None) -> tuple[str, str]:
+    """(run id, HTML) of a run (by id or prefix; the newest when None); ``status`` stands in for the
+    recorded one (publish makes the report just before it records the final status)."""
+    with rt.session() as session:
+        report = run_report(session, run_id)
+    if status:
+        report = replace(report, run={**report.run, "status": status})
+    references = _run_references(rt, report.run["id"], report.brief.get("references") or [])
+    return report.run["id"], render_report(report, references, lambda uri: _still(rt, uri))
 
 
 def store_report(rt: Runtime, run_id: str, status: str | None = None) -> str:
     """Build the run's report and put it in the store beside the manifest; returns its URI."""
     run_id, page = build_report(rt, run_id, status)
-    with rt.scratch("report") as scratch:
-        path = scratch / "report.html"
-        path.write_text(page, encoding="utf-8")
-        return rt.store.put_named(path, report_key(run_id)).uri
+    return rt.store.put_text(page, report_key(run_id)).uri

@@ -14,34 +14,24 @@ from __future__ import annotations
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from pydantic import Field
-from syncreel.schemas.records import CampaignPlan, QAReport
+from syncreel.schemas.records import REVIEW_SUBJECT, CampaignPlan, QAReport, Review, approval_subject, master_of
 from syncreel.store import runs
 from syncreel.store.models import SceneStatus
-from syncreel.tasks.plan import approval_subject
-from syncreel.tasks.progress import emit
-from syncreel.tasks.runtime import get_runtime
-
-REVIEW_SUBJECT = "review"
+from syncreel.tasks.stage import Stage, get_runtime
 
 
-class ReviewDecision(RunInput):
-    """What the reviewer of a paused run answers."""
-
-    approve: bool = Field(description="Approve the flagged scenes as they are (true) or reject them (false).")
-    reviewer: str = Field("", max_length=120, description="Who decided.")
-    note: str = Field("", max_length=2000, description="Why; shown in the run report.")
+class ReviewDecision(RunInput, Review):
+    """What the reviewer of a paused run answers: the form Prefect renders (the fields are `Review`'s)."""
 
 
 def _flagged_items(flagged: list[QAReport]) -> list[str]:
     return [report.subject.removeprefix("master:") for report in flagged]
 
 
-def await_review(plan: CampaignPlan, flagged: list[QAReport]) -> ReviewDecision | None:
+def await_review(plan: CampaignPlan, flagged: list[QAReport]) -> Review | None:
     """Pause the flow run (call it from the flow) until a reviewer answers; record the answer. None when
     nobody answered within the brief's ``qa.review_timeout_s``: the run then ends as needs_review."""
-    items = _flagged_items(flagged)
-    emit("review", plan.run_id, "started", f"waiting for a reviewer: {', '.join(items)}")
+    Stage("review", plan.run_id).start(f"waiting for a reviewer: {', '.join(_flagged_items(flagged))}")
     try:
         decision = pause_flow_run(
             wait_for_input=ReviewDecision,
@@ -55,32 +45,35 @@ def await_review(plan: CampaignPlan, flagged: list[QAReport]) -> ReviewDecision 
     return decision
 
 
-def record_review(plan: CampaignPlan, flagged: list[QAReport], decision: ReviewDecision | None) -> None:
-    """Store the reviewer's answer (or its absence) as the run's ``review`` QA row; approved scenes pass."""
-    rt = get_runtime()
-    items = _flagged_items(flagged)
+def _review_message(plan: CampaignPlan, decision: Review | None) -> tuple[str, str]:
+    """(verdict, message) of the ``review`` QA row."""
     if decision is None:
-        verdict, message = "fail", f"no reviewer answered within {plan.brief.qa.review_timeout_s} s"
-    elif decision.approve:
-        verdict, message = "pass", f"approved by {decision.reviewer or 'a reviewer'}: {decision.note}".rstrip(": ")
-    else:
-        verdict, message = "fail", f"rejected by {decision.reviewer or 'a reviewer'}: {decision.note}".rstrip(": ")
-    with rt.session() as session:
+        return "fail", f"no reviewer answered within {plan.brief.qa.review_timeout_s} s"
+    by = decision.reviewer or "a reviewer"
+    if decision.approve:
+        return "pass", f"approved by {by}: {decision.note}".rstrip(": ")
+    return "fail", f"rejected by {by}: {decision.note}".rstrip(": ")
+
+
+def record_review(plan: CampaignPlan, flagged: list[QAReport], decision: Review | None) -> None:
+    """Store the reviewer's answer (or its absence) as the run's ``review`` QA row; approved scenes pass."""
+    stage = Stage("review", plan.run_id)
+    verdict, message = _review_message(plan, decision)
+    with stage.rt.session() as session:
         runs.record_qa(
             session,
             run_id=plan.run_id,
             subject=REVIEW_SUBJECT,
             check="human_review",
             verdict=verdict,
-            metrics={"scenes": items, **(decision.model_dump(mode="json") if decision else {})},
+            metrics={"scenes": _flagged_items(flagged), **(decision.model_dump(mode="json") if decision else {})},
             message=message,
         )
         if decision is not None and decision.approve:
-            for report in flagged:
-                _, scene_id, language, _ = report.subject.split(":")
+            for scene_id, language, _ in filter(None, (master_of(report.subject) for report in flagged)):
                 job = runs.ensure_scene_job(session, plan.run_id, scene_id, language)
                 runs.set_scene_status(session, job.id, SceneStatus.passed)
-    emit("review", plan.run_id, "done" if verdict == "pass" else "flagged", message)
+    stage.judged(verdict != "pass", message)
 
 
 def record_approval(run_id: str, scene_id: str, language: str, approve: bool, reviewer: str, note: str) -> None:

@@ -12,7 +12,7 @@ from syncreel.schemas.brief import validate_brief
 from syncreel.schemas.records import CampaignPlan, MasterRecord
 from syncreel.tasks.ingest import _ingest
 from syncreel.tasks.render import assemble_spot
-from syncreel.tasks.runtime import get_runtime, store_asset
+from syncreel.tasks.stage import get_runtime, store_asset
 from test_analysis import click_track, write_wav
 from test_assemble import FPS, _cut_times, _scene
 
@@ -58,8 +58,8 @@ def test_assemble_spot_task_snaps_cuts_and_reports_them(embedded_state: Path) ->
     masters = []
     for index, seconds in enumerate(DURATIONS):
         clip, stems = _scene(folder, index, seconds, [(0.2, 0.9)])
-        stored, _ = store_asset(rt, clip, "master")
-        stems_stored, _ = store_asset(rt, stems, "stems")
+        stored = store_asset(rt, clip, "master")
+        stems_stored = store_asset(rt, stems, "stems")
         masters.append(
             MasterRecord(
                 scene_id=f"s{index}", language="en", uri=stored.uri, sha256=stored.sha256, generation_key="g",

@@ -253,7 +253,7 @@ def face_state(embedded_state, calibration, photo, monkeypatch):
 
 def _character_rows(run_id: str) -> dict[str, tuple[str, str, dict]]:
     from syncreel.store import runs
-    from syncreel.tasks.runtime import get_runtime
+    from syncreel.tasks.stage import get_runtime
 
     with get_runtime().session() as session:
         return {

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 
 def test_produce_campaign_in_process_publishes_manifest_and_artifacts(harness, embedded_state):
     from syncreel.flows.campaign import produce_campaign
-    from syncreel.tasks.progress import listening
+    from syncreel.tasks.stage import listening
 
     brief_path = small_brief(embedded_state)
     events = []
@@ -42,7 +42,7 @@ def test_produce_campaign_in_process_publishes_manifest_and_artifacts(harness, e
 def test_a_corrupt_reference_fails_the_run_with_its_id_and_file(harness, embedded_state):
     from syncreel.flows.campaign import produce_campaign
     from syncreel.store import runs
-    from syncreel.tasks.runtime import get_runtime
+    from syncreel.tasks.stage import get_runtime
 
     brief_path = small_brief(embedded_state)
     data = yaml.safe_load(brief_path.read_text())
@@ -63,7 +63,7 @@ def test_production_configuration_postgres_and_s3(harness, tmp_path, monkeypatch
     import boto3
     from syncreel.flows.campaign import produce_campaign
     from syncreel.store.assets import S3AssetStore
-    from syncreel.tasks.runtime import get_runtime
+    from syncreel.tasks.stage import get_runtime
 
     boto3.client("s3").create_bucket(Bucket="campaigns")
     monkeypatch.setenv("SYNCREEL_DATABASE_URL", postgres_url)
@@ -92,7 +92,7 @@ def test_production_configuration_postgres_and_s3(harness, tmp_path, monkeypatch
 def test_a_scene_can_continue_the_previous_scenes_last_frames(harness, embedded_state):
     from syncreel.flows.campaign import produce_campaign
     from syncreel.store import runs
-    from syncreel.tasks.runtime import get_runtime
+    from syncreel.tasks.stage import get_runtime
 
     brief_path = small_brief(embedded_state)
     data = yaml.safe_load(brief_path.read_text())

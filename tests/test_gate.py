@@ -97,7 +97,7 @@ def gate_state(embedded_state, talking_backend, monkeypatch):
 
 def _qa_rows(run_id: str) -> dict[tuple[str, str], object]:
     from syncreel.store import runs
-    from syncreel.tasks.runtime import get_runtime
+    from syncreel.tasks.stage import get_runtime
 
     with get_runtime().session() as session:
         return {(r.subject, r.check): (r.verdict, r.message, dict(r.metrics)) for r in runs.qa_results(session, run_id)}
@@ -181,7 +181,7 @@ def test_preview_renders_small_and_the_full_render_reuses_the_approved_seed(harn
     from syncreel.flows.campaign import produce_campaign
     from syncreel.store import runs
     from syncreel.tasks.review import record_approval
-    from syncreel.tasks.runtime import get_runtime
+    from syncreel.tasks.stage import get_runtime
     from typer.testing import CliRunner
 
     monkeypatch.setenv("SYNCREEL_FAULT_AUDIO_SHIFT_ATTEMPTS", "1")  # the preview's first seed fails its QA

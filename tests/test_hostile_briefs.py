@@ -359,7 +359,7 @@ def test_validate_refuses_a_50_mb_brief_and_a_billion_laughs_as_a_process(tmp_pa
 
 @pytest.fixture
 def runtime(embedded_state: Path, monkeypatch: pytest.MonkeyPatch):
-    from syncreel.tasks.runtime import get_runtime
+    from syncreel.tasks.stage import get_runtime
 
     monkeypatch.setenv("SYNCREEL_REFERENCE_DOWNLOAD_TIMEOUT_S", "3")
     get_settings.cache_clear()

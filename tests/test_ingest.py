@@ -268,7 +268,7 @@ def _png(path: Path, width: int, height: int) -> Path:
 
 @pytest.fixture
 def runtime(embedded_state: Path, monkeypatch: pytest.MonkeyPatch):
-    from syncreel.tasks.runtime import get_runtime
+    from syncreel.tasks.stage import get_runtime
 
     monkeypatch.setenv("SYNCREEL_REFERENCE_PRIVATE_NETWORKS", '["127.0.0.1/32"]')
     monkeypatch.setenv("SYNCREEL_REFERENCE_MAX_DOWNLOAD_BYTES", "300000")
@@ -322,7 +322,7 @@ def test_bad_reference_corpus_is_rejected_with_specific_messages(runtime, embedd
 
 
 def test_loopback_url_rejected_without_the_setting(embedded_state: Path, trusted: str) -> None:
-    from syncreel.tasks.runtime import get_runtime
+    from syncreel.tasks.stage import get_runtime
 
     rt = get_runtime()
     with pytest.raises(ReferenceRejected, match=r"'remote' \(https://127\.0\.0\.1.*loopback address"):

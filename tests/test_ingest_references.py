@@ -14,7 +14,7 @@ from syncreel.schemas.brief import BriefError, validate_brief
 from syncreel.schemas.records import CampaignPlan
 from syncreel.tasks.generate import build_request
 from syncreel.tasks.ingest import _ingest
-from syncreel.tasks.runtime import get_runtime
+from syncreel.tasks.stage import get_runtime
 from test_analysis import click_track, write_wav
 
 IMAGE_ROLES = ["character", "character", "product", "product", "style", "style", "background", "background", "style"]

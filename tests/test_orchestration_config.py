@@ -25,7 +25,7 @@ def test_prefect_yaml_deploys_three_flows_on_the_two_pools():
     for entrypoint, deployment in by_entrypoint.items():
         assert deployment["enforce_parameter_schema"] is True
         path, name = entrypoint.split(":")
-        flow = getattr(importlib.import_module(path.removesuffix(".py").replace("/", ".")), name)
+        flow = getattr(importlib.import_module("syncreel." + path.removesuffix(".py").replace("/", ".")), name)
         assert deployment["name"] == "production" and flow.name
     campaign = by_entrypoint["flows/campaign.py:produce_campaign"]
     assert campaign["work_pool"]["job_variables"]["env"]["SYNCREEL_GPU_DEPLOYMENT"] == "generate-scene/production"

@@ -24,7 +24,8 @@ from syncreel.schemas.brief import BriefError, validate_brief
 from syncreel.schemas.clips import MasterClip
 from syncreel.schemas.records import CampaignPlan, IngestedReference
 from syncreel.tasks.generate import build_request, dialogue_stem, spoken_dialogue, takes_voice, with_dialogue_stem
-from syncreel.tasks.speak import dialogue_id, line_voice, speak_lines, voice_id
+from syncreel.tasks.inputs import dialogue_id, line_voice, voice_id
+from syncreel.tasks.speak import speak_lines
 
 RATE = 24_000
 LINES = {
@@ -171,7 +172,7 @@ def plan(embedded_state: Path) -> CampaignPlan:
 
 
 def test_speak_lines_stores_the_dialogue_and_the_on_screen_voice_and_is_cached(plan: CampaignPlan) -> None:
-    from syncreel.tasks.runtime import get_runtime
+    from syncreel.tasks.stage import get_runtime
 
     assert speak_lines.fn(plan, "quiet", "en") == []
     dialogue, voice = speak_lines.fn(plan, "talk", "es")
@@ -192,7 +193,7 @@ def test_speak_lines_stores_the_dialogue_and_the_on_screen_voice_and_is_cached(p
 
 
 def test_a_voice_over_alone_drives_no_face(embedded_state: Path) -> None:
-    from syncreel.tasks.runtime import get_runtime
+    from syncreel.tasks.stage import get_runtime
 
     data = _brief()
     data["scenes"][1]["dialogue"] = data["scenes"][1]["dialogue"][1:]  # the narrator only
@@ -205,7 +206,7 @@ def test_a_voice_over_alone_drives_no_face(embedded_state: Path) -> None:
 
 
 def test_the_voice_reaches_the_generator_as_a_voice_reference(plan: CampaignPlan) -> None:
-    from syncreel.tasks.runtime import get_runtime
+    from syncreel.tasks.stage import get_runtime
 
     rt = get_runtime()
     spoken = [ref for lang in ("en", "es") for ref in speak_lines.fn(plan, "talk", lang)]

@@ -1,0 +1,320 @@
+"""The stage seam: what every task shares, so that a task only says what its stage does.
+
+- **The runtime** of a worker process: settings, the run-state database, the asset store, a scratch folder.
+- **Progress events**: stages report what they start and finish; a display (the CLI) may listen. With no
+  listener an event costs a function call; across processes Prefect's own task-run states tell the story.
+- **Cache keys**: a stage's output is named by a hash of its inputs, its parameters and the source code of
+  the library modules that compute it (plus the model version for generation).
+- **The memo**: key → output record in syncreel's own database (``task_outputs``), written only after
+  the output's asset is safely in the store, so a crash at any point leaves either nothing or a complete
+  output; a re-run finds every finished output and redoes only the rest.
+- **Records**: a remembered output back as the typed record a task returns.
+- **Retries** for the stages whose work crosses the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NamedTuple, TypeVar, cast
+
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.tasks import Task, exponential_backoff
+from prefect.utilities.annotations import opaque
+from pydantic import BaseModel
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+from syncreel.media.probe import MediaInfo
+from syncreel.schemas.errors import InputError
+from syncreel.schemas.requests import SceneRequest
+from syncreel.schemas.settings import Settings, get_settings
+from syncreel.store import runs
+from syncreel.store.assets import AssetStore, open_store
+from syncreel.store.db import make_engine, session_scope, upgrade_database
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
+T = TypeVar("T")
+
+# Bump to invalidate every cached output at once (a change in how stages fit together).
+PIPELINE_VERSION = "1"
+
+
+# --- the runtime --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    engine: Engine
+    store: AssetStore
+    work_dir: Path
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with session_scope(self.engine) as session:
+            yield session
+
+    @contextmanager
+    def scratch(self, name: str) -> Iterator[Path]:
+        """A private temporary folder under the work dir, removed afterwards whatever happens."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.work_dir))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+_lock = threading.Lock()
+_runtimes: dict[tuple[str, str, str], Runtime] = {}
+
+
+def get_runtime(settings: Settings | None = None) -> Runtime:
+    """The process-wide runtime for the current settings; migrates the database on first use."""
+    settings = settings or get_settings()
+    key = (settings.database_url, settings.storage_url, str(settings.work_dir))
+    with _lock:
+        if key not in _runtimes:
+            upgrade_database(settings.database_url)
+            work_dir = settings.work_dir.resolve()
+            _runtimes[key] = Runtime(
+                settings=settings,
+                engine=make_engine(settings.database_url),
+                store=open_store(settings.storage_url, cache_dir=work_dir / "cache"),
+                work_dir=work_dir,
+            )
+        return _runtimes[key]
+
+
+def owner_id() -> str:
+    """Who holds a run: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- progress events ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    stage: str  # "ingest" | "speak" | "generate" | "qa_master" | "assemble" | "render" | "qa_deliverable" | "publish"
+    item: str  # e.g. "presenter/en" or "en/tiktok"
+    status: str  # "started" | "done" | "cached" | "flagged" (finished, QA failed) | "failed" (raised)
+    detail: str = ""
+
+
+Listener = Callable[[ProgressEvent], None]
+_listeners: list[Listener] = []
+_listeners_lock = threading.Lock()
+
+
+def emit(stage: str, item: str, status: str, detail: str = "") -> None:
+    event = ProgressEvent(stage, item, status, detail)
+    with _listeners_lock:
+        listeners = list(_listeners)
+    for listener in listeners:
+        listener(event)
+
+
+@contextmanager
+def listening(listener: Listener) -> Iterator[None]:
+    with _listeners_lock:
+        _listeners.append(listener)
+    try:
+        yield
+    finally:
+        with _listeners_lock:
+            _listeners.remove(listener)
+
+
+# --- cache keys ---------------------------------------------------------------------------------------
+
+
+@cache
+def code_fingerprint(*modules: ModuleType) -> str:
+    """Hash of the modules' source: editing how a stage computes its output invalidates its cache."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(inspect.getsource(module).encode())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(stage: str, *parts: Any) -> str:
+    payload = json.dumps([PIPELINE_VERSION, stage, parts], sort_keys=True, default=str)
+    return f"{stage}:{hashlib.sha256(payload.encode()).hexdigest()[:40]}"
+
+
+def dispatch_key(request: SceneRequest) -> str:
+    """Where a dispatched generation's master is remembered: one per run attempt, scene, language and
+    attempt (flows/scene.py writes it, flows/dispatch.py reads it)."""
+    plan = request.plan
+    return cache_key("dispatch", plan.run_id, plan.attempt, request.scene_id, request.language, request.attempt)
+
+
+# --- the memo -----------------------------------------------------------------------------------------
+
+Settle = Callable[[Session], object]
+
+
+class Output(NamedTuple):
+    """A stage output: its record, and whether it was found remembered rather than made now."""
+
+    record: dict[str, Any]
+    cached: bool
+
+
+def recall(rt: Runtime, key: str) -> dict[str, Any] | None:
+    """A finished output for this key, if its asset is still in the store."""
+    with rt.session() as session:
+        output = runs.get_output(session, key)
+        if output is None:
+            return None
+        record, uri = dict(output.record), output.record.get("uri")
+    if uri and not rt.store.exists(uri):
+        return None
+    return record
+
+
+def remember(rt: Runtime, key: str, record: dict[str, Any], settle: Settle | None = None) -> dict[str, Any]:
+    """Store an output record (its stage is the key's prefix, its asset the record's ``asset_id``); when
+    two workers race, the first one's record wins and is returned.
+
+    ``settle`` writes more rows in the same transaction (e.g. marking the generation that made the output
+    succeeded), so a crash can never leave one written without the other."""
+    stage = key.split(":", 1)[0]
+    with rt.session() as session:
+        if settle is not None:
+            settle(session)
+        kept = runs.put_output(session, cache_key=key, stage=stage, record=record, asset_id=record.get("asset_id"))
+        return dict(kept.record)
+
+
+def memoized(rt: Runtime, key: str, produce: Callable[[], dict[str, Any]]) -> Output:
+    """The remembered output for ``key``, or ``produce()``'s record, remembered."""
+    found = recall(rt, key)
+    if found is not None:
+        return Output(found, cached=True)
+    return Output(remember(rt, key, produce()), cached=False)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file in the asset store (content-addressed) with its ``assets`` row."""
+
+    uri: str
+    sha256: str
+    size_bytes: int
+    asset_id: int
+
+    def fields(self) -> dict[str, Any]:
+        """What an output record says of its asset."""
+        return {"uri": self.uri, "sha256": self.sha256, "asset_id": self.asset_id}
+
+
+def store_asset(rt: Runtime, path: Path, kind: str, media_info: dict[str, Any] | None = None) -> StoredFile:
+    """Put a file in the asset store (content-addressed) and record it."""
+    stored = rt.store.put_file(path, kind=kind)
+    with rt.session() as session:
+        row = runs.record_asset(
+            session,
+            sha256=stored.sha256,
+            uri=stored.uri,
+            kind=kind,
+            size_bytes=stored.size_bytes,
+            media_info=media_info,
+        )
+        return StoredFile(uri=stored.uri, sha256=stored.sha256, size_bytes=stored.size_bytes, asset_id=row.id)
+
+
+# --- records ------------------------------------------------------------------------------------------
+
+
+def clip_fields(info: MediaInfo) -> dict[str, Any]:
+    """What an output record says of a clip it wrote: its length, frame size and rate."""
+    if info.video is None:
+        raise ValueError(f"{info.path}: written without a picture")
+    return {
+        "duration_s": info.duration_s,
+        "width": info.video.width,
+        "height": info.video.height,
+        "fps": info.video.fps,
+    }
+
+
+def to_record(cls: type[RecordT], stored: dict[str, Any], **fields: Any) -> RecordT:
+    """Build a task record from a remembered output (keeping the fields it declares) plus ``fields``."""
+    return cls.model_validate({**{k: v for k, v in stored.items() if k in cls.model_fields}, **fields})
+
+
+def by_reference(value: T) -> T:
+    """A record, or a list of records, as a task input that Prefect does not look inside (typed as the
+    value itself: Prefect unwraps it before the task runs).
+
+    Prefect walks every argument of a task run field by field, twice (for upstream futures, then to
+    resolve them): the plan holds the whole brief, publish gets every record of the run, a deliverable
+    its crop path; at 200 scenes on 2 cores that was ~6 ms a task and ~2 s before publish. Wrapped in
+    ``opaque`` one by one, each record still links the task run to the one that made it."""
+    if isinstance(value, list):
+        return cast(T, [opaque(item) for item in value])
+    return cast(T, opaque(value))
+
+
+# --- a stage run --------------------------------------------------------------------------------------
+
+
+class Stage:
+    """One stage working on one item (``"presenter/en"``): its progress events and its memo."""
+
+    def __init__(self, name: str, item: str, rt: Runtime | None = None):
+        self.name, self.item = name, item
+        self.rt = rt or get_runtime()
+
+    def start(self, detail: str = "") -> None:
+        emit(self.name, self.item, "started", detail)
+
+    def finish(self, cached: bool = False, detail: str = "") -> None:
+        emit(self.name, self.item, "cached" if cached else "done", detail)
+
+    def judged(self, failed: bool, detail: str = "") -> None:
+        """A QA stage's end: ``flagged`` when what it judged failed."""
+        emit(self.name, self.item, "flagged" if failed else "done", detail)
+
+    def fail(self, detail: str) -> None:
+        emit(self.name, self.item, "failed", detail)
+
+    @contextmanager
+    def reporting(self, *errors: type[BaseException]) -> Iterator[None]:
+        """Report one of ``errors`` escaping the block as this item's failure, then let it go on."""
+        try:
+            yield
+        except errors as exc:
+            self.fail(str(exc))
+            raise
+
+    def memo(self, key: str, produce: Callable[[], dict[str, Any]]) -> Output:
+        return memoized(self.rt, key, produce)
+
+
+# --- retries ------------------------------------------------------------------------------------------
+
+# For the stages whose work crosses the network (downloads, uploads): 3 more tries, 2 s, 4 s and 8 s
+# later (±50 %), unless the input is at fault.
+NETWORK_RETRIES = 3
+NETWORK_BACKOFF = exponential_backoff(backoff_factor=2)
+NETWORK_JITTER = 0.5
+
+
+def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Whether a failed run may succeed when tried again: not when the input is at fault (InputError)."""
+    return not isinstance(state.data, InputError)
