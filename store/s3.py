@@ -13,10 +13,14 @@ from urllib.parse import urlparse
 
 import boto3
 from boto3.exceptions import Boto3Error
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 # What a failed S3 call raises: boto3's own errors, botocore's (network, credentials) and the service's.
 S3_ERRORS = (Boto3Error, BotoCoreError, ClientError)
+# Every call (uploads, downloads, listings) is tried up to 5 times on throttling, 5xx answers and dropped
+# connections, with botocore's exponential backoff and jitter; a missing object or bucket fails at once.
+RETRIES = Config(retries={"total_max_attempts": 5, "mode": "standard"})
 
 
 class S3DownloadError(RuntimeError):
@@ -25,7 +29,7 @@ class S3DownloadError(RuntimeError):
 
 def client(endpoint_url: str | None = None) -> Any:
     """An S3 client (``endpoint_url``: default ``AWS_ENDPOINT_URL``)."""
-    return boto3.client("s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
+    return boto3.client("s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL"), config=RETRIES)
 
 
 def split_uri(uri: str) -> tuple[str, str]:
