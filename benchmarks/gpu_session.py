@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python benchmarks/gpu_session.py --out DIR [--budget-s 540] [--tiny]
 
-For a short lease on a GPU machine (model/checkpoints/README.md, "GPU figures", has what one run gave).
+For a short lease on a GPU machine (docs/model.md, "GPU figures", has what one run gave).
 Parts, each in its own process with its own time limit, so that one failing or running long costs only
 its own figures (each benchmark rewrites its JSON as it goes):
 

@@ -10,7 +10,7 @@ FLOPs / step time / the GPU's peak dense bf16 rate (from --peak-tflops, or the t
 name). Tokens are video + audio latent tokens. The share of the counted FLOPs that is attention
 (scaled-dot-product kernels) is reported beside it: at the base config's 12,800 video tokens a sample,
 attention is about two thirds of the arithmetic, so the attention kernel sets the ceiling (the figures of
-one H200 run, and what limits them, are in model/checkpoints/README.md, "GPU figures").
+one H200 run, and what limits them, are in docs/model.md, "GPU figures").
 
 Rows: each variant with and without the audio↔video attention (the cost of coupling the towers), each
 timed over ``--steps`` steps after warm-up. Variants:

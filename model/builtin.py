@@ -4,7 +4,7 @@ The network, its picture size and frame codec included, is what the checkpoint's
 (model.checkpoint.load_checkpoint), so checkpoints trained at any ``small(frame_size)`` load alike.
 
 Weights come from `model/checkpoints/builtin.safetensors` (trained by `python -m syncreel.model.train` on the
-procedural world of model/world.py; see model/checkpoints/README.md) when that file exists; otherwise
+procedural world of model/world.py; see docs/model.md) when that file exists; otherwise
 the network is initialised from a fixed seed, which is deterministic but untrained — the run record
 says so (`parameters["trained"] = False`, and the model version ends in `-untrained`).
 
@@ -63,7 +63,7 @@ OVERLAP_S = 0.8
 # When both streams are generated, the sound's flow time trails the picture's by this much of the
 # schedule (flow_matching.time_grid). 0: both are denoised together, each seeing the other at the same
 # noise level — the shipped checkpoint's best (benchmarks/model_sync.py measures each lag; see
-# model/checkpoints/README.md: an earlier checkpoint did best at 1.0, the picture first).
+# docs/model.md: an earlier checkpoint did best at 1.0, the picture first).
 AUDIO_LAG = 0.0
 # Roles that set what is generated rather than conditioning it as tokens.
 MODE_ROLES = ("first_frame", "voice", "footage", "continue")

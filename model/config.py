@@ -133,8 +133,8 @@ def tiny() -> DualTowerConfig:
 
 
 def small(frame_size: int = 48) -> DualTowerConfig:
-    """The built-in model: a 4 s clip in seconds on two CPU cores (model/checkpoints/README.md has how
-    each shipped checkpoint was trained). ``frame_size`` (48 · 2^k) sets the picture; the frame codec
+    """The built-in model: a 4 s clip in seconds on two CPU cores (docs/model.md has how each shipped
+    checkpoint was trained). ``frame_size`` (48 · 2^k) sets the picture; the frame codec
     gets one more downsampling stage per doubling, so the latent grid stays 12 × 12 (9 tokens a frame)
     and the transformer costs the same at any picture size."""
     factor = frame_size // 12

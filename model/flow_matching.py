@@ -58,7 +58,7 @@ def flow_matching_loss(
     Video: the velocity error. Audio: the error of the clean latent the audio head predicts (the
     velocity it returns is (x_t − clean) / t, so the velocity error is this one weighted by 1 / t²:
     nearly all of it would come from the nearly clean samples, where the picture has nothing left to
-    tell the sound, and the coupling would not be learned; see model/checkpoints/README.md).
+    tell the sound, and the coupling would not be learned; see docs/model.md).
     """
     batch = video.shape[0]
     device = video.device

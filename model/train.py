@@ -1,33 +1,12 @@
 """Train the built-in model on the procedural world (model/world.py) and write a checkpoint.
 
-The shipped checkpoints started from these commands (two CPU cores; the last two ran side by side, one
-thread each) and were then fine-tuned three times with ``--resume``; model/checkpoints/README.md has
-every command, the curves and what each stage changed:
-
     python -m syncreel.model.train --codec-minutes 10 --minutes 0 --out codec.safetensors
-    python -m syncreel.model.train --codec-from codec.safetensors --codec-minutes 8 --minutes 0 --seed 1 \\
-        --out codec2.safetensors
-    python -m syncreel.model.train --codec-from codec2.safetensors --minutes 80 --threads 1 \\
-        --out model/checkpoints/builtin.safetensors
-    python -m syncreel.model.train --sequential --codec-from codec2.safetensors --minutes 80 --threads 1 \\
-        --out model/checkpoints/sequential.safetensors
+    python -m syncreel.model.train --codec-from codec.safetensors --minutes 80 --out model.safetensors
 
-Two stages. First the frame autoencoder (codecs.VideoAutoencoder) learns to reconstruct world frames
-(``--codec-minutes``; with ``--codec-from`` or ``--resume`` it continues from that codec); then, with
-it frozen, the dual-tower transformer learns flow matching on its latents and on the log-mel stems.
-Clips are generated on the fly (a fresh batch every step, so there is no dataset to download or
-store; with ``--echo K``, every K steps, below). Captions are dropped 10% of the time so the
-unconditional branch that classifier-free guidance needs is learned too; 30% of clips come with the
-reference a brief would give for them. Making and encoding a batch costs about as much as a step, so
-``--echo K`` takes K steps from each batch, each with its own noise, flow times and modes (data echoing).
-On a GPU (``--device cuda``) a step takes less time than one core needs to make a batch: ``--workers N``
-makes batches ahead in N processes (model.train.BatchStream), and the log shows the share of time spent
-waiting for data. ``--frame-size 96`` trains the same network over 96 px pictures (config.small(96)); with
-``--codec-teacher`` its codec learns the shipped 48 px codec's latents and ``--init-from`` starts the
-transformer from a shipped checkpoint (benchmarks/gpu_session.py runs that recipe on a GPU).
-``--sequential`` trains the same network without audio↔video attention (the baseline of
-benchmarks/model_sync.py) on the same codec, so that the two differ in nothing else. A CSV of the
-loss curve and a plot of it are written beside the checkpoint.
+Two stages: the frame autoencoder (``--codec-minutes``), then, with it frozen, the dual-tower transformer
+by flow matching on world clips generated on the fly (``--minutes`` / ``--steps``). A CSV of the loss
+curve and a plot of it are written beside the checkpoint. ``--help`` lists the options; docs/model.md
+explains them and has the commands that made the shipped checkpoints.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The model benchmarks run end to end on tiny untrained checkpoints and write the JSON they print
-(the real figures come from the shipped checkpoints; see model/checkpoints/README.md)."""
+(the real figures come from the shipped checkpoints; see docs/model.md)."""
 
 from __future__ import annotations
 
