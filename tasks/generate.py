@@ -44,6 +44,7 @@ from syncreel.tasks.stage import (
 )
 
 from syncreel import media
+from syncreel.audio import resample
 
 
 def fault_shift_ms(settings: Settings, attempt: int) -> float:
@@ -124,7 +125,7 @@ def with_dialogue_stem(clip: MasterClip, request: GenerationRequest, spoken: Pat
     if spoken is not None:
         track = read_stems(spoken)[0]
         if clip.sample_rate != STEMS_RATE:
-            track = media.speech.resample(track, STEMS_RATE, clip.sample_rate)
+            track = resample(track, STEMS_RATE, clip.sample_rate)
     stems, mix = with_stem(clip.stems, clip.stem_names, "dialogue", track)
     return replace(clip, stems=stems, audio=mix[None], parameters={**clip.parameters, "dialogue_stem": kind})
 
