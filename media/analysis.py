@@ -101,7 +101,7 @@ def analyse_sfx(path: Path) -> dict[str, Any]:
         for f in range(1, len(envelope) - 1)
         if envelope[f] > threshold and envelope[f] >= envelope[f - 1] and envelope[f] > envelope[f + 1]
     ]
-    onsets = beats.refine_onsets(mono, np.asarray(peaks) * beats.HOP / beats.RATE) if peaks else []
+    onsets = beats.refine_onsets(mono, np.asarray(peaks) * beats.HOP / beats.RATE) if peaks else np.zeros(0)
     peak = float(np.abs(mono).max()) if mono.size else 0.0
     return {
         "type": "sfx",
@@ -114,7 +114,10 @@ def analyse_sfx(path: Path) -> dict[str, Any]:
 def analyse_motion(path: Path) -> dict[str, Any]:
     """Per source picture: motion energy (RMS luma change, 0-255 scale), where the motion is (the
     centroid of the change, 0..1 of width and height; none when still), and the shot boundaries."""
-    times, energy, centroid, lumas = [], [], [], []
+    times: list[float] = []
+    energy: list[float] = []
+    centroid: list[tuple[float, float] | None] = []
+    lumas: list[np.ndarray] = []
     previous: np.ndarray | None = None
     last_source, width, height = -1, 0, 0
     for shown in pictures(path):

@@ -173,11 +173,11 @@ def track_beats(envelope: np.ndarray, tempo_bpm: float, frame_rate: float = RATE
         return np.zeros(0, int)
     threshold = 0.5 * np.median(cumulative[peaks])
     frame = max(f for f in peaks if cumulative[f] >= threshold)
-    beats = []
+    chain = []
     while frame >= 0:
-        beats.append(frame)
+        chain.append(frame)
         frame = backlink[frame]
-    beats = np.array(beats[::-1])
+    beats = np.array(chain[::-1])
     # Silence before the music starts or after it ends holds no beats.
     strength = local[beats]
     strong = np.flatnonzero(strength >= 0.2 * np.median(strength))

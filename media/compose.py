@@ -266,7 +266,8 @@ def object_track(native: np.ndarray) -> ObjectTrack:
     if frames >= TRACK_SMOOTH_FRAMES:
         filled = savgol_filter(filled, TRACK_SMOOTH_FRAMES, 2, axis=0, mode="interp")
     filled /= side
-    return ObjectTrack(*(filled[:, k].astype(np.float32) for k in range(3)), found)
+    centre_x, bottom_y, height = (filled[:, k].astype(np.float32) for k in range(3))
+    return ObjectTrack(centre_x, bottom_y, height, found)
 
 
 def video_track(path: str | Path, frames: int, fps: float, side: int = 48) -> ObjectTrack:

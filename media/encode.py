@@ -87,7 +87,7 @@ def write_master_clip(clip: MasterClip, path: Path) -> MediaInfo:
 def write_stems(stems: np.ndarray, sample_rate: int, path: Path) -> Path:
     """(S, N) float stems → one S-channel 16-bit PCM WAV (channel i = stem i), for later stages to mix."""
     if stems.ndim != 2 or not np.isfinite(stems).all():
-        raise MediaError(f"{path}: stems must be a finite (stems, samples) array, got shape {stems.shape}")
+        raise MediaError(path, f"stems must be a finite (stems, samples) array, got shape {stems.shape}")
     pcm = (np.clip(stems, -1.0, 1.0) * 32767).round().astype("<i2").T  # interleaved (N, S)
     with wave.open(str(path), "wb") as handle:
         handle.setnchannels(stems.shape[0])

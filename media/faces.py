@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from syncreel.media.frames import Picture
+from syncreel.media.frames import Box, Picture, as_box
 
 MODELS = Path(__file__).parent / "models"
 DETECTOR_MODEL = "face_detection_full_range.tflite"
@@ -65,7 +65,7 @@ def _interpreter(member: str, threads: int):  # -> ai_edge_litert Interpreter
 @dataclass(frozen=True)
 class Detection:
     score: float
-    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in frame pixels
+    box: Box  # in frame pixels
     keypoints: np.ndarray  # (6, 2) frame pixels: two eyes, nose tip, mouth, two ear tragions
 
 
@@ -184,7 +184,7 @@ class FaceDetector:
         if not found and tiles:
             found = self._tiled(picture)
         return [
-            Detection(float(score), tuple(float(v) for v in box), np.asarray(points, np.float32))
+            Detection(float(score), as_box(box), np.asarray(points, np.float32))
             for score, box, points in sorted(found, key=lambda d: -d[0])
         ]
 

@@ -89,7 +89,7 @@ def _resolve(url: str, host: str, port: int, policy: FetchPolicy) -> str:
             found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise MediaError(url, f"cannot resolve host {host!r} ({exc})") from None
-        addresses = [ipaddress.ip_address(entry[4][0].split("%")[0]) for entry in found]
+        addresses = [ipaddress.ip_address(str(entry[4][0]).split("%")[0]) for entry in found]
         if not addresses:
             raise MediaError(url, f"host {host!r} has no address")
     for address in addresses:

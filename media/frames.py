@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,14 @@ _PLANAR_420 = {"yuv420p", "yuvj420p"}
 _QUEUE_FRAMES = 6  # decoded pictures buffered ahead of the analysis
 _REDUCING_GAP = 2.0  # PIL: shrink by whole blocks to within 2× of the size asked, then filter
 
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in a picture's pixels
+
+
+def as_box(values: Iterable[float]) -> Box:
+    """Four numbers (a detector's array row, a median of boxes) as a Box of floats."""
+    x0, y0, x1, y1 = (float(v) for v in values)
+    return x0, y0, x1, y1
+
 
 class Picture:
     """One decoded 4:2:0 picture. Regions come out as RGB already resampled (PIL, in C), converting
@@ -42,7 +50,7 @@ class Picture:
         self.width, self.height = frame.width, frame.height
         self.full_range = frame.format.name == "yuvj420p"
         self._planes = [
-            np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+            np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
             for plane in frame.planes
         ]
         self._images: list[Image.Image] | None = None
@@ -63,10 +71,10 @@ class Picture:
             u, v = (plane.repeat(2, axis=0).repeat(2, axis=1)[:height, :width] for plane in (u, v))
         return ycbcr_to_rgb(y, u, v, full_range=self.full_range)
 
-    def resized(self, box: tuple[float, float, float, float], size: tuple[int, int]) -> np.ndarray:
+    def resized(self, box: Box, size: tuple[int, int]) -> np.ndarray:
         """RGB uint8 (size[1], size[0], 3) of ``box`` = (x0, y0, x1, y1) in pixels, resampled to ``size``."""
         luma, cb, cr = self._plane_images()
-        half, half_size = tuple(v / 2 for v in box), ((size[0] + 1) // 2, (size[1] + 1) // 2)
+        half, half_size = as_box(v / 2 for v in box), ((size[0] + 1) // 2, (size[1] + 1) // 2)
         # a large shrink first averages whole blocks (reducing_gap): a fraction of a full filter's cost
         return self._to_rgb(
             luma.resize(size, Image.Resampling.BILINEAR, box=box, reducing_gap=_REDUCING_GAP),

@@ -162,7 +162,7 @@ def mix_spot(
     total = int(round(edges_s[-1] * RATE))
     layers = {name: audio * settings.gain(name) for name, audio in timeline.items()}
     mono = sum(layers.values(), np.zeros(total, np.float32))
-    stereo = np.stack([mono, mono])
+    stereo: np.ndarray = np.stack([mono, mono])
     gain_db = None
     if music is not None:
         sidechain = layers.get("dialogue", np.zeros(total, np.float32)) + layers.get(SCENE_MIX, 0.0)

@@ -233,7 +233,8 @@ def measure(path: Path, info: MediaInfo | None = None) -> QCMeasurements:
 
 
 class QACheck(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def __call__(self, info: MediaInfo, qc: QCMeasurements, expect: Expectation) -> CheckResult: ...
 
@@ -378,7 +379,7 @@ def check_not_black(info: MediaInfo, qc: QCMeasurements, e: Expectation) -> Outc
 @qa_check("frozen")
 def check_frozen(info: MediaInfo, qc: QCMeasurements, e: Expectation) -> Outcome:
     frozen = qc.total(qc.frozen)
-    metrics = {"frozen_s": round(frozen, 3), "frozen_share": round(qc.share(qc.frozen), 3)}
+    metrics: dict[str, Any] = {"frozen_s": round(frozen, 3), "frozen_share": round(qc.share(qc.frozen), 3)}
     metrics["spans"] = _spans_json(qc.frozen)
     if frozen > 0:
         return "warn", metrics, f"picture frozen for {frozen:.2f} s; expected motion throughout"

@@ -34,11 +34,9 @@ import numpy as np
 from scipy.optimize import lsq_linear
 from scipy.sparse import diags, eye, vstack
 from syncreel.media.errors import MediaError
-from syncreel.media.frames import Picture
+from syncreel.media.frames import Box, Picture, as_box
 from syncreel.media.probe import open_input
 from syncreel.media.shots import Shot, shot_boundaries, shots_from_boundaries
-
-Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in source pixels
 
 FACE_SAMPLES_PER_S = 4.0  # faces move slowly next to a frame: detect a few times a second, interpolate
 MIN_FACE_SIDE = 0.05  # of the frame's short side: smaller faces are extras, not the subject
@@ -187,9 +185,9 @@ def _detect_faces(
     boxes = add([], [d.box for d in detector.detect(picture, tiles=False)])
     if tiles or len(boxes) < expected:
         for square in _squares(picture):
-            boxes = add(boxes, [tuple(float(v) for v in b) for _, b, _ in detector._run(picture, square)])
+            boxes = add(boxes, [as_box(b) for _, b, _ in detector._run(picture, square)])
     if tiles:
-        tiled = [tuple(float(v) for v in b) for score, b, _ in detector._tiled(picture) if score >= MIN_TILE_SCORE]
+        tiled = [as_box(b) for score, b, _ in detector._tiled(picture) if score >= MIN_TILE_SCORE]
     else:
         tiled = list(carried)
     small = [b for b in tiled if b[2] - b[0] >= least and not _overlaps(b, boxes)]
@@ -230,7 +228,7 @@ def _smooth_motion(boxes: list[Box | None], shots: list[Shot], hold: int) -> lis
         for i in range(shot.start, shot.end):
             window = [b for b in boxes[max(shot.start, i - half) : min(shot.end, i + half + 1)] if b is not None]
             if boxes[i] is not None and window:
-                last, since = tuple(float(v) for v in np.median(np.array(window), axis=0)), 0
+                last, since = as_box(np.median(np.array(window), axis=0)), 0
                 out[i] = last
             elif last is not None and since < hold:
                 since += 1
@@ -256,7 +254,7 @@ def _interpolate_faces(
                 w = (i - before) / (after - before)
                 left_a, left_b = sorted(a), sorted(b)
                 faces[i] = [
-                    tuple((1 - w) * pa + w * pb for pa, pb in zip(fa, fb, strict=True))
+                    as_box((1 - w) * pa + w * pb for pa, pb in zip(fa, fb, strict=True))
                     for fa, fb in zip(left_a, left_b, strict=True)
                 ]
             elif a and (before is not None and i - before <= hold):

@@ -118,7 +118,9 @@ class PiperEngine:
                 from piper import SynthesisConfig
 
                 chunks = piper_voice.synthesize(text, syn_config=SynthesisConfig(length_scale=length_scale))
-                wave = np.concatenate([np.asarray(c.audio_float_array, np.float32) for c in chunks] or [np.zeros(0)])
+                wave = np.concatenate(
+                    [np.asarray(c.audio_float_array, np.float32) for c in chunks] or [np.zeros(0, np.float32)]
+                )
         except Exception as exc:
             raise SpeechError(f"Piper voice model {self.model_path}: synthesis failed ({type(exc).__name__})") from exc
         return resample(wave.astype(np.float32), native, sample_rate)

@@ -14,7 +14,7 @@ def still_jpeg(path: str | Path, at_s: float | None = None, max_side: int = 320,
     """The first picture at or after ``at_s`` (default: the middle of the clip), scaled to at most
     ``max_side`` on its long side, as JPEG bytes."""
     try:
-        with open_input(path) as container:
+        with open_input(Path(path)) as container:
             stream = container.streams.video[0]
             duration = float(stream.duration * stream.time_base) if stream.duration else None
             if duration is None and container.duration:
@@ -30,7 +30,7 @@ def still_jpeg(path: str | Path, at_s: float | None = None, max_side: int = 320,
     except (av.error.FFmpegError, IndexError, OSError) as exc:
         raise MediaError(path, f"cannot take a still ({getattr(exc, 'strerror', None) or 'no picture'})") from None
     if chosen is None:
-        raise MediaError(f"{path}: no picture to take a still from")
+        raise MediaError(path, "no picture to take a still from")
     image = chosen.to_image()
     image.thumbnail((max_side, max_side))
     out = io.BytesIO()

@@ -11,8 +11,10 @@ from typing import Any
 from syncreel.media import lipsync, sfxsync
 from syncreel.media.faces import FaceTracker
 from syncreel.media.frames import AudioTrack
+from syncreel.media.lipsync import LipSyncScore, LipSyncVerdict
 from syncreel.media.probe import MediaInfo, probe
 from syncreel.media.qc import CheckResult, Expectation, evaluate, measure_with_tracks
+from syncreel.media.sfxsync import SfxSyncScore, SfxSyncVerdict
 from syncreel.media.tracks import ClipTracks, analyse
 from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS
 
@@ -20,10 +22,10 @@ from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS
 @dataclass(frozen=True)
 class SyncReport:
     path: str
-    lipsync: lipsync.LipSyncScore
-    lipsync_verdict: lipsync.LipSyncVerdict
-    sfx: sfxsync.SfxSyncScore
-    sfx_verdict: sfxsync.SfxSyncVerdict
+    lipsync: LipSyncScore
+    lipsync_verdict: LipSyncVerdict
+    sfx: SfxSyncScore
+    sfx_verdict: SfxSyncVerdict
 
     @property
     def checks(self) -> tuple[CheckResult, CheckResult]:

@@ -105,10 +105,11 @@ class BuiltinGenerator(Generator):
         flow time trails the picture's when both are generated (flow_matching.time_grid)."""
         self.audio_lag = audio_lag
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.trained = checkpoint is not None and Path(checkpoint).is_file()
-        if self.trained:
-            self.model, self.provenance = load_checkpoint(checkpoint)
-            self._weights_id = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()[:12]
+        weights = Path(checkpoint) if checkpoint is not None else None
+        self.trained = weights is not None and weights.is_file()
+        if weights is not None and self.trained:
+            self.model, self.provenance = load_checkpoint(weights)
+            self._weights_id = hashlib.sha256(weights.read_bytes()).hexdigest()[:12]
         else:
             torch.manual_seed(INIT_SEED)
             self.model, self.provenance = DualTowerTransformer(config or small()), {}

@@ -33,6 +33,10 @@ class VideoAutoencoder(nn.Module):
     """Frames (N, 3, S, S) in [-1, 1] ⇄ latents (N, C, S/f, S/f); strided convolutions down, nearest
     upsampling + convolutions up. ``latent_mean`` / ``latent_std`` (set after training) normalise."""
 
+    # buffers (register_buffer): saved with the weights, not trained
+    latent_mean: torch.Tensor
+    latent_std: torch.Tensor
+
     def __init__(self, config: DualTowerConfig):
         super().__init__()
         self.frame_size, self.factor = config.frame_size, config.codec_factor

@@ -395,7 +395,7 @@ class LTX2Generator(Generator):
         if self.device.type == "cuda" and not self.cpu_offload:
             self._move_to_device()
         # Weights, library and what changes the numbers without being in the request.
-        weights_id = weights_digest(self.weights) if pipeline is None else _config_digest(self._base)
+        weights_id = weights_digest(self.weights) if pipeline is None and self.weights else _config_digest(self._base)
         guidance = f"stg{stg_scale:g}@{','.join(map(str, self.stg_blocks))}" if stg_scale > 0 else "stg0"
         dtype_name = str(self.dtype).removeprefix("torch.")
         self._version = f"ltx2-r{REVISION}-{weights_id}-diffusers{diffusers.__version__}-{dtype_name}-{guidance}"

@@ -18,7 +18,9 @@ import multiprocessing
 import time
 from collections import deque
 from dataclasses import replace
+from multiprocessing.pool import Pool
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +39,9 @@ from syncreel.model.transformer import (
     video_reference,
 )
 from syncreel.model.world import WorldClip, face, sample_clip
+
+if TYPE_CHECKING:
+    from _csv import Writer as CsvWriter  # what csv.writer returns (its class is private)
 
 CAPTION_DROPOUT = 0.1
 REFERENCE_PROBABILITY = 0.3
@@ -116,19 +121,19 @@ class BatchStream:
         self.config, self.batch, self.seconds, self.seed, self.long_every = config, batch, seconds, seed, long_every
         self.job, self.waited_s = 0, 0.0
         self._pending: deque = deque()
-        self._pool = None
+        self._pool: Pool | None = None
         if workers > 0:  # spawned, not forked: the trainer may already hold a CUDA context
-            self._pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
+            self._pool = pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
             for _ in range(2 * workers):
-                self._submit()
+                self._submit(pool)
 
     def _shape(self, job: int) -> tuple[int, float]:
         long = self.long_every > 0 and job % self.long_every == self.long_every - 1
         return (self.batch // 2, self.seconds * 2) if long else (self.batch, self.seconds)
 
-    def _submit(self) -> None:
+    def _submit(self, pool: Pool) -> None:
         job = self.job + len(self._pending)
-        self._pending.append(self._pool.apply_async(_make_batch, (self.config, self.seed, job, *self._shape(job))))
+        self._pending.append(pool.apply_async(_make_batch, (self.config, self.seed, job, *self._shape(job))))
 
     def next(self) -> Batch:
         started = time.perf_counter()
@@ -139,7 +144,7 @@ class BatchStream:
             made = _unpack(self._pending.popleft().get())
         self.job += 1
         if self._pool is not None:
-            self._submit()
+            self._submit(self._pool)
         self.waited_s += time.perf_counter() - started
         return made
 
@@ -182,7 +187,7 @@ def train_codec(
     *,
     minutes: float,
     lr: float,
-    writer: csv.writer,
+    writer: CsvWriter,
     teacher: VideoAutoencoder | None = None,
 ) -> int:
     """Stage 1: the frame autoencoder, on frames of random world clips (``data``: 1 s clips). Returns the
@@ -257,7 +262,8 @@ def train(
     modes = modes or TrainingModes()
     device = torch.device(device)
     torch.manual_seed(seed)
-    done_before, provenance = 0, {}
+    done_before = 0
+    provenance: dict[str, Any] = {}
     if resume is not None:  # continue from saved weights (the optimizer state starts afresh)
         model, provenance = load_checkpoint(resume)
         config, done_before = model.config, int(provenance.get("steps", 0))
@@ -310,7 +316,7 @@ def train(
         started = time.perf_counter()
         step, running = 0, []
         try:
-            while step < max_steps and time.perf_counter() - started < minutes * 60:
+            while data is not None and step < max_steps and time.perf_counter() - started < minutes * 60:
                 rate = _schedule(lr, step, (time.perf_counter() - started) / (minutes * 60))
                 for group in optimizer.param_groups:
                     group["lr"] = rate

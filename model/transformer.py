@@ -181,18 +181,17 @@ class DualTowerTransformer(nn.Module):
             if isinstance(module, nn.Linear):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
-        for block in self.blocks:
-            for modulation in (block.video_modulation, block.audio_modulation):
-                nn.init.zeros_(modulation[-1].weight)
-                nn.init.zeros_(modulation[-1].bias)
+        for module in self.modules():
+            if isinstance(module, DualTowerBlock):
+                _zero_linear(module.video_modulation[-1])
+                _zero_linear(module.audio_modulation[-1])
         for layer in (
             self.video_final_modulation[-1],
             self.audio_final_modulation[-1],
             self.video_head,
             self.audio_head,
         ):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+            _zero_linear(layer)
 
     # -- positions -------------------------------------------------------------------------------
     def video_seconds(self, frames: int, device: torch.device) -> torch.Tensor:
@@ -300,3 +299,11 @@ class DualTowerTransformer(nn.Module):
         # Basics: Let Denoising Generative Models Denoise", Li & He 2025).
         clean = a.reshape(batch, c.stems, c.n_mels, mel_frames)
         return v, (audio_latents - clean) / audio_t.clamp(min=AUDIO_MIN_T).view(-1, 1, 1, 1)
+
+
+def _zero_linear(layer: nn.Module) -> None:
+    """Zero a linear layer's weight and bias (an adaLN projection or an output head)."""
+    if not isinstance(layer, nn.Linear):
+        raise TypeError(f"expected a Linear layer to zero-initialise, got {type(layer).__name__}")
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)

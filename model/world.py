@@ -158,7 +158,8 @@ def _object_colour(rng: np.random.Generator, background: np.ndarray) -> str:
 
 
 def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.mgrid[0:size, 0:size].astype(np.float32)
+    rows, columns = np.mgrid[0:size, 0:size].astype(np.float32)
+    return rows, columns
 
 
 def bounce(rng: np.random.Generator, seconds: float, fps: float, size: int, rate: int) -> WorldClip:

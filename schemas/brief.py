@@ -64,7 +64,7 @@ class _Model(BaseModel):
 class Brand(_Model):
     name: str = Field(min_length=1, max_length=120)
     colours: list[str] = Field(default_factory=list, max_length=8, description="Hex colours, #RRGGBB.")
-    tone: str = Field("", max_length=300, description="Voice and mood, fed to every prompt.")
+    tone: str = Field(default="", max_length=300, description="Voice and mood, fed to every prompt.")
 
     @field_validator("colours")
     @classmethod
@@ -87,7 +87,7 @@ class Reference(_Model):
         max_length=MAX_URI_LENGTH,
         description="A path (relative to the brief's folder), file://, s3://bucket/key or https://.",
     )
-    description: str = Field("", max_length=500)
+    description: str = Field(default="", max_length=500)
 
     @field_validator("uri")
     @classmethod
@@ -103,8 +103,10 @@ class DialogueLine(_Model):
     text: dict[str, Annotated[str, Field(max_length=1000)]] = Field(
         min_length=1, description="Line per language code, e.g. {en: ..., es: ...}."
     )
-    start_s: float | None = Field(None, ge=0, description="When the line starts within the scene.")
-    on_screen: bool = Field(True, description="The speaker is seen talking (lip-sync is checked); false: voice-over.")
+    start_s: float | None = Field(default=None, ge=0, description="When the line starts within the scene.")
+    on_screen: bool = Field(
+        default=True, description="The speaker is seen talking (lip-sync is checked); false: voice-over."
+    )
 
 
 class SpeakerVoice(_Model):
@@ -116,9 +118,13 @@ class SpeakerVoice(_Model):
         description="Per language, the espeak-ng voice to speak it (e.g. {en: en, es: es-419}); "
         "default: the language's own (schemas/voices.py).",
     )
-    variant: str | None = Field(None, description="Timbre: m1-m7 (male) or f1-f5 (female); default: the voice's.")
-    rate_wpm: int = Field(DEFAULT_RATE_WPM, ge=RATE_WPM_RANGE[0], le=RATE_WPM_RANGE[1], description="Words a minute.")
-    pitch: int = Field(DEFAULT_PITCH, ge=0, le=99, description="0-99, 50 is the voice's own.")
+    variant: str | None = Field(
+        default=None, description="Timbre: m1-m7 (male) or f1-f5 (female); default: the voice's."
+    )
+    rate_wpm: int = Field(
+        default=DEFAULT_RATE_WPM, ge=RATE_WPM_RANGE[0], le=RATE_WPM_RANGE[1], description="Words a minute."
+    )
+    pitch: int = Field(default=DEFAULT_PITCH, ge=0, le=99, description="0-99, 50 is the voice's own.")
 
     @field_validator("voice")
     @classmethod
@@ -150,29 +156,36 @@ class Scene(_Model):
     dialogue: list[DialogueLine] = Field(default_factory=list, max_length=20)
     sound_cues: list[SoundCue] = Field(default_factory=list, max_length=50)
     references: list[str] = Field(default_factory=list, description="Ids of brief references this scene uses.")
-    seed: int | None = Field(None, ge=0, lt=2**31, description="Fixes generation; default derives from the ids.")
+    seed: int | None = Field(
+        default=None, ge=0, lt=2**31, description="Fixes generation; default derives from the ids."
+    )
     continue_previous: bool = Field(
-        False, description="Continue the previous scene's last frames (extension), for a seamless cut."
+        default=False, description="Continue the previous scene's last frames (extension), for a seamless cut."
     )
 
 
 class LayerGains(_Model):
     """Levels of the spot's sound layers (the generator's stems) before the platform's loudness pass."""
 
-    dialogue_db: float = Field(0.0, ge=-60, le=12)
-    effects_db: float = Field(0.0, ge=-60, le=12)
-    ambience_db: float = Field(0.0, ge=-60, le=12)
+    dialogue_db: float = Field(default=0.0, ge=-60, le=12)
+    effects_db: float = Field(default=0.0, ge=-60, le=12)
+    ambience_db: float = Field(default=0.0, ge=-60, le=12)
 
 
 class Music(_Model):
-    reference: str | None = Field(None, description="Id of an audio reference with role music.")
-    description: str = Field("", max_length=300)
-    beat_sync: bool = Field(False, description="Move the cuts between scenes onto the track's beats (downbeats first).")
-    snap_tolerance_s: float = Field(
-        0.25, ge=0, le=1.0, description="How far a cut may move to reach a beat; farther ones stay where they are."
+    reference: str | None = Field(default=None, description="Id of an audio reference with role music.")
+    description: str = Field(default="", max_length=300)
+    beat_sync: bool = Field(
+        default=False, description="Move the cuts between scenes onto the track's beats (downbeats first)."
     )
-    gain_db: float = Field(-6.0, ge=-60, le=12, description="The music layer's level in the mix.")
-    duck_db: float = Field(9.0, ge=0, le=40, description="How far the music goes down under dialogue.")
+    snap_tolerance_s: float = Field(
+        default=0.25,
+        ge=0,
+        le=1.0,
+        description="How far a cut may move to reach a beat; farther ones stay where they are.",
+    )
+    gain_db: float = Field(default=-6.0, ge=-60, le=12, description="The music layer's level in the mix.")
+    duck_db: float = Field(default=9.0, ge=0, le=40, description="How far the music goes down under dialogue.")
     layers: LayerGains = LayerGains()
 
 
@@ -180,21 +193,21 @@ class MasterFormat(_Model):
     """The size the generator renders; every platform variant is reframed from it. The default, 1280×720,
     enlarges no deliverable up to 1080p more than 1.5× (1920×1080 from 1280×720)."""
 
-    width: int = Field(1280, ge=64, le=3840, multiple_of=2)
-    height: int = Field(720, ge=64, le=3840, multiple_of=2)
-    fps: float = Field(24.0, gt=0, le=60)
-    sample_rate: int = Field(48_000, ge=16_000, le=96_000)
+    width: int = Field(default=1280, ge=64, le=3840, multiple_of=2)
+    height: int = Field(default=720, ge=64, le=3840, multiple_of=2)
+    fps: float = Field(default=24.0, gt=0, le=60)
+    sample_rate: int = Field(default=48_000, ge=16_000, le=96_000)
 
 
 class GenerationSettings(_Model):
-    steps: int = Field(8, ge=1, le=200)
+    steps: int = Field(default=8, ge=1, le=200)
     # Guidance scales: 1.0 is "none" for each (classifier-free guidance convention).
-    video_guidance: float = Field(3.0, ge=0, le=20)
-    audio_guidance: float = Field(3.0, ge=0, le=20)
+    video_guidance: float = Field(default=3.0, ge=0, le=20)
+    audio_guidance: float = Field(default=3.0, ge=0, le=20)
     # Sync guidance: above 1.0, push away from what the model would make with its audio and video
     # towers uncoupled (MOVA's dual CFG); benchmarks/model_sync.py measures what each scale does.
-    sync_guidance: float = Field(1.0, ge=1.0, le=20)
-    negative_prompt: str = Field("", max_length=1000)
+    sync_guidance: float = Field(default=1.0, ge=1.0, le=20)
+    negative_prompt: str = Field(default="", max_length=1000)
 
 
 # ITU-R BT.1359: sync error is detectable at about 45 ms (audio early) and 125 ms (audio late). The
@@ -208,40 +221,43 @@ class QAThresholds(_Model):
     ``max_regenerations`` times, then it needs a human (flagged, or the run pauses for a decision)."""
 
     max_audio_early_ms: float = Field(
-        AUDIO_EARLY_MS, ge=0, le=1000, description="Sound ahead of the picture, at most (ms)."
+        default=AUDIO_EARLY_MS, ge=0, le=1000, description="Sound ahead of the picture, at most (ms)."
     )
     max_audio_late_ms: float = Field(
-        AUDIO_LATE_MS, ge=0, le=1000, description="Sound behind the picture, at most (ms)."
+        default=AUDIO_LATE_MS, ge=0, le=1000, description="Sound behind the picture, at most (ms)."
     )
     # Confidences are peak minus median correlation over the ±600 ms offsets searched (0 … 2); the
     # defaults separate the calibration set's positives from its negatives (benchmarks/qa.py).
-    min_lipsync_confidence: float = Field(0.5, ge=0, le=2, description="Mouth-vs-speech confidence needed.")
-    min_sfx_confidence: float = Field(0.4, ge=0, le=2, description="Sound-onsets-vs-motion confidence needed.")
-    sync_checks: bool = Field(True, description="Score lip-sync and sound-effect sync on every master.")
+    min_lipsync_confidence: float = Field(default=0.5, ge=0, le=2, description="Mouth-vs-speech confidence needed.")
+    min_sfx_confidence: float = Field(default=0.4, ge=0, le=2, description="Sound-onsets-vs-motion confidence needed.")
+    sync_checks: bool = Field(default=True, description="Score lip-sync and sound-effect sync on every master.")
     # Colour-histogram intersection of the character's face between clips (media/consistency.py): the
     # same face in other framings, seeds and languages measured 0.77-0.92, other pictures 0.0-0.42.
     min_character_consistency: float | None = Field(
-        0.5,
+        default=0.5,
         ge=0,
         le=1,
         description="How alike (0..1) a character reference's face must look between the scenes and languages "
         "that use it; below it the run ends needs_review. null: not checked.",
     )
-    loudness_tolerance_lu: float = Field(2.0, gt=0, le=10)
-    max_regenerations: int = Field(2, ge=0, le=10, description="New seeds tried before human review.")
+    loudness_tolerance_lu: float = Field(default=2.0, gt=0, le=10)
+    max_regenerations: int = Field(default=2, ge=0, le=10, description="New seeds tried before human review.")
     on_review: Literal["flag", "pause"] = Field(
-        "flag",
+        default="flag",
         description="A master still failing after its regenerations: 'flag' finishes the run as needs_review; "
         "'pause' suspends the run in Prefect until a reviewer approves or rejects it.",
     )
     review_timeout_s: int = Field(
-        86_400, ge=10, le=7 * 86_400, description="How long a paused run waits for its reviewer before needs_review."
+        default=86_400,
+        ge=10,
+        le=7 * 86_400,
+        description="How long a paused run waits for its reviewer before needs_review.",
     )
 
 
 class Brief(_Model):
     campaign_id: str = Field(pattern=_ID)
-    title: str = Field("", max_length=200)
+    title: str = Field(default="", max_length=200)
     brand: Brand
     languages: list[Annotated[str, Field(pattern=_LANGUAGE)]] = Field(min_length=1, max_length=12)
     platforms: list[str] = Field(min_length=1, description="Names from the platform registry or overrides.")
@@ -259,7 +275,7 @@ class Brief(_Model):
     generation: GenerationSettings = GenerationSettings()
     qa: QAThresholds = QAThresholds()
     base_uri: str | None = Field(
-        None,
+        default=None,
         description="Where relative reference paths resolve, set by whoever loads the brief (load_brief: the "
         "brief's folder; the inbox: its folder or prefix). Never a root by itself: see tasks/ingest.py.",
     )

@@ -30,10 +30,10 @@ class SafeZone(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    top: float = Field(0.05, ge=0, lt=0.5)
-    bottom: float = Field(0.05, ge=0, lt=0.5)
-    left: float = Field(0.05, ge=0, lt=0.5)
-    right: float = Field(0.05, ge=0, lt=0.5)
+    top: float = Field(default=0.05, ge=0, lt=0.5)
+    bottom: float = Field(default=0.05, ge=0, lt=0.5)
+    left: float = Field(default=0.05, ge=0, lt=0.5)
+    right: float = Field(default=0.05, ge=0, lt=0.5)
 
 
 class PlatformSpec(BaseModel):
@@ -45,26 +45,26 @@ class PlatformSpec(BaseModel):
     label: str = Field(min_length=1, max_length=80)
     width: int = Field(ge=16, le=7680)
     height: int = Field(ge=16, le=7680)
-    fps: float = Field(30.0, gt=0, le=120)
+    fps: float = Field(default=30.0, gt=0, le=120)
     # Every field that reaches ffmpeg is a closed set or a bounded number: a brief's platform override
     # can choose among values, never write text that ffmpeg would read as an option, filter or file.
     video_codec: Literal["h264"] = "h264"
     h264_profile: Literal["baseline", "main", "high"] = "high"
     h264_level: H264Level = "4.2"
     pix_fmt: Literal["yuv420p"] = "yuv420p"  # 8-bit 4:2:0, limited range: what every platform decodes
-    crf: int = Field(20, ge=0, le=51)
-    maxrate_kbps: int = Field(12_000, ge=100)
-    bufsize_kbps: int = Field(24_000, ge=100)
-    gop_seconds: float = Field(2.0, gt=0, le=10)
+    crf: int = Field(default=20, ge=0, le=51)
+    maxrate_kbps: int = Field(default=12_000, ge=100)
+    bufsize_kbps: int = Field(default=24_000, ge=100)
+    gop_seconds: float = Field(default=2.0, gt=0, le=10)
     audio_codec: Literal["aac"] = "aac"
-    audio_rate: int = Field(48_000, ge=8_000, le=96_000)
-    audio_bitrate_kbps: int = Field(192, ge=32, le=512)
-    audio_channels: int = Field(2, ge=1, le=2)
-    loudness_lufs: float = Field(-14.0, ge=-40, le=-5)
-    true_peak_dbtp: float = Field(-1.0, ge=-10, le=0)
-    min_duration_s: float = Field(1.0, ge=0)
-    max_duration_s: float = Field(60.0, gt=0)
-    max_file_mb: float = Field(500.0, gt=0)
+    audio_rate: int = Field(default=48_000, ge=8_000, le=96_000)
+    audio_bitrate_kbps: int = Field(default=192, ge=32, le=512)
+    audio_channels: int = Field(default=2, ge=1, le=2)
+    loudness_lufs: float = Field(default=-14.0, ge=-40, le=-5)
+    true_peak_dbtp: float = Field(default=-1.0, ge=-10, le=0)
+    min_duration_s: float = Field(default=1.0, ge=0)
+    max_duration_s: float = Field(default=60.0, gt=0)
+    max_file_mb: float = Field(default=500.0, gt=0)
     safe_zone: SafeZone = SafeZone()
     faststart: bool = True
     # "subject": crop around faces / motion / generator hints, blurred padding where they cannot fit;
@@ -72,8 +72,8 @@ class PlatformSpec(BaseModel):
     reframe: Literal["subject", "fit", "centre"] = "subject"
     # Burned-in captions (feeds that autoplay muted); SRT and WebVTT sidecars are written either way.
     burn_captions: bool = False
-    caption_font_size: float = Field(0.045, gt=0.01, le=0.15)  # of the frame height: readable on a phone
-    caption_max_lines: int = Field(2, ge=1, le=4)  # longer lines become consecutive captions
+    caption_font_size: float = Field(default=0.045, gt=0.01, le=0.15)  # of the frame height: readable on a phone
+    caption_max_lines: int = Field(default=2, ge=1, le=4)  # longer lines become consecutive captions
     caption_box: bool = True  # a translucent box behind the text; False: an outline only
 
     @field_validator("label")

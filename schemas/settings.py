@@ -16,34 +16,38 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SYNCREEL_", extra="ignore")
 
     database_url: str = Field(
-        "sqlite:///.syncreel/state.db",
+        default="sqlite:///.syncreel/state.db",
         description="SQLAlchemy URL of the run-state database (postgresql+psycopg://... in production).",
     )
     storage_url: str = Field(
-        "file://.syncreel/assets",
+        default="file://.syncreel/assets",
         description="Where assets live: file://FOLDER or s3://bucket/prefix (AWS env + AWS_ENDPOINT_URL).",
     )
     work_dir: Path = Field(
-        Path(".syncreel/work"),
+        default=Path(".syncreel/work"),
         description="Local scratch space for files being rendered and for downloads from the asset store.",
     )
-    backend: str = Field("builtin", description="Generation backend: builtin | ltx2.")
+    backend: str = Field(default="builtin", description="Generation backend: builtin | ltx2.")
     # The ltx2 backend (model/ltx2.py); read only when backend is ltx2.
     ltx2_path: Path | None = Field(
-        None,
+        default=None,
         description="Local diffusers-format LTX-2 checkpoint directory (model_index.json + component folders); "
         "never downloaded.",
     )
     ltx2_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
-        "auto", description="LTX-2 weights' precision; auto: bfloat16 on CUDA, float32 on a CPU."
+        default="auto", description="LTX-2 weights' precision; auto: bfloat16 on CUDA, float32 on a CPU."
     )
     ltx2_cpu_offload: bool = Field(
-        False, description="Keep LTX-2's models in CPU memory and move each to the GPU only while it runs."
+        default=False, description="Keep LTX-2's models in CPU memory and move each to the GPU only while it runs."
     )
-    ltx2_vae_tiling: bool = Field(False, description="Decode LTX-2's video latents in overlapping spatial tiles.")
-    ltx2_stg_scale: float = Field(1.0, ge=0, description="LTX-2 spatio-temporal guidance scale; 0 turns it off.")
+    ltx2_vae_tiling: bool = Field(
+        default=False, description="Decode LTX-2's video latents in overlapping spatial tiles."
+    )
+    ltx2_stg_scale: float = Field(
+        default=1.0, ge=0, description="LTX-2 spatio-temporal guidance scale; 0 turns it off."
+    )
     ltx2_stg_blocks: tuple[int, ...] = Field(
-        (28,), description="Transformer blocks that spatio-temporal guidance perturbs (JSON list, e.g. [28])."
+        default=(28,), description="Transformer blocks that spatio-temporal guidance perturbs (JSON list, e.g. [28])."
     )
     # The speech stage (tasks/speak.py): a neural voice the operator installed, per brief language.
     piper_voices: dict[str, Path] = Field(
@@ -53,42 +57,45 @@ class Settings(BaseSettings):
         "piper-tts), the others by espeak-ng; never downloaded.",
     )
     gpu_deployment: str | None = Field(
-        None, description="Prefect deployment that scene generation is dispatched to; unset: in-process."
+        default=None, description="Prefect deployment that scene generation is dispatched to; unset: in-process."
     )
     inbox_url: str = Field(
-        "file://.syncreel/inbox",
+        default="file://.syncreel/inbox",
         description="Where the campaign-inbox schedule looks for new briefs: file://FOLDER or s3://bucket/prefix "
         "(handled ones move to handled/ under it, invalid ones to rejected/).",
     )
     campaign_deployment: str = Field(
-        "produce-campaign/production", description="Prefect deployment that `syncreel submit` and the inbox run."
+        default="produce-campaign/production",
+        description="Prefect deployment that `syncreel submit` and the inbox run.",
     )
-    x264_preset: X264Preset = Field("veryfast", description="libx264 speed/size trade-off for deliverables.")
+    x264_preset: X264Preset = Field(default="veryfast", description="libx264 speed/size trade-off for deliverables.")
     # Reference ingestion (tasks/ingest.py, media/fetch.py).
     reference_roots: tuple[Path, ...] = Field(
-        (),
+        default=(),
         description="Folders besides the brief's own that local reference paths may point into (JSON list); "
         "a path outside them, through '..' or a symlink, is refused.",
     )
     reference_private_networks: tuple[str, ...] = Field(
-        (),
+        default=(),
         description='Private, loopback or link-local networks (CIDR, JSON list, e.g. ["10.20.0.0/16"]) that '
         "https references may reach; by default only public addresses are fetched.",
     )
     reference_max_download_bytes: int = Field(
-        500_000_000, gt=0, description="Largest https reference fetched; a longer body is cut off and refused."
+        default=500_000_000, gt=0, description="Largest https reference fetched; a longer body is cut off and refused."
     )
     reference_download_timeout_s: float = Field(
-        60.0, gt=0, description="Whole-download deadline for one https reference (connect and each read too)."
+        default=60.0, gt=0, description="Whole-download deadline for one https reference (connect and each read too)."
     )
     # Fault injection for tests and drills of the QA gate: the sound of every generated master is moved
     # this much later (negative: earlier) on each scene's first ``fault_audio_shift_attempts`` attempts.
-    fault_audio_shift_ms: float = Field(0.0, ge=-2000, le=2000, description="Test hook: shift generated audio (ms).")
+    fault_audio_shift_ms: float = Field(
+        default=0.0, ge=-2000, le=2000, description="Test hook: shift generated audio (ms)."
+    )
     fault_audio_shift_attempts: int = Field(
-        1, ge=0, description="Test hook: how many attempts per scene get the shift (0: every attempt)."
+        default=1, ge=0, description="Test hook: how many attempts per scene get the shift (0: every attempt)."
     )
     lease_seconds: float = Field(
-        300.0,
+        default=300.0,
         gt=0,
         description="A run whose owner has not written a heartbeat for this long may be taken over.",
     )

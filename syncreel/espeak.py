@@ -31,7 +31,7 @@ class SpeechError(RuntimeError):
     """espeak-ng could not be loaded or refused the text or voice."""
 
 
-def _collect(wave: ctypes.POINTER(ctypes.c_short), count: int, _events: ctypes.c_void_p) -> int:
+def _collect(wave: ctypes._Pointer[ctypes.c_short], count: int, _events: ctypes.c_void_p) -> int:
     if count > 0:
         _chunks.append(np.ctypeslib.as_array(wave, shape=(count,)).copy())
     return 0
