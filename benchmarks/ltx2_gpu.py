@@ -6,7 +6,7 @@ One request at LTX-2's reference size — 768×512, 121 frames at 24 fps (5.04 s
 of dialogue — through the backend's own ``generate`` (model/ltx2.py: prompt, pipeline call, crop, audio
 resampling), after one 2-step warm-up at the same size. With ``--weights`` the checkpoint in that
 folder is timed; without, a random-weight pipeline of LTX-2.0's released dimensions built in memory
-(model/ltx2_random.py ``full()``: the 48-layer 19 B transformer, a Gemma-3-12B-sized text encoder, the
+(tests/fixtures/ltx2_random.py ``full()``: the 48-layer 19 B transformer, a Gemma-3-12B-sized text encoder, the
 released VAE, audio VAE and vocoder configs) — the same arithmetic, noise for output.
 
 Each measured run is timed twice, alternating: through the backend, and as the bare diffusers call — the
@@ -117,7 +117,7 @@ def make_generator(args: argparse.Namespace, device: torch.device):
     }
     if args.weights is not None:
         return LTX2Generator(args.weights, dtype=args.dtype, **options), str(args.weights)
-    from syncreel.model.ltx2_random import build_random_pipeline, full, tiny
+    from tests.fixtures.ltx2_random import build_random_pipeline, full, tiny
 
     dtype = _resolve_dtype(args.dtype, device)
     # With offload the weights wait in CPU memory; otherwise they are created on the GPU directly.

@@ -1,4 +1,4 @@
-"""How well and how fast the sync scorers measure: over benchmarks/calibration.py's full set, the
+"""How well and how fast the sync scorers measure: over tests/fixtures/calibration.py's full set, the
 offset error on clips with a known shift, the share of faulty clips rejected with the right status,
 and the speed on this CPU as a realtime factor for a 1080p 25 fps talking-face clip.
 
@@ -25,13 +25,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import calibration  # noqa: E402
 from syncreel.media.faces import FaceTracker  # noqa: E402
 from syncreel.media.probe import probe  # noqa: E402
 from syncreel.media.qc import Expectation, run_checks  # noqa: E402
 from syncreel.media.syncqa import qa_checks, score_sync  # noqa: E402
+
+from tests.fixtures import calibration  # noqa: E402
 
 FRAME_MS = 40.0
 EARLY_MS, LATE_MS = 45.0, 125.0

@@ -8,14 +8,14 @@
 - ``s3_endpoint``: moto's S3 API server on 127.0.0.1 (a free port), for boto3 to talk to.
 - ``harness``: Prefect's test harness (a temporary API server), started once per test run for the flow tests.
 - ``embedded_state``: a test's own SQLite database, asset folder and work dir under ``tmp_path``.
+- ``calibration``, ``fast_set``: the sync scorers' calibration clips (tests/fixtures/calibration.py), built once
+  into pytest's cache folder, and the fast subset scored.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +24,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from syncreel.schemas.settings import get_settings
+
+pytest_plugins = ["tests.fixtures.ingest"]  # https_server, trusted, runtime (for the ingest tests)
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -114,10 +116,21 @@ def embedded_state(tmp_path, monkeypatch) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def calibration() -> ModuleType:
-    """benchmarks/calibration.py (a script, not a package), loaded once for the sync and face tests."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "calibration.py"
-    spec = importlib.util.spec_from_file_location("syncreel_calibration", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
+    """tests/fixtures/calibration.py, for the sync and face tests that build its clips."""
+    from tests.fixtures import calibration
+
+    return calibration
+
+
+@pytest.fixture(scope="session")
+def calibration_folder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the calibration clips are built: pytest's cache folder, so that they are reused across runs
+    while their recipe is unchanged."""
+    cache = getattr(request.config, "cache", None)
+    return Path(cache.mkdir("syncreel-calibration")) if cache is not None else tmp_path_factory.mktemp("calibration")
+
+
+@pytest.fixture(scope="session")
+def fast_set(calibration_folder: Path, calibration: ModuleType) -> dict:
+    """The calibration set's fast subset, each case with its sync report (about 25 s to build on 2 cores)."""
+    return calibration.score_cases(calibration.build(calibration_folder))

@@ -1,0 +1,433 @@
+"""Production orchestration with real processes on 127.0.0.1: a Prefect server on Postgres (started by
+`syncreel server --deploy`), two GPU-pool process workers and one CPU-pool worker, campaigns submitted
+through the produce-campaign deployment with `syncreel submit`.
+
+One stack per module (it takes a minute to start on two cores); the tests run in file order, and the
+SIGKILL test leaves one GPU worker for the inbox test. Marked slow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "briefs" / "lumen-fizz.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_brief(path: Path, campaign_id: str, scenes: int) -> Path:
+    """The example's scenes, cycled to ``scenes`` of 1 s, one language, two small platforms, no references."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    examples = data["scenes"]
+    data.update(
+        campaign_id=campaign_id,
+        languages=["en"],
+        references=[],
+        music=None,
+        platforms=["square", "tiktok"],
+        platform_overrides={"square": {"width": 160, "height": 160}, "tiktok": {"width": 144, "height": 256}},
+        master={"width": 128, "height": 72, "fps": 12, "sample_rate": 48000},
+        qa={"max_regenerations": 0},
+    )
+    data["generation"]["steps"] = 2
+    data["scenes"] = []
+    for n in range(scenes):
+        scene = {**examples[n % len(examples)], "id": f"s{n + 1}", "duration_s": 1.0, "references": []}
+        scene["sound_cues"] = [{**cue, "at_s": 0.4} for cue in scene.get("sound_cues", [])]
+        scene["dialogue"] = [
+            {**line, "start_s": 0.1, "text": {"en": "Hi there."}} for line in scene.get("dialogue", [])
+        ]
+        data["scenes"].append(scene)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from /proc), children first."""
+    found: list[int] = []
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    for child in children:
+        found += process_tree(int(child))
+    return [*found, pid]
+
+
+def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
+    for member in process_tree(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, sig)
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    state_url: str
+    prefect_url: str
+    folder: Path
+    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def state(self, sql: str) -> list[tuple]:
+        return query(self.state_url, sql)
+
+    def prefect(self, sql: str) -> list[tuple]:
+        return query(self.prefect_url, sql)
+
+    def syncreel(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "syncreel.cli", *args],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def scene_runs(self, campaign: str) -> list[tuple]:
+        """(name, state, worker, gpu, start, end) of the campaign's generate-scene flow runs."""
+        return self.prefect(
+            "select fr.name, fr.state_type, fr.labels->>'prefect.worker.name', fr.labels->>'syncreel.gpu', "
+            "fr.start_time, fr.end_time from flow_run fr join flow f on f.id = fr.flow_id "
+            "where f.name = 'generate-scene' "
+            f"and fr.parameters->'request'->'plan'->'brief'->>'campaign_id' = '{campaign}' "
+            "order by fr.start_time"
+        )
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    handle = log.open("w")
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def wait_for(predicate, timeout_s: float, what: str, step: float = 0.5):  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("orchestration")
+    base = make_url(postgres_url)
+    prefect_db = f"{base.database}_prefect"
+    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{prefect_db}"'))
+    prefect_url = base.set(database=prefect_db).render_as_string(hide_password=False)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(folder / "prefect"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_HEARTBEAT_SECONDS": "3",
+        "SYNCREEL_DATABASE_URL": postgres_url,
+        "SYNCREEL_STORAGE_URL": f"file://{folder}/assets",
+        "SYNCREEL_WORK_DIR": str(folder / "work"),
+        "SYNCREEL_INBOX_URL": f"file://{folder}/inbox",
+        "SYNCREEL_PROJECT_DIR": str(ROOT),
+        # Submitted briefs arrive through the API, so their folders are read only inside the roots.
+        "SYNCREEL_REFERENCE_ROOTS": json.dumps([str(folder)]),
+    }
+    env.pop("SYNCREEL_GPU_DEPLOYMENT", None)  # the produce-campaign deployment sets it for its own runs
+    (folder / "inbox").mkdir()
+    logs = folder / "logs"
+    logs.mkdir()
+    server = start(
+        [
+            sys.executable,
+            "-m",
+            "syncreel.cli",
+            "server",
+            "--database-url",
+            prefect_url,
+            "--port",
+            str(port),
+            "--gpus",
+            "2",
+            "--deploy",
+        ],
+        env,
+        logs / "server.log",
+    )
+    stack = Stack(env=env, state_url=postgres_url, prefect_url=prefect_url, folder=folder)
+    try:
+        wait_for(
+            lambda: server.poll() is not None or "prefect server ready" in (logs / "server.log").read_text(),
+            300,
+            "the Prefect server and deployments",
+        )
+        assert server.poll() is None, (logs / "server.log").read_text()[-4000:]
+        worker = [sys.executable, "-m", "prefect", "worker", "start", "--type", "process"]
+        for gpu in ("0", "1"):
+            stack.workers[f"gpu-{gpu}"] = start(
+                [*worker, "--pool", "syncreel-gpu", "--name", f"gpu-{gpu}", "--limit", "1"],
+                {**env, "CUDA_VISIBLE_DEVICES": gpu},
+                logs / f"gpu-{gpu}.log",
+            )
+        stack.workers["cpu-0"] = start(
+            [*worker, "--pool", "syncreel-cpu", "--name", "cpu-0", "--limit", "4"], env, logs / "cpu-0.log"
+        )
+        wait_for(
+            lambda: stack.prefect("select count(*) from worker where last_heartbeat_time is not null")[0][0] == 3,
+            120,
+            "three workers' first heartbeats",
+        )
+        yield stack
+    finally:
+        for process in [*stack.workers.values(), server]:
+            if process.poll() is None:
+                kill_tree(process.pid, signal.SIGTERM)
+        for process in [*stack.workers.values(), server]:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                kill_tree(process.pid)
+                process.wait(timeout=10)
+        for log in sorted(logs.iterdir()):  # shown by pytest only when a test failed
+            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{prefect_db}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def check_complete(stack: Stack, outcome: dict, campaign: str, scenes: int) -> str:
+    assert outcome["flow_run_state"] == "Completed", outcome
+    assert outcome["status"] in ("succeeded", "needs_review"), outcome
+    run_id = outcome["run_id"]
+    assert sorted((d["language"], d["platform"]) for d in outcome["deliverables"]) == [
+        ("en", "square"),
+        ("en", "tiktok"),
+    ]
+    for d in outcome["deliverables"]:
+        assert Path(d["uri"].removeprefix("file://")).stat().st_size > 1000
+    # syncreel's run state, in Postgres: finished, every scene settled, one succeeded generation per scene.
+    assert stack.state(f"select status from campaign_runs where id = '{run_id}'") == [(outcome["status"],)]
+    assert stack.state(
+        f"select count(*) from scene_jobs where run_id = '{run_id}' and status not in ('passed', 'needs_review')"
+    ) == [(0,)]
+    assert stack.state(
+        f"select count(*), count(distinct cache_key), count(distinct scene_id) from generations "
+        f"where run_id = '{run_id}' and status = 'succeeded'"
+    ) == [(scenes, scenes, scenes)]
+    assert stack.state(f"select count(*) from deliverables where run_id = '{run_id}'") == [(2,)]
+    # Prefect's own state, in its Postgres database: the campaign's flow run completed.
+    states = stack.prefect(
+        "select fr.state_type from flow_run fr join flow f on f.id = fr.flow_id where f.name = 'produce-campaign' "
+        f"and fr.parameters->'brief'->>'campaign_id' = '{campaign}'"
+    )
+    assert states == [("COMPLETED",)], states
+    return run_id
+
+
+def assert_one_at_a_time(runs: list[tuple]) -> None:
+    by_worker: dict[str, list[tuple]] = {}
+    for run in runs:
+        by_worker.setdefault(run[2], []).append(run)
+    for worker, mine in by_worker.items():
+        mine.sort(key=lambda r: r[4])
+        for before, after in zip(mine, mine[1:], strict=False):
+            assert before[5] <= after[4], f"{worker} ran {before[0]} and {after[0]} at once"
+
+
+def test_six_scene_campaign_through_the_deployment_uses_both_gpu_workers(stack: Stack):
+    brief = tiny_brief(stack.folder / "six.yaml", "orch-six", scenes=6)
+    started = time.monotonic()
+    done = stack.syncreel("submit", str(brief), "--json", "--out", str(stack.folder / "out"))
+    wall = time.monotonic() - started
+    assert done.returncode in (0, 3), done.stdout + done.stderr
+    outcome = json.loads(done.stdout)
+    check_complete(stack, outcome, "orch-six", scenes=6)
+    assert len(list((stack.folder / "out" / "orch-six" / "en").glob("*.mp4"))) == 2
+
+    runs = stack.scene_runs("orch-six")
+    assert len(runs) == 6 and {r[1] for r in runs} == {"COMPLETED"}, runs
+    assert {r[2] for r in runs} == {"gpu-0", "gpu-1"}, runs
+    assert {(r[2], r[3]) for r in runs} == {("gpu-0", "0"), ("gpu-1", "1")}  # each worker on its own GPU
+    assert_one_at_a_time(runs)
+    flow_run_s = sum((r[5] - r[4]).total_seconds() for r in runs) / len(runs)
+    generate_s = stack.state("select avg(seconds) from generations where status = 'succeeded'")[0][0]
+    print(
+        f"6 scenes in {wall:.1f} s: "
+        + ", ".join(f"{r[0]}@{r[2]}" for r in runs)
+        + f"; per scene: flow run {flow_run_s:.1f} s, of which generation {generate_s:.2f} s"
+    )
+
+
+def test_brief_changed_event_rerenders_variants_without_generating(stack: Stack):
+    data = yaml.safe_load((stack.folder / "six.yaml").read_text())
+    data["platforms"].append("youtube")  # a platform added after the campaign was produced
+    data["platform_overrides"]["youtube"] = {"width": 256, "height": 144}
+    edited = stack.folder / "six-edited.yaml"
+    edited.write_text(yaml.safe_dump(data, sort_keys=False))
+    generations = stack.state("select count(*) from generations")
+    started = time.monotonic()
+    emitted = subprocess.run(
+        [sys.executable, "-m", "prefect", "event", "emit", "syncreel.brief.changed"]
+        + ["--resource-id", "syncreel.brief.orch-six", "--payload", json.dumps({"brief_uri": str(edited)})],
+        env=stack.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert emitted.returncode == 0, emitted.stdout + emitted.stderr
+
+    def rerender_state() -> str | None:
+        rows = stack.prefect(
+            "select fr.state_type from flow_run fr join flow f on f.id = fr.flow_id where f.name = 'produce-campaign' "
+            f"and fr.parameters->>'brief' = '{edited}'"
+        )
+        return rows[0][0] if rows and rows[0][0] in ("COMPLETED", "FAILED", "CRASHED") else None
+
+    assert wait_for(rerender_state, 600, "the event-triggered re-render", 2) == "COMPLETED"
+    run_id = stack.state("select id from campaign_runs where campaign_id = 'orch-six' order by created_at desc")[0][0]
+    assert stack.state(f"select platform from deliverables where run_id = '{run_id}' order by 1") == [
+        ("square",),
+        ("tiktok",),
+        ("youtube",),
+    ]
+    assert stack.state("select count(*) from generations") == generations  # every master came from the memo
+    print(f"re-render with a new platform: {time.monotonic() - started:.1f} s from the event, 0 scenes generated")
+
+
+def test_schema_violation_is_refused_by_the_server_with_the_field(stack: Stack):
+    import httpx
+
+    api = stack.env["PREFECT_API_URL"]
+    deployment = httpx.get(f"{api}/deployments/name/produce-campaign/production").json()
+    brief = yaml.safe_load(tiny_brief(stack.folder / "bad.yaml", "orch-bad", scenes=1).read_text())
+    brief["generation"]["steps"] = -3
+    answer = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={"parameters": {"brief": brief}})
+    assert answer.status_code == 409, answer.text
+    assert "steps" in answer.text
+    names = [name for (name,) in stack.prefect("select name from automation")]
+    assert names.count("syncreel-crash-silent-flow-runs") == 1, names  # created once by `syncreel server`
+
+
+def test_sigkill_of_a_gpu_worker_holding_a_scene_loses_and_duplicates_nothing(stack: Stack):
+    brief = tiny_brief(stack.folder / "kill.yaml", "orch-kill", scenes=4)
+    submit = subprocess.Popen(
+        [sys.executable, "-m", "syncreel.cli", "submit", str(brief), "--json"],
+        env=stack.env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def busy_worker() -> str | None:
+            running = [r for r in stack.scene_runs("orch-kill") if r[1] == "RUNNING" and r[2]]
+            if not running:  # (syncreel's tables exist by then: the campaign flow migrated them)
+                return None
+            generating = stack.state(
+                "select count(*) from scene_jobs j join campaign_runs r on r.id = j.run_id "
+                "where r.campaign_id = 'orch-kill' and j.status = 'generating'"
+            )[0][0]
+            return running[0][2] if generating else None
+
+        victim = wait_for(busy_worker, 400, "a GPU worker mid-scene")
+        killed_at = time.monotonic()
+        kill_tree(stack.workers[victim].pid)
+        stack.workers[victim].wait(timeout=10)
+        out, err = submit.communicate(timeout=600)
+    finally:
+        if submit.poll() is None:
+            submit.kill()
+    assert submit.returncode in (0, 3), out + err
+    outcome = json.loads(out)
+    check_complete(stack, outcome, "orch-kill", scenes=4)
+    runs = stack.scene_runs("orch-kill")
+    crashed = [r for r in runs if r[1] == "CRASHED"]
+    assert len(crashed) == 1 and crashed[0][2] == victim, runs
+    completed = [r for r in runs if r[1] == "COMPLETED"]
+    assert sorted(r[0].split("-")[0] for r in completed) == ["s1", "s2", "s3", "s4"], runs
+    retried = crashed[0][0].rsplit("-p", 1)[0]
+    assert [r[2] for r in completed if r[0].startswith(retried)] != [victim], runs
+    assert_one_at_a_time([r for r in runs if r[1] == "COMPLETED"])
+    print(
+        f"killed {victim} on {crashed[0][0]}; finished {time.monotonic() - killed_at:.1f} s later: "
+        + ", ".join(f"{r[0]}@{r[2]}:{r[1]}" for r in runs)
+    )
+
+
+def test_inbox_schedule_produces_each_brief_once(stack: Stack):
+    assert stack.prefect(
+        "select s.schedule->>'cron' from deployment_schedule s join deployment d on d.id = s.deployment_id "
+        "join flow f on f.id = d.flow_id where f.name = 'campaign-inbox'"
+    ) == [("*/5 * * * *",)]
+    inbox = stack.folder / "inbox"
+    for name in ("inbox-a", "inbox-b"):
+        tiny_brief(inbox / f"{name}.yaml", name, scenes=1)
+    kept = (inbox / "inbox-a.yaml").read_text()
+
+    def campaign_runs() -> list[tuple]:
+        return stack.prefect(
+            "select fr.parameters->'brief'->>'campaign_id', fr.state_type from flow_run fr join flow f on "
+            "f.id = fr.flow_id where f.name = 'produce-campaign' and fr.tags ? 'inbox' order by 1"
+        )
+
+    def inbox_pass() -> None:
+        done = subprocess.run(
+            [sys.executable, "-m", "prefect", "deployment", "run", "campaign-inbox/production", "--watch"],
+            env=stack.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    inbox_pass()
+    wait_for(lambda: [s for _, s in campaign_runs()] == ["COMPLETED", "COMPLETED"], 600, "both inbox campaigns", 2)
+    assert [c for c, _ in campaign_runs()] == ["inbox-a", "inbox-b"]
+    assert sorted(p.name.split("-")[1] for p in (inbox / "handled").iterdir()) == ["a", "b"]
+    assert not list(inbox.glob("*.yaml"))
+
+    (inbox / "inbox-a-again.yaml").write_text(kept)  # the same content dropped again: not a new campaign
+    inbox_pass()
+    inbox_pass()
+    assert [c for c, _ in campaign_runs()] == ["inbox-a", "inbox-b"]
+    assert stack.state(
+        "select campaign_id, count(*) from campaign_runs where campaign_id like 'inbox-%' group by 1 order by 1"
+    ) == [("inbox-a", 1), ("inbox-b", 1)]
