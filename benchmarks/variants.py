@@ -1,7 +1,7 @@
 """Platform fan-out speed: syncreel's `render_variants` against two hand-made baselines.
 
     python benchmarks/variants.py                 # 30 s 1920×1080 master, every registered platform
-    python benchmarks/variants.py --json          # the same numbers as JSON
+    python benchmarks/variants.py --json out.json # the table, and the same figures written as JSON
     python benchmarks/variants.py --seconds 10 --platform tiktok --platform square --platform youtube
 
 All three render the same master to the same platforms with the same encoder settings
@@ -202,7 +202,7 @@ def main() -> None:
         default="subject",
         help="The baselines' crops: syncreel's windows (the same pictures encoded) or a fixed centred crop.",
     )
-    parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="Also write the figures to this JSON file.")
     args = parser.parse_args()
     names = args.platform or list(PLATFORMS)
     specs = {name: PLATFORMS[name] for name in names}
@@ -221,13 +221,23 @@ def main() -> None:
             _check_outputs(out, specs, seconds)
             rows[label] = {"wall_s": wall, "cpu_s": cpu, "detail": value}
             shutil.rmtree(out)
+    report = _report(rows, specs, seconds, args)
+    _print_table(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+def _report(
+    rows: dict[str, dict[str, Any]], specs: dict[str, PlatformSpec], seconds: float, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The figures: each run's wall and CPU time against naive's, its encodes and realtime factor."""
     naive_wall, naive_cpu = rows["naive"]["wall_s"], rows["naive"]["cpu_s"]
     encodes = {"naive": len(specs), "hand-written split": len(specs)}
     shared = rows["syncreel"]["detail"]["same_render_as"]
     encodes["syncreel"] = sum(1 for same in shared.values() if same is None)
-    report = {
+    return {
         "master": {"seconds": round(seconds, 2), "size": "1920x1080" if args.master is None else str(args.master)},
-        "platforms": names,
+        "platforms": list(specs),
         "preset": args.preset,
         "baseline_crop": args.baseline_crop,
         "cores": os.cpu_count(),
@@ -248,11 +258,12 @@ def main() -> None:
         "syncreel_shared_encodes": {name: same for name, same in shared.items() if same},
         "syncreel_stages_s": {stage: round(v, 2) for stage, v in rows["syncreel"]["detail"]["stages"].items()},
     }
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return
-    print(f"master {seconds:.1f} s 1920×1080, {len(specs)} platforms, x264 {args.preset}, {os.cpu_count()} cores, "
-          f"baselines' crops: {args.baseline_crop}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    master, preset, crop = report["master"], report["preset"], report["baseline_crop"]
+    print(f"master {master['seconds']:.1f} s {master['size']}, {len(report['platforms'])} platforms, x264 {preset}, "
+          f"{report['cores']} cores, baselines' crops: {crop}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"{'':22}{'wall s':>9}{'CPU s':>9}{'× naive wall':>14}{'× naive CPU':>13}{'encodes':>9}{'RT/variant':>12}")
     for label, run_report in report["runs"].items():
         print(
