@@ -2,10 +2,10 @@
 
 The measure is the colour-histogram intersection (0..1, 1 the same colours) of the largest face in each
 clip's middle picture (the whole picture when no face is found), against the reference photo's face and
-between every two clips. Measured (tests/test_consistency.py, the example brief's builtin masters): the
-same face in other framings, sizes, mouth openings, seeds and languages scores 0.77–0.92 against itself
-and 0.75–0.94 against its photo; a scene without the character 0.26–0.42, the same face re-graded warm
-(+40 red, −40 blue) about 0.1, a different picture 0.0. The brief's default threshold
+between every two clips. Measured (tests/media/test_consistency.py, the example brief's builtin
+masters): the same face in other framings, sizes, mouth openings, seeds and languages scores 0.77–0.92
+against itself and 0.75–0.94 against its photo; a scene without the character 0.26–0.42, the same face
+re-graded warm (+40 red, −40 blue) about 0.1, a different picture 0.0. The brief's default threshold
 (``qa.min_character_consistency``, 0.5) sits in the gap.
 
 ``character_consistency`` measures; ``consistency_checks`` judges the measurement against a threshold

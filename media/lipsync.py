@@ -54,7 +54,7 @@ WINDOW_MIN_SPEECH_S = 1.0
 MIN_PAIRED_SLOTS = 25  # a correlation needs at least a second of slots with both signals
 SYLLABLE_WINDOW_S = 0.36  # the moving average taken off both series: what is slower than syllables
 
-# Judging (calibrated on benchmarks/calibration.py's set; see README "QA scores")
+# Judging (calibrated on tests/fixtures/calibration.py's set; see docs/qa.md, "Thresholds")
 DEFAULT_MIN_CONFIDENCE = 0.5
 MIN_SPEECH_S = 0.5  # less speech than this: nothing to sync
 MIN_SPEECH_FACE_SHARE = 0.5  # a face on at least this share of the speech

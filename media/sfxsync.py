@@ -31,8 +31,8 @@ RISE_S = 0.03  # the rise that audio_onsets looks at
 ONSET_RANGE_DB = 40.0  # rises in quieter sound than the loudest minus this are not onsets
 EVENT_WINDOW_S = 0.12  # an onset further than this from where the clip's offset puts an event's sound is not its sound
 
-# Calibrated on benchmarks/calibration.py: shifted balls 0.60–0.76, another ball's sound 0.23; 15 knocks
-# at times unrelated to 15 impacts 0.11–0.18. With only ~6 events, chance alignment reaches 0.5.
+# Calibrated on tests/fixtures/calibration.py: shifted balls 0.60–0.76, another ball's sound 0.23;
+# 15 knocks at times unrelated to 15 impacts 0.11–0.18. With only ~6 events, chance alignment reaches 0.5.
 DEFAULT_MIN_CONFIDENCE = 0.4
 MIN_ONSETS = 2
 MIN_MOTION = 0.5  # mean frame-difference RMS (luma levels) under which the picture is still

@@ -384,7 +384,7 @@ def _from_pydantic(err: Any) -> BriefIssue:
     if pattern in _PATTERN_HELP:
         message = _PATTERN_HELP[pattern]
     if err["type"] == "extra_forbidden":
-        message = "unknown field (check the spelling; see the README's brief reference)"
+        message = "unknown field (check the spelling; docs/briefs.md lists the fields)"
     elif err["type"] != "missing" and not isinstance(err.get("input"), dict | list):
         message = f"{message} (got {_shown(err.get('input'))})"
     elif err["type"] != "missing":
