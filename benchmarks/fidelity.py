@@ -52,7 +52,7 @@ MIN_LINE_SHARE = 0.9
 MASK_MARGIN = 2  # pixels eroded off a reference's matte: its soft edge blends with what is behind
 
 
-# -- measures: pure functions over arrays (tests/test_fidelity.py) ----------------------------------------
+# -- measures: pure functions over arrays (tests/benchmarks/test_fidelity.py) ----------------------------------------
 def identity(frames: list[Any], photo: np.ndarray, detector: Any) -> dict[str, Any]:
     """Similarity of the largest face in each frame (av.VideoFrame) to the photo's face: the
     character-consistency measure per frame, and the share of frames with a face at ≥ MIN_IDENTITY."""

@@ -54,7 +54,7 @@ def test_offset_and_event_table(shift_ms: int) -> None:
 
 def test_unrelated_sounds() -> None:
     # 15 impacts in 12 s and 15 knocks at other times (with only a handful of events, chance
-    # alignments at some lag can look confident: see README "QA scores")
+    # alignments at some lag can look confident: see docs/qa.md, "Sound-effect sync")
     events = sorted(np.random.default_rng(100).uniform(0.3, 11.5, 15).round(2))
     unrelated = sorted(np.random.default_rng(3).uniform(0.3, 11.5, 15).round(2))
     tracks = clip(events, 0.0, seconds=12.0)
