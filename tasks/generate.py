@@ -43,7 +43,7 @@ from syncreel.tasks.stage import (
     to_record,
 )
 
-from syncreel import media
+from syncreel import audio, media
 from syncreel.audio import resample
 
 
@@ -200,7 +200,7 @@ def _prepare(
         request_identity(request, references),
         generator.name,
         generator.model_version,
-        code_fingerprint(media.encode, media.speech, media.compose),
+        code_fingerprint(media.encode, media.speech, media.compose, audio),  # audio: the one resampler
         {"dialogue_stem": dialogue_stem(request, spoken), "dialogue": dialogue.sha256 if dialogue else None},
         *([{"fault_audio_shift_ms": shift_ms}] if shift_ms else []),
     )
