@@ -57,6 +57,7 @@ def identity(frames: list[Any], photo: np.ndarray, detector: Any) -> dict[str, A
     """Similarity of the largest face in each frame (av.VideoFrame) to the photo's face: the
     character-consistency measure per frame, and the share of frames with a face at ≥ MIN_IDENTITY."""
     import av
+
     from syncreel.media.consistency import appearance
 
     reference, _ = appearance(
@@ -186,6 +187,7 @@ class Master:
 def kept_masters(run_id: str | None = None) -> tuple[str, str, list[Master]]:
     """(run id, status, the master each scene job kept) from the configured state."""
     from sqlalchemy import select
+
     from syncreel.store import runs
     from syncreel.store.models import Asset, Generation, SceneJob, TaskOutput
     from syncreel.tasks.stage import get_runtime
@@ -281,14 +283,13 @@ def held_still(
 
 
 def measure(brief_path: Path, run_id: str | None = None) -> dict[str, Any]:
+    from syncreel import media
     from syncreel.media.compose import SceneReferences, packshot_at, placements_from, read_image, scaled
     from syncreel.media.faces import FaceDetector
     from syncreel.media.mix import RATE, read_stems
     from syncreel.schemas.brief import load_brief
     from syncreel.schemas.settings import get_settings
     from syncreel.tasks.inputs import line_voice, sync_expectation
-
-    from syncreel import media
 
     brief = load_brief(brief_path)
     run, status, masters = kept_masters(run_id)

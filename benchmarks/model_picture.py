@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
 from model_sync import held_out_prompts  # noqa: E402
+
 from syncreel.model.builtin import CHECKPOINT, BuiltinGenerator  # noqa: E402
 from syncreel.model.events import _object_mask  # noqa: E402
 from syncreel.model.generator import GenerationRequest  # noqa: E402

@@ -47,13 +47,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from syncreel.audio import audio_onsets, match_events  # noqa: E402
 from syncreel.model.builtin import AUDIO_LAG, BuiltinGenerator  # noqa: E402
 from syncreel.model.codecs import decode_audio, encode_audio, encode_video  # noqa: E402
 from syncreel.model.events import sync_figures, visual_events  # noqa: E402
 from syncreel.model.generator import GenerationRequest  # noqa: E402
 from syncreel.model.world import STEMS, sample_clip  # noqa: E402
-
-from syncreel.audio import audio_onsets, match_events  # noqa: E402
 
 CHECKPOINTS = ROOT / "model" / "checkpoints"
 HELD_OUT_SEED = 900_000  # training draws from default_rng(seed) streams with small seeds; these never occur

@@ -30,7 +30,6 @@ from syncreel.media.faces import FaceTracker  # noqa: E402
 from syncreel.media.probe import probe  # noqa: E402
 from syncreel.media.qc import Expectation, run_checks  # noqa: E402
 from syncreel.media.syncqa import qa_checks, score_sync  # noqa: E402
-
 from tests.fixtures import calibration  # noqa: E402
 
 FRAME_MS = 40.0

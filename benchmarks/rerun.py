@@ -32,6 +32,7 @@ def main() -> int:
 
     os.environ.update(embedded_environment(state))
     from prefect import flow
+
     from syncreel.flows.campaign import produce_campaign
     from syncreel.schemas.brief import load_brief
 

@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 from PIL import Image, ImageFilter  # noqa: E402
+
 from syncreel.media.ffmpeg import BITEXACT, run  # noqa: E402
 from syncreel.media.probe import probe  # noqa: E402
 from syncreel.media.reframe import analyse_subjects, cover_crop_size, plan_crop_path  # noqa: E402

@@ -13,6 +13,7 @@ import sys
 from typing import Annotated
 
 import typer
+
 from syncreel.cli import inspect, media, produce, review, server
 from syncreel.cli.output import console, err_console, literal, log_handler
 from syncreel.schemas.errors import InputError

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+
 from syncreel.cli.output import console, error_exit, literal, load_or_exit, styled
 
 if TYPE_CHECKING:

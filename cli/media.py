@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
 from syncreel.cli.output import console, err_console, error_exit, literal, styled
 from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS
 
@@ -168,6 +169,7 @@ def variants(
     Exit 0 when every output passes its platform's checks (or warns), 1 when one fails, 2 on bad input.
     """
     from pydantic import ValidationError
+
     from syncreel.media.errors import MediaError
     from syncreel.media.variant_job import VariantJob
 

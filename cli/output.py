@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
+
 from syncreel.schemas.brief import Brief, BriefError, load_brief
 
 # User text (ids, paths, dialogue, messages that quote values) is always shown as written: it goes

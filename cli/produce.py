@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
 from syncreel.cli.output import console, console_logs_to_file, err_console, literal, load_or_exit, styled
 from syncreel.schemas.brief import Brief
 from syncreel.schemas.errors import user_message

@@ -6,6 +6,7 @@ import os
 from typing import Annotated
 
 import typer
+
 from syncreel.cli.output import console, error_exit, literal, styled
 
 

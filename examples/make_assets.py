@@ -26,6 +26,7 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
 from syncreel.model.world import FACE_CROP
 
 LIME = (0x9B, 0xE5, 0x64)

@@ -26,6 +26,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy.signal import spectrogram
+
 from syncreel.schemas.settings import embedded_environment
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,6 +15,7 @@ import time
 from prefect import flow
 from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
+
 from syncreel.flows.dispatch import generate_master
 from syncreel.schemas.brief import Brief, load_brief
 from syncreel.schemas.records import (

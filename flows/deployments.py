@@ -76,6 +76,7 @@ def bootstrap(gpus: int) -> None:
     )
     from prefect.events.schemas.automations import AutomationCore
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
     from syncreel.flows.scene import GPU_LIMIT
 
     with get_client(sync_client=True) as client:

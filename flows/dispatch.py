@@ -22,6 +22,7 @@ from prefect import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.states import Crashed, State
+
 from syncreel.schemas.records import CampaignPlan, IngestedReference, MasterRecord
 from syncreel.schemas.requests import SceneRequest
 from syncreel.schemas.settings import get_settings

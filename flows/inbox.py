@@ -19,6 +19,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterIdempoten
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from pydantic import BaseModel, ConfigDict, Field
+
 from syncreel.schemas.brief import Brief, BriefError, BriefIssue, parse_document, validate_brief
 from syncreel.schemas.document import DEFAULT_LIMITS, DocumentError, read_capped
 from syncreel.schemas.errors import InputError

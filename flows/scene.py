@@ -17,6 +17,7 @@ from uuid import UUID
 from prefect import flow, get_client
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
+
 from syncreel.schemas.requests import SceneRequest
 from syncreel.tasks.generate import generate_scene
 from syncreel.tasks.stage import dispatch_key, get_runtime, remember

@@ -14,6 +14,7 @@ from typing import Any
 from prefect import get_client
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.deployments import run_deployment
+
 from syncreel.schemas.brief import Brief
 from syncreel.schemas.records import deliverable_path
 from syncreel.schemas.settings import get_settings

@@ -19,6 +19,7 @@ from typing import Any
 
 import av
 import numpy as np
+
 from syncreel.media import beats, shots
 from syncreel.media.errors import MediaError
 from syncreel.media.frames import Picture, pictures

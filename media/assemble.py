@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from syncreel.media.errors import MediaError
 from syncreel.media.ffmpeg import BITEXACT, run
 from syncreel.media.mix import LAYERS, SCENE_MIX, MixSettings, mix_spot, read_stems

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from syncreel.schemas.platforms import PlatformSpec
 
 READING_CHARS_PER_S = 15.0  # comfortable subtitle reading speed

@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 from scipy.signal import savgol_filter
+
 from syncreel.media.errors import MediaError
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
@@ -446,6 +447,7 @@ def photo_mouth(photo: np.ndarray) -> MouthGeometry | None:
     """The mouth of the face in an RGB(A) photo by the face mesh (media.faces), or None when the photo
     shows no face (or the face models are not installed)."""
     import av
+
     from syncreel.media.faces import FaceModelError, FaceTracker
     from syncreel.media.frames import Picture
 

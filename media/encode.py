@@ -8,12 +8,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from syncreel.audio import resample
 from syncreel.media.errors import MediaError
 from syncreel.media.ffmpeg import BITEXACT, run
 from syncreel.media.probe import MediaInfo, probe
 from syncreel.schemas.clips import MasterClip
-
-from syncreel.audio import resample
 
 MASTER_AUDIO_RATE = 48_000
 MASTER_AUDIO_BITRATE = 256_000

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from syncreel.media.frames import Box, Picture, as_box
 
 MODELS = Path(__file__).parent / "models"

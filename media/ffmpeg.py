@@ -17,6 +17,7 @@ from typing import Any
 
 import ffmpeg as ffmpeg_python
 import imageio_ffmpeg
+
 from syncreel.media.errors import MediaError
 
 # Reproducible files: no encoder version strings or creation times, so equal inputs give equal bytes.

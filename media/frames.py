@@ -20,6 +20,7 @@ from typing import Any
 import av
 import numpy as np
 from PIL import Image
+
 from syncreel.media.errors import MediaError
 from syncreel.media.probe import open_input
 

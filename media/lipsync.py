@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
 from syncreel.media.faces import FaceTracker
 from syncreel.media.frames import AudioTrack
 from syncreel.media.qc import Verdict

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from syncreel.media.errors import MediaError
 
 from syncreel.audio import resample
+from syncreel.media.errors import MediaError
 
 RATE = 48_000
 LAYERS = ("dialogue", "effects", "ambience", "music")

@@ -17,6 +17,7 @@ from typing import BinaryIO, Literal
 
 import av
 import numpy as np
+
 from syncreel.media.errors import MediaError
 from syncreel.media.ffmpeg import BITEXACT, run
 from syncreel.media.probe import MediaInfo, open_input, probe, refuse_multi_file

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+
 from syncreel.media.errors import MediaError
 from syncreel.media.ffmpeg import ACCEPTED_CONTAINERS, INPUT_OPTIONS, REFUSED_CONTAINER
 

@@ -33,6 +33,7 @@ import av
 import numpy as np
 from scipy.optimize import lsq_linear
 from scipy.sparse import diags, eye, vstack
+
 from syncreel.media.errors import MediaError
 from syncreel.media.frames import Box, Picture, as_box
 from syncreel.media.probe import open_input

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from syncreel.audio import HOP_S, audio_onsets, loudness, match_events
 from syncreel.media.lipsync import MAX_LAG, lag_correlation, peak_of
 from syncreel.media.qc import Verdict
 from syncreel.media.tracks import ClipTracks, analyse
 from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS
-
-from syncreel.audio import HOP_S, audio_onsets, loudness, match_events
 
 RISE_S = 0.03  # the rise that audio_onsets looks at
 ONSET_RANGE_DB = 40.0  # rises in quieter sound than the loudest minus this are not onsets

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+
 from syncreel.media.errors import MediaError
 from syncreel.media.frames import Picture
 from syncreel.media.probe import open_input

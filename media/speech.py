@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from syncreel.schemas.voices import DEFAULT_RATE_WPM, espeak_voice
 
 from syncreel.audio import resample
 from syncreel.espeak import SpeechError
 from syncreel.espeak import synthesize as espeak_synthesize
+from syncreel.schemas.voices import DEFAULT_RATE_WPM, espeak_voice
 
 __all__ = ["SpeechError", "Voice", "SpeechEngine", "EspeakEngine", "PiperEngine", "engine_for"]
 

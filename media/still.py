@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import av
+
 from syncreel.media.errors import MediaError
 from syncreel.media.probe import open_input
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from syncreel.media.errors import MediaError
 from syncreel.media.faces import EYE_LEFT_OF_IMAGE, EYE_RIGHT_OF_IMAGE, FaceMesh, FaceTracker
 from syncreel.media.frames import ANALYSIS_FPS, AudioTrack, audio_track, pictures

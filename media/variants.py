@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
 from syncreel.media.captions import Cue, fonts_dir, layout_cues, write_ass, write_srt, write_vtt
 from syncreel.media.errors import MediaError
 from syncreel.media.ffmpeg import BITEXACT, run

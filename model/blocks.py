@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from syncreel.model.layers import MLP, Attention, modulate
 from torch import nn
+
+from syncreel.model.layers import MLP, Attention, modulate
 
 # Per tower, the adaLN projection yields: shift/scale/gate for self-attention, shift/scale/gate for the
 # MLP, and gates for the text and cross-modal attention.

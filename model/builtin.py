@@ -37,6 +37,8 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+
+from syncreel.audio import audio_onsets, resample
 from syncreel.model.checkpoint import load_checkpoint
 from syncreel.model.codecs import decode_audio, decode_video, encode_audio, encode_video, square_frames
 from syncreel.model.config import DualTowerConfig, small
@@ -53,8 +55,6 @@ from syncreel.model.transformer import (
 )
 from syncreel.model.world import STEMS, vocabulary
 from syncreel.schemas.clips import MasterClip
-
-from syncreel.audio import audio_onsets, resample
 
 CHECKPOINT = Path(__file__).with_name("checkpoints") / "builtin.safetensors"
 INIT_SEED = 20261123

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
+
 from syncreel.model.config import DualTowerConfig
 from syncreel.model.transformer import DualTowerTransformer
 

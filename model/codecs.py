@@ -21,8 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from syncreel.model.config import DualTowerConfig
 from torch import nn
+
+from syncreel.model.config import DualTowerConfig
 
 LOG_FLOOR = 1e-5
 # Log-mel values of real sound lie in about [-11.5, 2]; this maps them to about [-1, 1].

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
 from syncreel.model.transformer import AUDIO_MIN_T, DualTowerTransformer
 
 

@@ -51,6 +51,8 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+
+from syncreel.audio import resample
 from syncreel.model.generator import (
     GenerationRequest,
     Generator,
@@ -59,8 +61,6 @@ from syncreel.model.generator import (
     ReferenceInput,
 )
 from syncreel.schemas.clips import MasterClip
-
-from syncreel.audio import resample
 
 # LTX-2's grid: its VAE compresses 32× in space and 8× in time, with one extra (causal) first frame.
 SPATIAL_MULTIPLE = 32

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from syncreel.model.checkpoint import load_checkpoint, load_codec_state, read_metadata, save_checkpoint
 from syncreel.model.codecs import VideoAutoencoder, encode_audio
 from syncreel.model.config import DualTowerConfig, sequential, small

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from syncreel.model.blocks import DualTowerBlock, TowerState
 from syncreel.model.codecs import VideoAutoencoder, encode_audio
 from syncreel.model.config import DualTowerConfig
 from syncreel.model.layers import TimestepEmbedder, index_angles, modulate, time_angles, time_window_bias
-from torch import nn
 
 REFERENCE_KINDS = ("image", "video", "audio")
 # Below this flow time the audio velocity (x_t − clean) / t is taken at t = AUDIO_MIN_T, not blown up.

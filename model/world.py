@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-from syncreel.model.transformer import words
 
 from syncreel.espeak import synthesize
+from syncreel.model.transformer import words
 
 STEMS = ("dialogue", "effects", "ambience")
 SCENE_KINDS = ("bounce", "pulse", "talk")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from syncreel.schemas.document import DEFAULT_LIMITS, DocumentError, DocumentLimits, parse_limited, read_capped
 from syncreel.schemas.errors import InputError
 from syncreel.schemas.platforms import PlatformSpec, resolve_platforms

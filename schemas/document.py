@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from syncreel.schemas.errors import InputError
 
 # libyaml's parser is C and iterative (it also stops at 1000 levels on its own); the pure-Python

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from syncreel.schemas.brief import Brief, Scene
 from syncreel.schemas.platforms import PlatformSpec
 

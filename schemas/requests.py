@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from syncreel.schemas.records import CampaignPlan, IngestedReference
 
 

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from syncreel.schemas.platforms import X264Preset
 
 

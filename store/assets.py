@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
+
 from syncreel.store import s3
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+
 from syncreel.schemas.records import (
     REVIEW_SUBJECT,
     approval_subject,

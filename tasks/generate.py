@@ -11,6 +11,9 @@ import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import Session
+
+from syncreel import audio, media
+from syncreel.audio import resample
 from syncreel.media.compose import SceneReferences, compose_scene, read_image, video_track
 from syncreel.media.encode import write_master_clip, write_stems
 from syncreel.media.mix import RATE as STEMS_RATE
@@ -42,9 +45,6 @@ from syncreel.tasks.stage import (
     store_asset,
     to_record,
 )
-
-from syncreel import audio, media
-from syncreel.audio import resample
 
 
 def fault_shift_ms(settings: Settings, attempt: int) -> float:

@@ -22,6 +22,8 @@ from urllib.parse import urlparse
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+
+from syncreel import media
 from syncreel.media.analysis import analyse_reference
 from syncreel.media.errors import MediaError
 from syncreel.media.fetch import FetchPolicy, fetch_https
@@ -45,8 +47,6 @@ from syncreel.tasks.stage import (
     to_record,
     transient,
 )
-
-from syncreel import media
 
 
 class ReferenceRejected(InputError):

@@ -8,6 +8,7 @@ import hashlib
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import Session
+
 from syncreel.schemas.brief import Brief
 from syncreel.schemas.errors import user_message
 from syncreel.schemas.records import CampaignPlan, approval_subject, master_of

@@ -13,6 +13,7 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+
 from syncreel.schemas.records import (
     CampaignPlan,
     DeliverableRecord,

@@ -10,6 +10,8 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+
+from syncreel import media
 from syncreel.media.consistency import character_consistency, consistency_checks
 from syncreel.media.frames import AudioTrack
 from syncreel.media.mix import RATE as STEMS_RATE
@@ -31,8 +33,6 @@ from syncreel.store import runs
 from syncreel.store.models import SceneStatus
 from syncreel.tasks.inputs import deliverable_expectation, master_expectation, sync_expectation
 from syncreel.tasks.stage import Runtime, Stage, cache_key, code_fingerprint
-
-from syncreel import media
 
 
 def check_clip(

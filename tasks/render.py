@@ -7,6 +7,8 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+
+from syncreel import media
 from syncreel.media import analysis as reference_analysis
 from syncreel.media.assemble import assemble_layered as join_layered
 from syncreel.media.captions import Cue, spot_cues
@@ -29,8 +31,6 @@ from syncreel.tasks.stage import (
     store_asset,
     to_record,
 )
-
-from syncreel import media
 
 # The asset kind each side file of a render is stored as.
 SIDE_FILE_KINDS = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
+
 from syncreel.schemas.records import REVIEW_SUBJECT, CampaignPlan, QAReport, Review, approval_subject, master_of
 from syncreel.store import runs
 from syncreel.store.models import SceneStatus

@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+
+from syncreel import audio, espeak, media
 from syncreel.media.encode import write_stems
 from syncreel.media.speech import SpeechEngine, dialogue_track, engine_for
 from syncreel.schemas.records import CampaignPlan, IngestedReference
 from syncreel.tasks.inputs import SpokenLine, dialogue_id, has_own_voice, spoken_lines, voice_id
 from syncreel.tasks.stage import Runtime, Stage, StoredFile, cache_key, code_fingerprint, store_asset
-
-from syncreel import audio, espeak, media
 
 
 @task(name="speak_lines", cache_policy=NO_CACHE, task_run_name="speak-{scene_id}-{language}", timeout_seconds=900)

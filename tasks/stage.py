@@ -36,6 +36,7 @@ from prefect.utilities.annotations import opaque
 from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
+
 from syncreel.media.probe import MediaInfo
 from syncreel.schemas.errors import InputError
 from syncreel.schemas.requests import SceneRequest

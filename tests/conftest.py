@@ -23,6 +23,7 @@ from types import ModuleType
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
 from syncreel.schemas.settings import get_settings
 
 pytest_plugins = ["tests.fixtures.ingest"]  # https_server, trusted, runtime (for the ingest tests)

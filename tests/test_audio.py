@@ -5,9 +5,9 @@ without folding into new frequencies."""
 from __future__ import annotations
 
 import numpy as np
-from syncreel.media.encode import MASTER_AUDIO_RATE, fit_audio
 
 from syncreel.audio import resample
+from syncreel.media.encode import MASTER_AUDIO_RATE, fit_audio
 
 
 def _tone(frequency: float, rate: int, seconds: float = 1.0) -> np.ndarray:

@@ -14,6 +14,7 @@ import av
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
+
 from syncreel.media.compose import Placement, SceneReferences, compose_scene, packshot_at, read_image, scaled
 from syncreel.media.faces import FaceDetector
 

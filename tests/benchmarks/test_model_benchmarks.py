@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from syncreel.model.checkpoint import save_checkpoint
 from syncreel.model.config import sequential, tiny
 from syncreel.model.transformer import DualTowerTransformer

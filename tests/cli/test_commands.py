@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from syncreel.cli import app
-from syncreel.schemas.brief import load_brief
-from syncreel.schemas.records import CheckOutcome, DeliverableRecord, QAReport, RunSummary, deliverable_path
 from typer.testing import CliRunner
 
 from syncreel import __version__
+from syncreel.cli import app
+from syncreel.schemas.brief import load_brief
+from syncreel.schemas.records import CheckOutcome, DeliverableRecord, QAReport, RunSummary, deliverable_path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "briefs" / "lumen-fizz.yaml"

@@ -25,12 +25,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
+
 from syncreel.cli import app
 from syncreel.schemas.brief import BriefError, Reference, parse_document, validate_brief
 from syncreel.schemas.settings import Settings, get_settings
 from syncreel.tasks.ingest import ReferenceRejected, _ingest
-from typer.testing import CliRunner
-
 from tests.fixtures.ingest import store_is_empty
 from tests.fixtures.synth import synth_media
 

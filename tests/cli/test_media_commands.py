@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-from syncreel.cli import app
 from typer.testing import CliRunner
 
+from syncreel.cli import app
 from tests.fixtures.music import click_track, write_wav
 from tests.fixtures.subjects import subject_master
 

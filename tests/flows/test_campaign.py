@@ -16,8 +16,8 @@ from pathlib import Path
 
 import av
 import pytest
-from syncreel.schemas.settings import embedded_environment
 
+from syncreel.schemas.settings import embedded_environment
 from tests.fixtures.briefs import small_brief
 
 ROOT = Path(__file__).resolve().parents[2]

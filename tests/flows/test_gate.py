@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
 from syncreel.model.backends import _BACKENDS, register_backend
 from syncreel.model.generator import GenerationRequest, Generator
 from syncreel.schemas.clips import MasterClip
@@ -140,8 +141,9 @@ def test_a_master_that_never_passes_ends_needs_review_with_the_evidence(harness,
     assert "audio 3" in report  # the message with the measured offset
     assert report.count("data:image/jpeg;base64,") >= 3  # both attempts' stills and the deliverable's
 
-    from syncreel.cli import app
     from typer.testing import CliRunner
+
+    from syncreel.cli import app
 
     target = gate_state / "report.html"
     made = CliRunner().invoke(app, ["report", summary.run_id, "--out", str(target)])
@@ -152,6 +154,7 @@ def test_a_master_that_never_passes_ends_needs_review_with_the_evidence(harness,
 def test_a_paused_run_waits_for_its_reviewer_and_an_approval_lets_it_finish(harness, gate_state, monkeypatch):
     from prefect.client.orchestration import get_client
     from prefect.flow_runs import resume_flow_run
+
     from syncreel.flows.campaign import produce_campaign
 
     monkeypatch.setenv("SYNCREEL_FAULT_AUDIO_SHIFT_ATTEMPTS", "0")
@@ -177,12 +180,13 @@ def test_a_paused_run_waits_for_its_reviewer_and_an_approval_lets_it_finish(harn
 
 
 def test_preview_renders_small_and_the_full_render_reuses_the_approved_seed(harness, gate_state, monkeypatch):
+    from typer.testing import CliRunner
+
     from syncreel.cli import app
     from syncreel.flows.campaign import produce_campaign
     from syncreel.store import runs
     from syncreel.tasks.review import record_approval
     from syncreel.tasks.stage import get_runtime
-    from typer.testing import CliRunner
 
     monkeypatch.setenv("SYNCREEL_FAULT_AUDIO_SHIFT_ATTEMPTS", "1")  # the preview's first seed fails its QA
     get_settings.cache_clear()

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 from prefect.artifacts import Artifact
+
 from syncreel.schemas.brief import validate_brief
 from syncreel.schemas.settings import get_settings
 from syncreel.tasks.ingest import ReferenceRejected
-
 from tests.fixtures.briefs import small_brief
 
 pytestmark = pytest.mark.slow
@@ -62,6 +62,7 @@ def test_a_corrupt_reference_fails_the_run_with_its_id_and_file(harness, embedde
 def test_production_configuration_postgres_and_s3(harness, tmp_path, monkeypatch, postgres_url, s3_endpoint):
     """The same campaign with run state in PostgreSQL and assets in S3 (moto's server), then a re-run."""
     import boto3
+
     from syncreel.flows.campaign import produce_campaign
     from syncreel.store.assets import S3AssetStore
     from syncreel.tasks.stage import get_runtime

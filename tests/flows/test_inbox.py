@@ -8,6 +8,7 @@ import json
 
 import boto3
 import pytest
+
 from syncreel.flows.inbox import FolderInbox, open_inbox
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from syncreel.media import analysis, beats
 
+from syncreel.media import analysis, beats
 from tests.fixtures.clips import clip_with_a_cut
 from tests.fixtures.music import click_track, write_wav
 

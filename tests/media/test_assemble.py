@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from syncreel.media.analysis import analyse_music
 from syncreel.media.assemble import assemble_layered, snap_cuts
 from syncreel.media.encode import write_stems
 from syncreel.media.mix import RATE, MixSettings, mix_spot, read_stems
-
 from tests.fixtures.clips import FPS, cut_times, scene_clip
 from tests.fixtures.music import click_track, write_wav
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+
 from syncreel.media.compose import (
     Composition,
     FaceMotion,

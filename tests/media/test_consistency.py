@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+
 from syncreel.media.consistency import character_consistency, consistency_checks
 from syncreel.media.encode import write_master
 from syncreel.model.backends import _BACKENDS, register_backend
@@ -24,7 +25,6 @@ from syncreel.model.generator import GenerationRequest, Generator
 from syncreel.schemas.brief import BriefError, validate_brief
 from syncreel.schemas.clips import MasterClip
 from syncreel.schemas.settings import get_settings
-
 from tests.fixtures.clips import clip_with_a_cut
 from tests.fixtures.music import click_track, write_wav
 

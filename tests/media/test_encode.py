@@ -7,13 +7,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+
 from syncreel.media.assemble import assemble_spot
 from syncreel.media.encode import write_master, write_master_clip
 from syncreel.media.errors import MediaError
 from syncreel.media.normalize import read_audio
 from syncreel.media.probe import probe
 from syncreel.schemas.clips import MasterClip
-
 from tests.fixtures.synth import synth_media
 
 FPS = 24.0

@@ -10,6 +10,7 @@ import av
 import numpy as np
 import pytest
 from skimage import data
+
 from syncreel.media import faces
 from syncreel.media.encode import write_master
 from syncreel.media.errors import MediaError

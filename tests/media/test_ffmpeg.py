@@ -6,6 +6,7 @@ from pathlib import Path
 
 import ffmpeg
 import pytest
+
 from syncreel.media.errors import MediaError
 from syncreel.media.ffmpeg import _guard_inputs, ffmpeg_exe, run
 from syncreel.media.probe import probe

@@ -23,6 +23,7 @@ import av
 import numpy as np
 import pytest
 from sqlalchemy import func, select
+
 from syncreel.media.errors import MediaError
 from syncreel.media.fetch import FetchPolicy, fetch_https
 from syncreel.media.ffmpeg import _failure_tail, run
@@ -31,7 +32,6 @@ from syncreel.media.normalize import normalize_reference, read_audio
 from syncreel.media.probe import probe
 from syncreel.store.models import ReferenceAsset
 from syncreel.tasks.ingest import ReferenceRejected, _ingest
-
 from tests.fixtures.ingest import reference, store_is_empty
 from tests.fixtures.synth import Picture, synth_media
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+
 from syncreel.media.frames import AudioTrack
 from syncreel.media.lipsync import (
     MAX_LAG,

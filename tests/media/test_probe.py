@@ -10,11 +10,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+
 from syncreel.media import normalize as normalize_module
 from syncreel.media.errors import MediaError
 from syncreel.media.normalize import ReferenceLimits, image_size_from_header, normalize_reference, read_audio
 from syncreel.media.probe import probe
-
 from tests.fixtures.synth import synth_media
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from syncreel.media.assemble import assemble_spot
 from syncreel.media.ffmpeg import run
 from syncreel.media.probe import MediaInfo
@@ -24,7 +25,6 @@ from syncreel.media.qc import (
 from syncreel.media.tracks import BLACK_PIXEL_THRESHOLD, FREEZE_MIN_S, FREEZE_NOISE
 from syncreel.media.variants import render_variant
 from syncreel.schemas.platforms import PLATFORMS
-
 from tests.fixtures.synth import synth_media
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
 from syncreel.media.reframe import CropPath, SubjectHint, analyse_subjects, draw_crop_path, plan_crop_path
 from syncreel.media.shots import Shot, shot_boundaries, shots_from_boundaries
 from syncreel.schemas.platforms import PLATFORMS
-
 from tests.fixtures.subjects import FPS, HEIGHT, WIDTH, Box, subject_master
 
 MAX_STEP_PX = 0.02 * WIDTH  # the bound the crop path's frame-to-frame move stays under (2 % of the width)

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+
 from syncreel.media.frames import AudioTrack
 from syncreel.media.sfxsync import SfxSyncScore, judge_sfx_sync, onset_strength, score_tracks
 from syncreel.media.tracks import ClipTracks

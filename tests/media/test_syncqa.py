@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from syncreel.media.syncqa import SyncReport
 
 FRAME_MS = 40.0

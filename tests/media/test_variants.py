@@ -7,11 +7,11 @@ from pathlib import Path
 
 import av
 import pytest
+
 from syncreel.media.errors import MediaError
 from syncreel.media.qc import measure
 from syncreel.media.variants import plan_reframe, render_variant
 from syncreel.schemas.platforms import PLATFORMS, PlatformSpec
-
 from tests.fixtures.synth import synth_media
 
 TIKTOK = PLATFORMS["tiktok"]
@@ -142,6 +142,7 @@ def test_peaky_sound_still_reaches_the_loudness_target_under_the_ceiling(tmp_pat
     """Sparse loud clicks: one linear gain to -14 LUFS would push the peak far past -1 dBTP, so the
     renderer has to limit; it must still land on the target."""
     import numpy as np
+
     from syncreel.media.encode import write_master
 
     rate = 48_000
@@ -164,6 +165,7 @@ def test_peaky_sound_with_a_wide_loudness_range_reaches_the_target(tmp_path: Pat
     The limited path must end on the target too: a dynamic loudnorm after the limiter fell ~3 LU short
     on a spot like this."""
     import numpy as np
+
     from syncreel.media.encode import write_master
 
     rate = 48_000
@@ -192,9 +194,9 @@ def test_an_encode_that_overshoots_the_true_peak_ceiling_is_repaired(tmp_path: P
     measurement of the encode reports such an overshoot here; the renderer must encode the sound again,
     aimed lower, and record the repaired file's loudness, under the ceiling and on target."""
     import numpy as np
-    from syncreel.media.encode import write_master
 
     from syncreel import media
+    from syncreel.media.encode import write_master
 
     rate = 48_000
     t = np.arange(rate * 3) / rate

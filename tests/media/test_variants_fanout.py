@@ -7,11 +7,11 @@ import json
 
 import pytest
 from PIL import Image
+
 from syncreel.media.probe import probe
 from syncreel.media.qc import measure
 from syncreel.media.variants import render_variants
 from syncreel.schemas.platforms import PLATFORMS, resolve_platforms
-
 from tests.fixtures.subjects import subject_master
 
 SCALE = 4  # the registry's sizes / 4: the same aspects, fast to encode

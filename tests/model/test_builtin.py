@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from syncreel.model.backends import get_generator
 from syncreel.model.builtin import CHECKPOINT, BuiltinGenerator
 from syncreel.model.checkpoint import CheckpointError, load_checkpoint, load_codec_state, save_checkpoint

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageOps
+
 from syncreel.media.probe import probe
 from syncreel.model.backends import get_generator
 from syncreel.model.generator import (
@@ -50,7 +51,6 @@ from syncreel.model.ltx2 import (
     weights_digest,
 )
 from syncreel.schemas.settings import Settings, get_settings
-
 from tests.fixtures.briefs import small_brief
 
 pytest.importorskip("diffusers", reason="the ltx2 extra is not installed (pip install -e '.[ltx2]')")

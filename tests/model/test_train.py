@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+
 from syncreel.model.builtin import CHECKPOINT
 from syncreel.model.checkpoint import load_checkpoint, load_codec_state
 from syncreel.model.config import sequential, small, tiny

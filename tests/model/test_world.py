@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from syncreel.model.config import small
-from syncreel.model.events import sync_figures, visual_events
-from syncreel.model.world import STEMS, face, loudness_envelope, mouth_mask, sample_clip
 
 from syncreel.audio import audio_onsets, match_events
 from syncreel.espeak import SpeechError, synthesize
+from syncreel.model.config import small
+from syncreel.model.events import sync_figures, visual_events
+from syncreel.model.world import STEMS, face, loudness_envelope, mouth_mask, sample_clip
 
 CONFIG = small()
 

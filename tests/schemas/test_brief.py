@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from syncreel.schemas.brief import MAX_CLIP_REFERENCES, MAX_IMAGE_REFERENCES, BriefError, load_brief, validate_brief
 from syncreel.schemas.platforms import PLATFORMS, resolve_platforms
 

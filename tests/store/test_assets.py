@@ -9,6 +9,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+
 from syncreel.store.assets import AssetStore, AssetStoreError, LocalAssetStore, S3AssetStore, open_store
 
 BUCKET = "syncreel-test"

@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, inspect, select
+
 from syncreel.store import runs
 from syncreel.store.db import alembic_config, make_engine, session_scope, upgrade_database
 from syncreel.store.models import (

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+
 from syncreel.media.errors import MediaError
 from syncreel.media.fetch import FetchPolicy, address_refusal, fetch_https
 from syncreel.store.models import Asset, ReferenceAsset
 from syncreel.tasks.ingest import ReferenceRejected, _ingest, confined_path, locate_source
-
 from tests.fixtures.ingest import BODY, Handler, reference, store_is_empty
 from tests.fixtures.synth import synth_media
 
@@ -204,6 +204,7 @@ def test_identical_uploads_dedupe_across_campaigns_and_keep_probe_and_analysis(
 
 def test_settings_refuse_a_network_that_is_not_cidr() -> None:
     from pydantic import ValidationError
+
     from syncreel.schemas.settings import Settings
 
     assert Settings(reference_private_networks=["10.0.0.0/8"]).reference_private_networks == ("10.0.0.0/8",)

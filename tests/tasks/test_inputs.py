@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from syncreel.media.speech import default_voice_name
 from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS, Brief, validate_brief
 from syncreel.schemas.platforms import PLATFORMS

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from syncreel.model.backends import get_generator
 from syncreel.schemas.brief import BriefError, validate_brief
 from syncreel.schemas.records import CampaignPlan
 from syncreel.tasks.generate import build_request
 from syncreel.tasks.ingest import _ingest
 from syncreel.tasks.stage import get_runtime
-
 from tests.fixtures.music import click_track, write_wav
 from tests.fixtures.synth import synth_media
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from syncreel.schemas.brief import validate_brief
 from syncreel.schemas.records import CampaignPlan, MasterRecord
 from syncreel.tasks.ingest import _ingest
 from syncreel.tasks.render import assemble_spot
 from syncreel.tasks.stage import get_runtime, store_asset
-
 from tests.fixtures.clips import FPS, cut_times, scene_clip
 from tests.fixtures.music import click_track, write_wav
 

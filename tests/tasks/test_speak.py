@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from syncreel.media.mix import read_stems
 from syncreel.media.speech import (
     EspeakEngine,
