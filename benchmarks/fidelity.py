@@ -37,10 +37,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
+
+if TYPE_CHECKING:
+    from syncreel.media.syncqa import SyncExpectation
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -259,7 +262,7 @@ def reference_file(brief: Any, ref_id: str) -> Path:
 
 
 def held_still(
-    master: Master, frames: np.ndarray, fps: float, references: Any, sync: dict[str, Any], folder: Path
+    master: Master, frames: np.ndarray, fps: float, references: Any, sync: SyncExpectation, folder: Path
 ) -> dict[str, Any]:
     """The master's presenter held still (mouth closed, no head motion) over its own frames and sound,
     encoded like a master and judged by the lip-sync gate."""
@@ -273,7 +276,7 @@ def held_still(
     audio, rate = read_audio(master.path, 48_000, layout="stereo")
     path = folder / f"still-{master.scene_id}-{master.language}.mp4"
     write_master(still.frames, audio, fps, rate, path)
-    report = score_sync(path, **sync)
+    report = score_sync(path, sync)
     return {
         "verdict": report.lipsync_verdict.verdict,
         "status": report.lipsync_verdict.status,
@@ -287,6 +290,7 @@ def measure(brief_path: Path, run_id: str | None = None) -> dict[str, Any]:
     from syncreel.media.compose import SceneReferences, packshot_at, placements_from, read_image, scaled
     from syncreel.media.faces import FaceDetector
     from syncreel.media.mix import RATE, read_stems
+    from syncreel.media.syncqa import ANY_CLIP
     from syncreel.schemas.brief import load_brief
     from syncreel.schemas.settings import get_settings
     from syncreel.tasks.inputs import line_voice, sync_expectation
@@ -365,7 +369,7 @@ def measure(brief_path: Path, run_id: str | None = None) -> dict[str, Any]:
                 references = SceneReferences(
                     character=images["character"], product=images.get("product"), background=background
                 )
-                sync = sync_expectation(brief, scene, master) or {}
+                sync = sync_expectation(brief, scene, master) or ANY_CLIP
                 ablation = held_still(master, np.stack(rgb), fps, references, sync, scratch)
                 value = f"offset {ablation['offset_ms']} ms, confidence {ablation['confidence']} ({ablation['status']})"
                 figures = {**ablation, "pass": ablation["verdict"] == "fail"}

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from syncreel.media.faces import FaceTracker  # noqa: E402
 from syncreel.media.probe import probe  # noqa: E402
 from syncreel.media.qc import Expectation, run_checks  # noqa: E402
-from syncreel.media.syncqa import qa_checks, score_sync  # noqa: E402
+from syncreel.media.syncqa import ANY_CLIP, qa_checks, score_sync  # noqa: E402
 from tests.fixtures import calibration  # noqa: E402
 
 FRAME_MS = 40.0
@@ -46,7 +46,7 @@ def accuracy(cases: list, tracker: FaceTracker) -> tuple[dict, list[dict]]:
     """Score every case; the figures per kind and a row per clip."""
     rows = []
     for case in cases:
-        report = score_sync(case.path, speaker_expected=case.kind == "lipsync", events_s=case.events_s, tracker=tracker)
+        report = score_sync(case.path, calibration.expectation(case), tracker=tracker)
         score, verdict = (
             (report.lipsync, report.lipsync_verdict) if case.kind == "lipsync" else (report.sfx, report.sfx_verdict)
         )
@@ -99,7 +99,7 @@ def speed(folder: Path, seconds: float, tracker: FaceTracker) -> dict:
     run_checks(path, Expectation())  # probe, measure, every technical check
     qc_s = time.perf_counter() - start
     start = time.perf_counter()
-    qa_checks(path, Expectation(), {}, tracker=tracker)  # both from one decode, as the pipeline runs them
+    qa_checks(path, Expectation(), ANY_CLIP, tracker=tracker)  # both from one decode, as the pipeline runs them
     both_s = time.perf_counter() - start
     return {
         "clip": "1920x1080 25 fps talking face",

@@ -12,7 +12,7 @@ from rich.progress import Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from syncreel.cli.output import console, err_console, error_exit, literal, styled
-from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS
+from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS, MIN_LIPSYNC_CONFIDENCE
 
 if TYPE_CHECKING:
     from syncreel.media.checks import CheckedVariant, FileQA
@@ -40,8 +40,8 @@ def qa(
     max_audio_early_ms: Annotated[float, typer.Option(help="Sync: audio early by more fails.")] = AUDIO_EARLY_MS,
     max_audio_late_ms: Annotated[float, typer.Option(help="Sync: audio late by more fails.")] = AUDIO_LATE_MS,
     min_lipsync_confidence: Annotated[
-        float | None, typer.Option(help="Lip-sync confidence (peak − median correlation) under which it fails.")
-    ] = None,
+        float, typer.Option(help="Lip-sync confidence (peak − median correlation) under which it fails.")
+    ] = MIN_LIPSYNC_CONFIDENCE,
 ) -> None:
     """Score clips: lip-sync, sound-effect sync and technical QC, with a verdict for each.
 
@@ -49,15 +49,15 @@ def qa(
     """
     from syncreel.media.checks import FileChecker
     from syncreel.media.faces import FaceModelError
-    from syncreel.media.lipsync import DEFAULT_MIN_CONFIDENCE
+    from syncreel.media.syncqa import SyncExpectation
 
-    sync = {
-        "max_audio_early_ms": max_audio_early_ms,
-        "max_audio_late_ms": max_audio_late_ms,
-        "min_lipsync_confidence": DEFAULT_MIN_CONFIDENCE if min_lipsync_confidence is None else min_lipsync_confidence,
-        "speaker_expected": speaker,
-        "effects_expected": effects,
-    }
+    sync = SyncExpectation(
+        max_audio_early_ms=max_audio_early_ms,
+        max_audio_late_ms=max_audio_late_ms,
+        min_lipsync_confidence=min_lipsync_confidence,
+        speaker_expected=speaker,
+        effects_expected=effects,
+    )
     try:
         checker = FileChecker(_expectation(platform), sync)
     except FaceModelError as exc:

@@ -14,7 +14,7 @@ from syncreel.media.errors import MediaError
 from syncreel.media.faces import FaceTracker
 from syncreel.media.probe import probe
 from syncreel.media.qc import TECHNICAL_CHECKS, CheckResult, Expectation, measure
-from syncreel.media.syncqa import qa_checks
+from syncreel.media.syncqa import SyncExpectation, qa_checks
 from syncreel.media.variants import VariantResult
 from syncreel.schemas.platforms import PlatformSpec
 from syncreel.schemas.records import CheckOutcome, Verdict, worst
@@ -49,10 +49,10 @@ class FileQA:
 
 class FileChecker:
     """Checks any clip against ``expect`` and, for a moving picture, scores its lip-sync and sound-effect
-    sync with ``sync`` (`media.syncqa.judge`'s keyword arguments). Loads the face models once; raises
+    sync against ``sync``. Loads the face models once; raises
     `media.faces.FaceModelError` when they cannot be loaded."""
 
-    def __init__(self, expect: Expectation, sync: dict[str, Any]):
+    def __init__(self, expect: Expectation, sync: SyncExpectation):
         self.expect, self.sync = expect, sync
         self.tracker = FaceTracker()
 

@@ -43,7 +43,7 @@ from syncreel.media.faces import FaceTracker
 from syncreel.media.frames import AudioTrack
 from syncreel.media.qc import Verdict
 from syncreel.media.tracks import ClipTracks, analyse
-from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS
+from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS, MIN_LIPSYNC_CONFIDENCE
 
 SPEECH_BAND_HZ = (300.0, 3400.0)
 MAX_LAG = 15  # slots: ±600 ms at 25 fps, as SyncNet searches
@@ -55,8 +55,8 @@ WINDOW_MIN_SPEECH_S = 1.0
 MIN_PAIRED_SLOTS = 25  # a correlation needs at least a second of slots with both signals
 SYLLABLE_WINDOW_S = 0.36  # the moving average taken off both series: what is slower than syllables
 
-# Judging (calibrated on tests/fixtures/calibration.py's set; see docs/qa.md, "Thresholds")
-DEFAULT_MIN_CONFIDENCE = 0.5
+# Judging (the confidence threshold's default, MIN_LIPSYNC_CONFIDENCE, is calibrated on
+# tests/fixtures/calibration.py's set; see docs/qa.md, "Thresholds")
 MIN_SPEECH_S = 0.5  # less speech than this: nothing to sync
 MIN_SPEECH_FACE_SHARE = 0.5  # a face on at least this share of the speech
 STATIC_MOUTH_MOTION = 0.012  # mouth-opening spread (face-size units) under which the mouth is not moving
@@ -253,7 +253,7 @@ def judge_lipsync(
     *,
     max_audio_early_ms: float = AUDIO_EARLY_MS,
     max_audio_late_ms: float = AUDIO_LATE_MS,
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    min_confidence: float = MIN_LIPSYNC_CONFIDENCE,
     speaker_expected: bool = False,
     speech_expected: bool = False,
 ) -> LipSyncVerdict:

@@ -25,15 +25,15 @@ from syncreel.audio import HOP_S, audio_onsets, loudness, match_events
 from syncreel.media.lipsync import MAX_LAG, lag_correlation, peak_of
 from syncreel.media.qc import Verdict
 from syncreel.media.tracks import ClipTracks, analyse
-from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS
+from syncreel.schemas.brief import AUDIO_EARLY_MS, AUDIO_LATE_MS, MIN_SFX_CONFIDENCE
 
 RISE_S = 0.03  # the rise that audio_onsets looks at
 ONSET_RANGE_DB = 40.0  # rises in quieter sound than the loudest minus this are not onsets
 EVENT_WINDOW_S = 0.12  # an onset further than this from where the clip's offset puts an event's sound is not its sound
 
-# Calibrated on tests/fixtures/calibration.py: shifted balls 0.60–0.76, another ball's sound 0.23;
-# 15 knocks at times unrelated to 15 impacts 0.11–0.18. With only ~6 events, chance alignment reaches 0.5.
-DEFAULT_MIN_CONFIDENCE = 0.4
+# The confidence threshold's default, MIN_SFX_CONFIDENCE, is calibrated on tests/fixtures/calibration.py:
+# shifted balls 0.60–0.76, another ball's sound 0.23; 15 knocks at times unrelated to 15 impacts
+# 0.11–0.18. With only ~6 events, chance alignment reaches 0.5.
 MIN_ONSETS = 2
 MIN_MOTION = 0.5  # mean frame-difference RMS (luma levels) under which the picture is still
 
@@ -144,7 +144,7 @@ def judge_sfx_sync(
     *,
     max_audio_early_ms: float = AUDIO_EARLY_MS,
     max_audio_late_ms: float = AUDIO_LATE_MS,
-    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    min_confidence: float = MIN_SFX_CONFIDENCE,
     effects_expected: bool = False,
 ) -> SfxSyncVerdict:
     """Status and pass/warn/fail. A clip without onsets or without motion has nothing to sync: it

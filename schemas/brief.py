@@ -215,6 +215,10 @@ class GenerationSettings(_Model):
 # gate's defaults, and every sync measure's, are these.
 AUDIO_EARLY_MS = 45.0
 AUDIO_LATE_MS = 125.0
+# Confidences are peak minus median correlation over the ±600 ms offsets searched (0 … 2); the defaults
+# separate the calibration set's positives from its negatives (benchmarks/qa.py, docs/qa.md "Thresholds").
+MIN_LIPSYNC_CONFIDENCE = 0.5
+MIN_SFX_CONFIDENCE = 0.4
 
 
 class QAThresholds(_Model):
@@ -227,10 +231,12 @@ class QAThresholds(_Model):
     max_audio_late_ms: float = Field(
         default=AUDIO_LATE_MS, ge=0, le=1000, description="Sound behind the picture, at most (ms)."
     )
-    # Confidences are peak minus median correlation over the ±600 ms offsets searched (0 … 2); the
-    # defaults separate the calibration set's positives from its negatives (benchmarks/qa.py).
-    min_lipsync_confidence: float = Field(default=0.5, ge=0, le=2, description="Mouth-vs-speech confidence needed.")
-    min_sfx_confidence: float = Field(default=0.4, ge=0, le=2, description="Sound-onsets-vs-motion confidence needed.")
+    min_lipsync_confidence: float = Field(
+        default=MIN_LIPSYNC_CONFIDENCE, ge=0, le=2, description="Mouth-vs-speech confidence needed."
+    )
+    min_sfx_confidence: float = Field(
+        default=MIN_SFX_CONFIDENCE, ge=0, le=2, description="Sound-onsets-vs-motion confidence needed."
+    )
     sync_checks: bool = Field(default=True, description="Score lip-sync and sound-effect sync on every master.")
     # Colour-histogram intersection of the character's face between clips (media/consistency.py): the
     # same face in other framings, seeds and languages measured 0.77-0.92, other pictures 0.0-0.42.

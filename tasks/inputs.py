@@ -17,6 +17,7 @@ from syncreel.media.captions import DialogueTiming
 from syncreel.media.mix import MixSettings
 from syncreel.media.qc import Expectation
 from syncreel.media.speech import Voice, default_voice_name, line_starts
+from syncreel.media.syncqa import SyncExpectation
 from syncreel.model.generator import GenerationRequest, ReferenceInput
 from syncreel.schemas.brief import Brief, Music, Scene
 from syncreel.schemas.platforms import PlatformSpec
@@ -223,19 +224,19 @@ def deliverable_expectation(brief: Brief, spec: PlatformSpec, duration_s: float)
     return Expectation.for_platform(spec, duration_s, loudness_tolerance_lu=brief.qa.loudness_tolerance_lu)
 
 
-def sync_expectation(brief: Brief, scene: Scene, master: MasterRecord) -> dict[str, Any] | None:
-    """``media.syncqa.score_sync``'s keyword arguments for one master, from the brief's ``qa`` thresholds
-    and what the scene holds (None when the brief turns sync checks off)."""
+def sync_expectation(brief: Brief, scene: Scene, master: MasterRecord) -> SyncExpectation | None:
+    """What one master's sync is judged against, from the brief's ``qa`` thresholds and what the scene
+    holds (None when the brief turns sync checks off)."""
     qa = brief.qa
     if not qa.sync_checks:
         return None
-    return {
-        "max_audio_early_ms": qa.max_audio_early_ms,
-        "max_audio_late_ms": qa.max_audio_late_ms,
-        "min_lipsync_confidence": qa.min_lipsync_confidence,
-        "min_sfx_confidence": qa.min_sfx_confidence,
-        "speaker_expected": any(line.on_screen for line in scene.dialogue),
-        "speech_expected": bool(scene.dialogue),
-        "effects_expected": bool(scene.sound_cues),
-        "events_s": tuple(master.event_times_s),
-    }
+    return SyncExpectation(
+        max_audio_early_ms=qa.max_audio_early_ms,
+        max_audio_late_ms=qa.max_audio_late_ms,
+        min_lipsync_confidence=qa.min_lipsync_confidence,
+        min_sfx_confidence=qa.min_sfx_confidence,
+        speaker_expected=any(line.on_screen for line in scene.dialogue),
+        speech_expected=bool(scene.dialogue),
+        effects_expected=bool(scene.sound_cues),
+        events_s=tuple(master.event_times_s),
+    )

@@ -17,7 +17,7 @@ from syncreel.media.frames import AudioTrack
 from syncreel.media.mix import RATE as STEMS_RATE
 from syncreel.media.mix import read_stems
 from syncreel.media.qc import Expectation
-from syncreel.media.syncqa import qa_checks
+from syncreel.media.syncqa import SyncExpectation, qa_checks
 from syncreel.schemas.platforms import PlatformSpec
 from syncreel.schemas.records import (
     CampaignPlan,
@@ -41,7 +41,7 @@ def check_clip(
     uri: str,
     sha256: str,
     expect: Expectation,
-    sync: dict[str, Any] | None = None,
+    sync: SyncExpectation | None = None,
     stems: tuple[str, tuple[str, ...]] | None = None,
 ) -> QAReport:
     """Run (or recall) the technical checks, and the sync scores when ``sync`` is given, on one stored
@@ -50,7 +50,7 @@ def check_clip(
     fingerprint = code_fingerprint(media.qc, media.probe)
     if sync is not None:
         fingerprint += code_fingerprint(media.syncqa, media.lipsync, media.sfxsync, media.tracks, media.faces)
-    key = cache_key("qa", sha256, asdict(expect), sync, stems, fingerprint)
+    key = cache_key("qa", sha256, asdict(expect), asdict(sync) if sync else None, stems, fingerprint)
 
     def measure() -> dict[str, Any]:
         effects = effects_stem(stage.rt, *stems) if stems is not None and sync is not None else None

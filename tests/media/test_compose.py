@@ -32,7 +32,7 @@ from syncreel.media.consistency import appearance
 from syncreel.media.encode import write_master
 from syncreel.media.faces import FaceDetector
 from syncreel.media.speech import EspeakEngine, Voice, dialogue_track
-from syncreel.media.syncqa import SyncReport, score_sync
+from syncreel.media.syncqa import SyncExpectation, SyncReport, score_sync
 from syncreel.model.generator import GenerationRequest, ReferenceInput
 from syncreel.model.world import bounce, face, loudness_envelope, mouth_mask, thump
 from syncreel.schemas.clips import MasterClip
@@ -69,7 +69,7 @@ class Presented:
 
 
 def _sync(path: Path) -> SyncReport:
-    return score_sync(path, speaker_expected=True, speech_expected=True)
+    return score_sync(path, SyncExpectation(speaker_expected=True, speech_expected=True))
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +252,7 @@ def test_hops_on_the_model_sounds_pass_the_sfx_gate_and_others_fail_it(tmp_path:
     cases = {"synced": events, "late": tuple(e + 0.2 for e in events), "other": (0.4, 1.25, 2.05, 2.9)}
     verdicts = {}
     for name, sounds in cases.items():
-        report = score_sync(_hopping_clip(tmp_path, name, events, sounds), events_s=events)
+        report = score_sync(_hopping_clip(tmp_path, name, events, sounds), SyncExpectation(events_s=tuple(events)))
         verdicts[name] = (report.sfx_verdict.verdict, report.sfx_verdict.status, report.sfx.offset_ms)
     assert verdicts["synced"][:2] == ("pass", "in_sync") and abs(verdicts["synced"][2]) <= 20, verdicts
     assert verdicts["late"][:2] == ("fail", "audio_late") and 160 <= verdicts["late"][2] <= 240, verdicts

@@ -112,14 +112,14 @@ def test_thresholds_come_from_the_caller() -> None:
 def test_effects_are_judged_on_their_own_stem_when_the_clip_keeps_one() -> None:
     """A master's mix holds a line whose syllables follow nothing that moves; its effects stem holds the
     knocks on the impacts: judged on the stem, the knocks are in sync; on the mix, the line blurs them."""
-    from syncreel.media.syncqa import judge
+    from syncreel.media.syncqa import SyncExpectation, judge
 
     seconds = 6.0
     tracks = clip(EVENTS, 0.0, seconds)
     effects = tracks.audio
     syllables = knocks(list(np.arange(0.3, 5.8, 0.21).round(2)), seconds)  # a line: onsets every 210 ms
     mixed = replace(tracks, audio=AudioTrack(effects.samples + syllables, RATE, 0.0))
-    on_stem = judge(mixed, effects=effects, events_s=tuple(EVENTS))
+    on_stem = judge(mixed, SyncExpectation(events_s=tuple(EVENTS)), effects=effects)
     assert on_stem.sfx_verdict.status == "in_sync" and abs(on_stem.sfx.offset_ms) <= 25
-    on_mix = judge(mixed, events_s=tuple(EVENTS))
+    on_mix = judge(mixed, SyncExpectation(events_s=tuple(EVENTS)))
     assert on_mix.sfx.confidence < on_stem.sfx.confidence

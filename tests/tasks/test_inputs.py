@@ -179,16 +179,14 @@ def test_qa_expects_the_master_format_the_platform_spec_and_the_brief_s_sync_ban
     deliverable = deliverable_expectation(brief, spec, 6.0)
     assert (deliverable.width, deliverable.duration_s, deliverable.loudness_tolerance_lu) == (spec.width, 6.0, 2.0)
     sync = sync_expectation(brief, brief.scenes[0], _master(events=(1.0,)))
-    assert sync is not None and (sync["max_audio_early_ms"], sync["max_audio_late_ms"]) == (
+    assert sync is not None and (sync.max_audio_early_ms, sync.max_audio_late_ms) == (
         AUDIO_EARLY_MS,
         AUDIO_LATE_MS,
     )
-    assert sync["speaker_expected"] and sync["speech_expected"] and sync["effects_expected"]
-    assert sync["events_s"] == (1.0,)
+    assert sync is not None and sync.speaker_expected and sync.speech_expected and sync.effects_expected
+    assert sync.events_s == (1.0,)
     quiet = sync_expectation(brief, brief.scenes[1], _master("more"))
-    assert quiet is not None and not (
-        quiet["speaker_expected"] or quiet["speech_expected"] or quiet["effects_expected"]
-    )
+    assert quiet is not None and not (quiet.speaker_expected or quiet.speech_expected or quiet.effects_expected)
     assert sync_expectation(_brief(qa={"sync_checks": False}), brief.scenes[0], _master()) is None
 
 
