@@ -6,12 +6,14 @@ from typing import Annotated
 
 import typer
 
+from syncreel.flows.deployments import CodeSource, Role
+
 
 def server(
     database_url: Annotated[
         str,
         typer.Option(
-            envvar="PREFECT_SERVER_DATABASE_URL",
+            envvar="PREFECT_SERVER_DATABASE_CONNECTION_URL",
             help="Postgres database of the Prefect server (postgresql+psycopg:// or +asyncpg://).",
         ),
     ],
@@ -21,8 +23,34 @@ def server(
     apply_deployments: Annotated[
         bool, typer.Option("--deploy/--no-deploy", help="Apply deployments/prefect.yaml once the server is up.")
     ] = False,
+    code: Annotated[
+        CodeSource,
+        typer.Option(
+            help="With --deploy: where workers get the code, the folder SYNCREEL_PROJECT_DIR (a checkout or the "
+            "image) or a git clone of SYNCREEL_GIT_REPOSITORY at SYNCREEL_GIT_COMMIT, installed per flow run."
+        ),
+    ] = CodeSource.project_dir,
+    role: Annotated[
+        Role,
+        typer.Option(
+            help="all: API, UI and background services in one process; api: API and UI only; services: the "
+            "background services only (run one of each; they need --redis-url)."
+        ),
+    ] = Role.all,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PREFECT_REDIS_MESSAGING_URL",
+            help="Redis that carries Prefect's events between the API and the services (redis://host:6379/0).",
+        ),
+    ] = None,
 ) -> None:
     """Run the Prefect server on Postgres with syncreel's work pools and GPU limit (deployments/README.md)."""
     from syncreel.flows.deployments import serve
 
-    raise typer.Exit(serve(database_url, host, port, gpus, apply_deployments))
+    if role is Role.services and apply_deployments:
+        raise typer.BadParameter("the services process has no API to deploy to: pass --deploy to --role api")
+    try:
+        raise typer.Exit(serve(database_url, host, port, gpus, code if apply_deployments else None, role, redis_url))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None

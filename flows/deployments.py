@@ -5,7 +5,9 @@
 starts ``prefect server start`` on that database, creates the CPU and GPU work pools, the global
 concurrency limit (one slot per GPU) and the automations of ``deployments/automations.yaml`` when they
 are missing, applies ``deployments/prefect.yaml``, and
-stays in the foreground until stopped (deployments/README.md has the worker commands).
+stays in the foreground until stopped (deployments/README.md has the worker commands). With
+``--role api`` and ``--role services`` the API/UI and Prefect's background services run in two processes
+(events then travel between them through Redis).
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 
 import yaml
@@ -27,6 +31,25 @@ PREFECT_FILE = ROOT / "deployments" / "prefect.yaml"
 AUTOMATIONS_FILE = ROOT / "deployments" / "automations.yaml"
 CPU_POOL = "syncreel-cpu"
 GPU_POOL = "syncreel-gpu"
+# The one name Prefect 3.9 reads for its server's database (PREFECT_API_DATABASE_CONNECTION_URL is an
+# older alias it still accepts; PREFECT_SERVER_DATABASE_URL is not read at all).
+DATABASE_SETTING = "PREFECT_SERVER_DATABASE_CONNECTION_URL"
+REDIS_SETTING = "PREFECT_REDIS_MESSAGING_URL"
+
+
+class Role(StrEnum):
+    """Which part of the Prefect server a process runs."""
+
+    all = "all"  # API, UI and background services
+    api = "api"  # API and UI (``prefect server start --no-services``)
+    services = "services"  # background services (``prefect server services start``)
+
+
+class CodeSource(StrEnum):
+    """Where workers get the code of a flow run (the pull steps of deployments/prefect.yaml)."""
+
+    project_dir = "project-dir"  # the folder SYNCREEL_PROJECT_DIR: a checkout or the image's copy
+    git = "git"  # a clone of SYNCREEL_GIT_REPOSITORY at SYNCREEL_GIT_COMMIT, installed per flow run
 
 
 def prefect_database_url(url: str) -> str:
@@ -37,12 +60,39 @@ def prefect_database_url(url: str) -> str:
     return url
 
 
-def server_environment(database_url: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
+def redis_messaging(redis_url: str) -> dict[str, str]:
+    """The settings that carry Prefect's events, event ordering and concurrency leases through Redis
+    (prefect-redis), so that an API process and a services process see the same events."""
     return {
-        **(os.environ if base is None else base),
-        "PREFECT_API_DATABASE_CONNECTION_URL": prefect_database_url(database_url),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        REDIS_SETTING: redis_url,
+        "PREFECT_SERVER_EVENTS_MESSAGING_BROKER": "prefect_redis.messaging",
+        "PREFECT_SERVER_EVENTS_MESSAGING_CACHE": "prefect_redis.messaging",
+        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
     }
+
+
+def server_environment(
+    database_url: str, base: Mapping[str, str] | None = None, redis_url: str | None = None
+) -> dict[str, str]:
+    """The environment of a Prefect server process on ``database_url`` (and Redis, when given)."""
+    env = {
+        key: value
+        for key, value in (os.environ if base is None else base).items()
+        if key != "PREFECT_API_DATABASE_CONNECTION_URL"  # an older alias: one name, one value
+    }
+    env |= {DATABASE_SETTING: prefect_database_url(database_url), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    return env | redis_messaging(redis_url) if redis_url else env
+
+
+def server_command(role: Role, host: str, port: int) -> list[str]:
+    """``prefect server start`` for the API/UI (with the background services unless ``role`` is api), or
+    ``prefect server services start`` for the services alone."""
+    prefect = [sys.executable, "-m", "prefect", "server"]
+    if role is Role.services:
+        return [*prefect, "services", "start"]
+    start = [*prefect, "start", "--host", host, "--port", str(port)]
+    return [*start, "--no-services"] if role is Role.api else start
 
 
 def wait_healthy(api_url: str, process: subprocess.Popen | None = None, timeout_s: float = 180) -> None:
@@ -93,31 +143,58 @@ def bootstrap(gpus: int) -> None:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=GPU_LIMIT, limit=gpus))
 
 
-def deploy(env: Mapping[str, str] | None = None) -> None:
-    """Apply every deployment of deployments/prefect.yaml (the same as running ``prefect deploy`` by hand)."""
-    command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--prefect-file", str(PREFECT_FILE), "--all"]
-    done = subprocess.run(command, cwd=ROOT, env=dict(env or os.environ), capture_output=True, text=True)
+def prefect_file(code: CodeSource) -> dict:
+    """deployments/prefect.yaml with the pull steps for where workers get the code: ``project-dir`` (a
+    checkout or image at ``SYNCREEL_PROJECT_DIR``) or ``git`` (each flow run clones
+    ``SYNCREEL_GIT_REPOSITORY`` at ``SYNCREEL_GIT_COMMIT`` and installs it)."""
+    config = yaml.safe_load(PREFECT_FILE.read_text())
+    config["pull"] = config["definitions"]["pull"][code.name]
+    return config
+
+
+def deploy(env: Mapping[str, str] | None = None, code: CodeSource = CodeSource.project_dir) -> None:
+    """Apply every deployment of deployments/prefect.yaml (``prefect deploy --all``) with ``code``'s pull steps."""
+    with tempfile.TemporaryDirectory(prefix="syncreel-deploy-") as folder:
+        path = Path(folder) / "prefect.yaml"
+        path.write_text(yaml.safe_dump(prefect_file(code), sort_keys=False))
+        command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--prefect-file", str(path), "--all"]
+        done = subprocess.run(command, cwd=ROOT, env=dict(env or os.environ), capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"prefect deploy failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
 
 
-def serve(database_url: str, host: str, port: int, gpus: int, apply_deployments: bool) -> int:
-    """Run the server in the foreground (see the module doc); returns its exit code."""
+def serve(
+    database_url: str,
+    host: str,
+    port: int,
+    gpus: int,
+    deploy_code: CodeSource | None,
+    role: Role = Role.all,
+    redis_url: str | None = None,
+) -> int:
+    """Run the server in the foreground (see the module doc); returns its exit code. ``deploy_code``:
+    apply the deployments with that source of code once the API is up (None: do not apply them)."""
+    if role is not Role.all and not redis_url:
+        raise ValueError(
+            f"--role {role} splits the API from the background services, and events reach the services only "
+            f"through Redis: pass --redis-url (or set {REDIS_SETTING})"
+        )
     api_url = f"http://{host}:{port}/api"
-    env = server_environment(database_url)
-    command = [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)]
-    server = subprocess.Popen(command, env=env)
+    server = subprocess.Popen(server_command(role, host, port), env=server_environment(database_url, None, redis_url))
 
     def stop(signum: int, _frame: object) -> None:
         server.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     try:
+        if role is Role.services:
+            print("prefect background services started", flush=True)
+            return server.wait()
         wait_healthy(api_url, server)
         os.environ["PREFECT_API_URL"] = api_url
         bootstrap(gpus)
-        if apply_deployments:
-            deploy({**os.environ, "PREFECT_API_URL": api_url})
+        if deploy_code is not None:
+            deploy({**os.environ, "PREFECT_API_URL": api_url}, deploy_code)
         print(f"prefect server ready at {api_url} (pools {CPU_POOL}, {GPU_POOL}; {gpus} GPU slots)", flush=True)
         return server.wait()
     except KeyboardInterrupt:
