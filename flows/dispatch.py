@@ -5,23 +5,27 @@ set, the first call of a run queues every scene's first attempt on that deployme
 workers start together while the campaign loop handles QA scene by scene), and each call waits for its
 scene's flow run, then reads the master back from syncreel's database (Prefect results are not persisted).
 
-A GPU machine can die mid-scene. Its flow run then stays "running" in Prefect forever, so the waiting side
-watches the worker that took it: when that worker's heartbeats stop, the flow run is marked Crashed and
-the scene is queued again, for another worker. That is safe because generation is memoized by content: a
+Each call listens for its scene's flow run to reach a final state through Prefect's events (Prefect's
+own ``wait_for_flow_run``), not by polling the API. A GPU machine can die mid-scene; its flow run then
+stays "running" in Prefect forever, so between listens (every ``WATCH_SECONDS``) the waiting side checks
+the worker that took it: when that worker's heartbeats stop, the flow run is marked Crashed and the
+scene is queued again, for another worker. That is safe because generation is memoized by content: a
 finished master is reused, a half-made one is redone, never duplicated.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 from uuid import UUID
 
 from prefect import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
+from prefect.exceptions import FlowRunWaitTimeout
+from prefect.flow_runs import wait_for_flow_run
 from prefect.states import Crashed, State
+from prefect.utilities.asyncutils import run_coro_as_sync
 
 from syncreel.schemas.records import CampaignPlan, IngestedReference, MasterRecord
 from syncreel.schemas.requests import SceneRequest
@@ -29,7 +33,8 @@ from syncreel.schemas.settings import get_settings
 from syncreel.tasks.generate import generate_scene
 from syncreel.tasks.stage import by_reference, dispatch_key, emit, get_runtime, recall
 
-POLL_SECONDS = 1.0
+# How long one listen for a scene's final state lasts before its worker is checked again.
+WATCH_SECONDS = 15
 # How many times one scene attempt is queued again after the machine running it was lost.
 MAX_PLACEMENTS = 3
 # A worker is lost after this many of its heartbeat intervals without one (never sooner than the floor).
@@ -119,18 +124,21 @@ def _queue(deployment: str, request: SceneRequest, placement: int) -> UUID:
 
 
 def _wait(run_id: UUID) -> State:
-    """Wait for the flow run to finish; a run whose worker stopped heart-beating is marked Crashed."""
+    """Listen for the flow run's final state; between listens, a run whose worker stopped heart-beating
+    is marked Crashed."""
     with get_client(sync_client=True) as client:
         while True:
-            run = client.read_flow_run(run_id)
-            if run.state is not None and run.state.is_final():
+            try:
+                run = run_coro_as_sync(wait_for_flow_run(run_id, timeout=WATCH_SECONDS))
+            except FlowRunWaitTimeout:
+                run = client.read_flow_run(run_id)
+            if run is not None and run.state is not None and run.state.is_final():
                 return run.state
-            lost = _lost_worker(client, run)
+            lost = _lost_worker(client, run) if run is not None else None
             if lost:
                 state: State = Crashed(message=f"worker {lost} stopped sending heartbeats while running this scene")
                 client.set_flow_run_state(run_id, state, force=True)
                 return state
-            time.sleep(POLL_SECONDS)
 
 
 def _lost_worker(client, run: FlowRun) -> str | None:  # noqa: ANN001 - a SyncPrefectClient
