@@ -344,6 +344,50 @@ def test_schema_violation_is_refused_by_the_server_with_the_field(stack: Stack):
     assert names.count("syncreel-crash-silent-flow-runs") == 1, names  # created once by `syncreel server`
 
 
+def test_a_review_suspends_the_run_frees_its_worker_and_the_answer_resumes_it(stack: Stack):
+    import httpx
+
+    api = stack.env["PREFECT_API_URL"]
+    brief = yaml.safe_load(tiny_brief(stack.folder / "review.yaml", "orch-review", scenes=2).read_text())
+    # A lip-sync confidence no clip reaches: the talking scene is flagged and the run waits for a reviewer.
+    brief["qa"] = {"max_regenerations": 0, "min_lipsync_confidence": 2.0, "on_review": "pause", "review_timeout_s": 900}
+    deployment = httpx.get(f"{api}/deployments/name/produce-campaign/production").json()
+    created = httpx.post(f"{api}/deployments/{deployment['id']}/create_flow_run", json={"parameters": {"brief": brief}})
+    assert created.status_code == 201, created.text
+    flow_run = created.json()["id"]
+
+    def state() -> tuple:
+        return stack.prefect(f"select state_type, state_name from flow_run where id = '{flow_run}'")[0]
+
+    wait_for(lambda: state() == ("PAUSED", "Suspended"), 600, "the run to suspend for its review")
+    cpu = stack.workers["cpu-0"].pid
+    wait_for(lambda: process_tree(cpu) == [cpu], 60, "the CPU worker to have no flow-run process left")
+    ((run_id, status, owner, attempts),) = stack.state(
+        "select id, status, owner, attempts from campaign_runs where campaign_id = 'orch-review'"
+    )
+    assert (status, owner, attempts) == ("needs_review", None, 1)
+
+    answer = httpx.post(
+        f"{api}/flow_runs/{flow_run}/resume",
+        json={"run_input": {"approve": True, "reviewer": "dana", "note": "lips read fine on set"}},
+    )
+    assert answer.status_code in (200, 201) and answer.json()["status"] == "ACCEPT", answer.text
+    wait_for(lambda: state()[0] in ("COMPLETED", "FAILED", "CRASHED"), 600, "the resumed run to finish")
+    assert state()[0] == "COMPLETED", state()
+    assert stack.state(f"select status, owner, attempts from campaign_runs where id = '{run_id}'") == [
+        ("succeeded", None, 2)
+    ]
+    ((verdict, message),) = stack.state(
+        f"select verdict, message from qa_results where run_id = '{run_id}' and \"check\" = 'human_review'"
+    )
+    assert verdict == "pass" and "dana" in message
+    assert stack.state(f"select count(*) from deliverables where run_id = '{run_id}'") == [(2,)]
+    # The resumed run replayed the campaign: both scenes' generations were found, none made again.
+    assert stack.state(
+        f"select count(distinct cache_key) from generations where run_id = '{run_id}' and status = 'succeeded'"
+    ) == [(2,)]
+
+
 def test_sigkill_of_a_gpu_worker_holding_a_scene_loses_and_duplicates_nothing(stack: Stack):
     brief = tiny_brief(stack.folder / "kill.yaml", "orch-kill", scenes=4)
     submit = subprocess.Popen(
