@@ -30,7 +30,7 @@ from syncreel.schemas.records import (
 )
 from syncreel.tasks.ingest import ingest_reference
 from syncreel.tasks.inputs import continuation_of
-from syncreel.tasks.plan import mark_failed, parse_brief
+from syncreel.tasks.plan import mark_failed, parse_brief, release_run
 from syncreel.tasks.publish import publish
 from syncreel.tasks.qa import qa_character_consistency, qa_deliverable, qa_master
 from syncreel.tasks.render import assemble_spot, render_variants
@@ -87,6 +87,8 @@ def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
     except BaseException as exc:
         mark_failed(by_reference(plan), exc)
         raise
+    finally:
+        release_run(plan)  # the heartbeat this process kept since parse_brief claimed the run
 
 
 def _masters(

@@ -95,10 +95,13 @@ class Settings(BaseSettings):
     fault_audio_shift_attempts: int = Field(
         default=1, ge=0, description="Test hook: how many attempts per scene get the shift (0: every attempt)."
     )
+    # The run lock (store/lease.py): the owner writes its heartbeat every third of the lease. The floor
+    # keeps a busy database or a loaded host from costing a live owner its run.
     lease_seconds: float = Field(
         default=300.0,
-        gt=0,
-        description="A run whose owner has not written a heartbeat for this long may be taken over.",
+        ge=5,
+        description="A run whose owner has written no heartbeat (every third of this) for this long may be "
+        "taken over by another process; at least 5 s.",
     )
 
     @field_validator("reference_private_networks")

@@ -9,12 +9,13 @@ import os
 import secrets
 import socket
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from syncreel.schemas.errors import RunConflict
 from syncreel.store.models import (
     Asset,
     CampaignRun,
@@ -34,7 +35,7 @@ from syncreel.store.models import (
 __all__ = ["RunLocked", "RunStatus", "SceneStatus"]
 
 
-class RunLocked(RuntimeError):
+class RunLocked(RunConflict):
     """Another live process is producing this run."""
 
 
@@ -44,22 +45,23 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def owner_alive(owner: str | None, heartbeat_at: datetime | None, lease_seconds: float) -> bool:
-    """Same host: is the process there? Another host: has it written a heartbeat within the lease?"""
-    if not owner:
+    """Whether ``owner`` (``host:pid``) still holds its run: its heartbeat is within the lease and, on this
+    host, its process exists. A process that died on this host loses the run at once; a stopped one keeps
+    its PID but no longer writes its heartbeat (store/lease.py), so it loses the run when the lease runs
+    out, like a process on another host."""
+    beat = _aware(heartbeat_at)
+    if not owner or beat is None or utcnow() - beat >= timedelta(seconds=lease_seconds):
         return False
     host, _, pid = owner.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        if int(pid) == os.getpid():
-            return False  # this very process is claiming again
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+    if host != socket.gethostname() or not pid.isdigit():
         return True
-    beat = _aware(heartbeat_at)
-    return beat is not None and utcnow() - beat < timedelta(seconds=lease_seconds)
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: it exists
+        return True
+    return True
 
 
 def _insert_or_get(session: Session, row: Any, lookup: Any) -> Any:
@@ -85,7 +87,8 @@ def claim_run(
     owner: str,
     lease_seconds: float,
 ) -> CampaignRun:
-    """Create the run for this brief, or take it up again; raises RunLocked if a live owner holds it."""
+    """Create the run for this brief, or take it up again as a new attempt; raises RunLocked while a live
+    owner (`owner_alive`, this very process included) holds it."""
     lookup = select(CampaignRun).where(CampaignRun.run_key == run_key).with_for_update()
     run = _insert_or_get(
         session,
@@ -100,16 +103,13 @@ def claim_run(
         ),
         lookup,
     )
-    if (
-        run.status == RunStatus.running
-        and run.owner != owner
-        and owner_alive(run.owner, run.heartbeat_at, lease_seconds)
-    ):
+    if run.status == RunStatus.running and owner_alive(run.owner, run.heartbeat_at, lease_seconds):
         beat = _aware(run.heartbeat_at)
         age = (utcnow() - beat).total_seconds() if beat else float("nan")
         raise RunLocked(
-            f"run {run.id} is being produced by {run.owner} (last heartbeat {age:.0f} s ago); "
-            f"wait for it, or stop that process"
+            f"run {run.id} is being produced by {run.owner} (last heartbeat {age:.0f} s ago); wait for it, "
+            f"or stop that process: a run is taken over once its owner has died or written no heartbeat "
+            f"for {lease_seconds:g} s"
         )
     run.status = transition("run", run.id, run.status, RunStatus.running)
     run.attempts += 1
@@ -120,9 +120,40 @@ def claim_run(
     return run
 
 
-def heartbeat(session: Session, run_id: str, owner: str) -> None:
-    run = session.get_one(CampaignRun, run_id)
-    run.owner, run.heartbeat_at = owner, utcnow()
+def _holding(run_id: str, owner: str, attempt: int) -> Any:
+    """The condition that ``owner`` still holds the running run in its ``attempt``: a takeover counts a
+    new attempt, so an owner that was taken over can never match again."""
+    return (
+        (CampaignRun.id == run_id)
+        & (CampaignRun.owner == owner)
+        & (CampaignRun.attempts == attempt)
+        & (CampaignRun.status == RunStatus.running)
+    )
+
+
+def heartbeat(session: Session, run_id: str, owner: str, attempt: int) -> CampaignRun | None:
+    """Renew ``owner``'s heartbeat while it holds the run in ``attempt``: None when renewed, otherwise the
+    run as it stands (taken over by another attempt, or finished)."""
+    renewed = session.execute(
+        update(CampaignRun)
+        .where(_holding(run_id, owner, attempt))
+        .values(heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if cast(CursorResult[Any], renewed).rowcount:
+        return None
+    return session.get_one(CampaignRun, run_id)
+
+
+def release_claim(session: Session, run_id: str, owner: str, attempt: int) -> None:
+    """Give up ``owner``'s claim on a run it leaves running (its flow ended without finishing it), so that
+    the next claim takes it at once; a run taken over or finished meanwhile is left as it is."""
+    session.execute(
+        update(CampaignRun)
+        .where(_holding(run_id, owner, attempt))
+        .values(owner=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def finish_run(

@@ -39,7 +39,6 @@ from syncreel.tasks.stage import (
     cache_key,
     clip_fields,
     code_fingerprint,
-    owner_id,
     recall,
     remember,
     store_asset,
@@ -223,8 +222,6 @@ def generate_scene(
     stage = Stage("generate", f"{scene_id}/{language}")
     stage.start(f"attempt {attempt}")
     take = _prepare(stage.rt, plan, scene_id, language, references, attempt)
-    with stage.rt.session() as session:
-        runs.heartbeat(session, plan.run_id, owner_id())
     record = recall(stage.rt, take.key)
     cached = record is not None
     if record is None:

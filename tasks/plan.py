@@ -10,9 +10,9 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy.orm import Session
 
 from syncreel.schemas.brief import Brief
-from syncreel.schemas.errors import user_message
+from syncreel.schemas.errors import RunConflict, user_message
 from syncreel.schemas.records import CampaignPlan, approval_subject, master_of
-from syncreel.store import runs
+from syncreel.store import lease, runs
 from syncreel.tasks.stage import PIPELINE_VERSION, emit, get_runtime, owner_id
 
 # A preview renders every scene small and with few sampler steps, with the full render's seeds.
@@ -87,14 +87,25 @@ def parse_brief(brief: Brief, preview: bool = False) -> CampaignPlan:
             preview=preview,
             first_attempts=starts,
         )
+    # Held by this process, the flow's, until the flow ends (release_run); never by a GPU worker.
+    lease.hold(rt.engine, plan.run_id, owner_id(), plan.attempt, rt.settings.lease_seconds)
     emit("parse", plan.run_id, "done", f"attempt {plan.attempt}")
     return plan
 
 
 @task(name="mark_failed", cache_policy=NO_CACHE, timeout_seconds=120)
 def mark_failed(plan: CampaignPlan, error: BaseException) -> None:
-    """Record why a run stopped; finished outputs stay remembered, so the next attempt resumes."""
+    """Record why a run stopped; finished outputs stay remembered, so the next attempt resumes. A run
+    that another process holds or took over (RunConflict) is that process's to record: nothing is written."""
+    if isinstance(error, RunConflict):
+        return
     message = user_message(error, log="the flow run's log (Prefect UI)")
     with get_runtime().session() as session:
         runs.finish_run(session, plan.run_id, runs.RunStatus.failed, error=message)
     emit("run", plan.run_id, "failed", message)
+
+
+def release_run(plan: CampaignPlan) -> None:
+    """The flow has ended, however: stop the run's heartbeat, and give up a run left running so that the
+    next claim need not wait out the lease (store/lease.py)."""
+    lease.release(plan.run_id)

@@ -38,10 +38,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from syncreel.media.probe import MediaInfo
-from syncreel.schemas.errors import InputError
+from syncreel.schemas.errors import InputError, RunConflict
 from syncreel.schemas.requests import SceneRequest
 from syncreel.schemas.settings import Settings, get_settings
-from syncreel.store import runs
+from syncreel.store import lease, runs
 from syncreel.store.assets import AssetStore, open_store
 from syncreel.store.db import make_engine, session_scope, upgrade_database
 
@@ -64,6 +64,7 @@ class Runtime:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        lease.check_held()  # a process whose run was taken over writes nothing more (store/lease.py)
         with session_scope(self.engine) as session:
             yield session
 
@@ -225,6 +226,7 @@ class StoredFile:
 
 def store_asset(rt: Runtime, path: Path, kind: str, media_info: dict[str, Any] | None = None) -> StoredFile:
     """Put a file in the asset store (content-addressed) and record it."""
+    lease.check_held()
     stored = rt.store.put_file(path, kind=kind)
     with rt.session() as session:
         row = runs.record_asset(
@@ -282,6 +284,7 @@ class Stage:
         self.rt = rt or get_runtime()
 
     def start(self, detail: str = "") -> None:
+        lease.check_held()
         emit(self.name, self.item, "started", detail)
 
     def finish(self, cached: bool = False, detail: str = "") -> None:
@@ -317,5 +320,6 @@ NETWORK_JITTER = 0.5
 
 
 def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Whether a failed run may succeed when tried again: not when the input is at fault (InputError)."""
-    return not isinstance(state.data, InputError)
+    """Whether a failed run may succeed when tried again: not when the input is at fault (InputError),
+    nor when the run is another process's (RunConflict)."""
+    return not isinstance(state.data, (InputError, RunConflict))
