@@ -3,7 +3,6 @@ database alone, without Prefect, so they answer in well under a second."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,17 +12,37 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from syncreel.cli.output import console, error_exit, literal, load_or_exit, styled
+from syncreel.cli.output import console, error_exit, literal, load_or_exit, print_json, styled
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 RunId = Annotated[str | None, typer.Argument(help="Run id or unique prefix; default: newest.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print it as JSON.")]
 
 
-def validate(brief: Annotated[Path, typer.Argument(help="Brief file (.yaml, .yml, .json).")]) -> None:
-    """Check a brief and list every problem with its field path."""
-    loaded = load_or_exit(brief)
+def validate(
+    brief: Annotated[Path, typer.Argument(help="Brief file (.yaml, .yml, .json).")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"ok": ...} as JSON, with the brief\'s summary or its problems.')
+    ] = False,
+) -> None:
+    """Check a brief and list every problem with its field path (exit 2 when there is one)."""
+    loaded = load_or_exit(brief, as_json=as_json)
+    if as_json:
+        print_json(
+            {
+                "ok": True,
+                "brief": str(brief),
+                "campaign_id": loaded.campaign_id,
+                "scenes": [scene.id for scene in loaded.scenes],
+                "duration_s": loaded.duration_s,
+                "languages": list(loaded.languages),
+                "platforms": list(loaded.platforms),
+                "references": [reference.id for reference in loaded.references],
+            }
+        )
+        return
     console.print(
         f"[green]ok[/] {literal(brief)}: campaign {literal(repr(loaded.campaign_id))}, {len(loaded.scenes)} scenes "
         f"({loaded.duration_s:g} s), languages {literal(', '.join(loaded.languages))}, "
@@ -56,40 +75,63 @@ def run_detail(run_id: str | None) -> dict[str, Any]:
             raise error_exit(f"[red]{literal(exc)}[/]") from None
 
 
-def list_runs(limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20) -> None:
+# What `runs --json` says of each run (the table shows the first few and the times).
+RUN_FIELDS = ("id", "campaign_id", "status", "attempts", "owner", "created_at", "started_at", "finished_at", "error")
+
+
+def list_runs(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20, as_json: AsJson = False
+) -> None:
     """List recent campaign runs."""
     from syncreel.store import runs
 
+    with store_session() as session:
+        found = [{field: getattr(row, field) for field in RUN_FIELDS} for row in runs.list_runs(session, limit=limit)]
+    if as_json:
+        print_json(found)
+        return
     table = Table(title="campaign runs")
     for column in ("run", "campaign", "status", "attempts", "created", "finished"):
         table.add_column(column, no_wrap=column in ("run", "campaign"))
-    with store_session() as session:
-        for row in runs.list_runs(session, limit=limit):
-            table.add_row(
-                literal(row.id),
-                literal(row.campaign_id),
-                styled(str(row.status)),
-                str(row.attempts),
-                f"{row.created_at:%Y-%m-%d %H:%M:%S}",
-                f"{row.finished_at:%Y-%m-%d %H:%M:%S}" if row.finished_at else "",
-            )
+    for row in found:
+        table.add_row(
+            literal(row["id"]),
+            literal(row["campaign_id"]),
+            styled(str(row["status"])),
+            str(row["attempts"]),
+            f"{row['created_at']:%Y-%m-%d %H:%M:%S}",
+            f"{row['finished_at']:%Y-%m-%d %H:%M:%S}" if row["finished_at"] else "",
+        )
     console.print(table)
 
 
-def status(run_id: RunId = None) -> None:
+def run_status(detail: dict[str, Any]) -> dict[str, Any]:
+    """A run at a glance: its row, and its scene jobs, deliverables and QA checks counted by status."""
+    return {
+        "run": {key: value for key, value in detail["run"].items() if key != "brief"},
+        "scene_jobs": dict(Counter(str(job["status"]) for job in detail["scene_jobs"])),
+        "deliverables": len(detail["deliverables"]),
+        "qa_checks": dict(Counter(str(row["verdict"]) for row in detail["qa_results"])),
+    }
+
+
+def status(run_id: RunId = None, as_json: AsJson = False) -> None:
     """One run's status: scene jobs and deliverables at a glance."""
-    detail = run_detail(run_id)
-    run = detail["run"]
+    glance = run_status(run_detail(run_id))
+    if as_json:
+        print_json(glance)
+        return
+    run = glance["run"]
     console.print(
         f"run {literal(run['id'])} ({literal(run['campaign_id'])}): {styled(run['status'])}, attempt {run['attempts']}"
         + (f"; error: {literal(run['error'])}" if run.get("error") else ""),
         soft_wrap=True,
     )
-    scenes = Counter(job["status"] for job in detail["scene_jobs"])
+    scenes = glance["scene_jobs"]
     console.print("scene jobs: " + ", ".join(f"{n} {styled(s)}" for s, n in sorted(scenes.items())))
-    qa = Counter(row["verdict"] for row in detail["qa_results"])
+    qa = glance["qa_checks"]
     console.print(
-        f"deliverables: {len(detail['deliverables'])}; QA checks: "
+        f"deliverables: {glance['deliverables']}; QA checks: "
         + ", ".join(f"{n} {styled(v)}" for v, n in sorted(qa.items()))
     )
 
@@ -101,7 +143,7 @@ def show(
     """Everything about a run: scene jobs, generations, deliverables, QA results."""
     detail = run_detail(run_id)
     if as_json:
-        typer.echo(json.dumps(detail, indent=2, default=str))
+        print_json(detail)
         return
     status(detail["run"]["id"])
     console.print(_scene_jobs_table(detail))

@@ -3,8 +3,10 @@ one per line, and the log file where tracebacks go instead of the terminal."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -46,11 +48,21 @@ def error_exit(message: str, *, soft_wrap: bool = False) -> typer.Exit:
     return typer.Exit(2)
 
 
-def load_or_exit(brief_path: Path) -> Brief:
-    """The brief, or every problem with its field path and exit code 2."""
+def print_json(value: object) -> None:
+    """``value`` as indented JSON on stdout, for a script to read: times in ISO 8601, anything else that
+    JSON has no type for (a path, a UUID) as its string."""
+    typer.echo(json.dumps(value, indent=2, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v)))
+
+
+def load_or_exit(brief_path: Path, *, as_json: bool = False) -> Brief:
+    """The brief, or every problem with its field path and exit code 2 (``as_json``: as JSON on stdout,
+    ``{"ok": false, "brief": ..., "problems": [{"loc": ..., "message": ...}]}``)."""
     try:
         return load_brief(brief_path)
     except BriefError as exc:
+        if as_json:
+            print_json({"ok": False, "brief": exc.source, "problems": [issue.model_dump() for issue in exc.issues]})
+            raise typer.Exit(2) from None
         err_console.print(
             f"[red]{literal(exc.source)}[/]: {len(exc.issues)} problem{'s' * (len(exc.issues) != 1)}", soft_wrap=True
         )

@@ -17,6 +17,7 @@ from syncreel.cli.output import console, console_logs_to_file, err_console, lite
 from syncreel.schemas.brief import Brief
 from syncreel.schemas.errors import user_message
 from syncreel.schemas.records import RunSummary, deliverable_path
+from syncreel.schemas.settings import LogLevel, get_settings
 
 if TYPE_CHECKING:
     from syncreel.flows.submit import Outcome, Submission
@@ -28,6 +29,15 @@ BriefPath = Annotated[Path, typer.Argument(help="Brief file (.yaml, .yml, .json)
 def _quiet_prefect() -> None:
     """Prefect's own console output down to warnings (set before it is imported; the user's env wins)."""
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _log_at(level: LogLevel | None) -> LogLevel:
+    """Keep the run's log lines from ``level`` up (default SYNCREEL_LOG_LEVEL, INFO): syncreel's and
+    Prefect's, sent to the Prefect API and written to syncreel.log. Set before Prefect is imported; the
+    terminal shows none of them (`_produce`)."""
+    chosen = level or get_settings().log_level
+    os.environ["PREFECT_LOGGING_LEVEL"] = chosen
+    return chosen
 
 
 def run(
@@ -44,13 +54,22 @@ def run(
             "their QA; approve or reject them with `syncreel approve`, then run without --preview.",
         ),
     ] = False,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            "--log-level",
+            case_sensitive=False,
+            help="Lowest level of the run's log lines sent to the Prefect API and syncreel.log "
+            "[default: SYNCREEL_LOG_LEVEL, else INFO]. The terminal shows the bars and a line per problem.",
+        ),
+    ] = None,
 ) -> None:
     """Produce a campaign: generate, QA, assemble, render every platform variant, publish.
 
     Exit 0 when the run succeeded, 3 when it needs review (the report says why), 1 when it failed.
     """
     loaded = load_or_exit(brief)
-    _quiet_prefect()
+    _log_at(log_level)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from syncreel.tasks.publish import export_deliverables
@@ -203,6 +222,14 @@ def submit(
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
     preview: Annotated[bool, typer.Option("--preview", help="A preview run (see `syncreel run --preview`).")] = False,
     timeout: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = 6 * 3600,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            "--log-level",
+            case_sensitive=False,
+            help="The flow run's log level, set in its worker's environment [default: the worker's own].",
+        ),
+    ] = None,
 ) -> None:
     """Produce a campaign through the produce-campaign deployment (workers do the work) and follow it.
 
@@ -213,7 +240,7 @@ def submit(
     _quiet_prefect()
     from syncreel.flows.submit import copy_deliverables, submit_campaign
 
-    submission = submit_campaign(loaded, deployment=deployment, preview=preview)
+    submission = submit_campaign(loaded, deployment=deployment, preview=preview, log_level=log_level)
     flow_run = submission.flow_run
     err_console.print(
         f"submitted to {literal(submission.deployment)}: flow run {literal(flow_run.name)} ({flow_run.id})"

@@ -16,6 +16,7 @@ from prefect import flow
 from prefect.context import FlowRunContext
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from syncreel.flows import events
 from syncreel.flows.dispatch import generate_master
 from syncreel.schemas.brief import Brief, load_brief
 from syncreel.schemas.records import (
@@ -60,9 +61,11 @@ def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
     """
     started = time.time()
     plan = parse_brief(load_brief(brief) if isinstance(brief, str) else brief, preview)
+    events.run_started(plan)
     try:
         references = [
-            ingest_reference(ref, plan.brief.base_uri, brief_loaded_in_process()) for ref in plan.brief.references
+            ingest_reference(ref, plan.brief.base_uri, brief_loaded_in_process(), by_reference(plan))
+            for ref in plan.brief.references
         ]
         # every scene's lines, spoken in each language; each generation picks its own (tasks/generate.py)
         spoken = [speak_lines(by_reference(plan), scene_id, language) for scene_id, language in plan.scene_languages]
@@ -70,7 +73,10 @@ def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
         # each character, across scenes and languages
         reports += qa_character_consistency(by_reference(plan), by_reference(masters), by_reference(references))
         flagged = [r for r in reports if r.decision == "needs_review"]
-        review = await_review(plan, flagged) if flagged and plan.brief.qa.on_review == "pause" else None
+        pausing = bool(flagged) and plan.brief.qa.on_review == "pause"
+        if pausing:
+            events.review_requested(plan, flagged)
+        review = await_review(plan, flagged) if pausing else None
         delivering = not plan.preview and (review is None or review.approve)
         spots, deliverables, checks = _deliverables(plan, masters, references) if delivering else ((), (), ())
         records = RunRecords(
@@ -83,9 +89,12 @@ def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
             deliverables=deliverables,
             review=review,
         )
-        return publish(by_reference(plan), by_reference(records))
+        summary = publish(by_reference(plan), by_reference(records))
+        events.run_published(plan, summary, review_requested=pausing)
+        return summary
     except BaseException as exc:
         mark_failed(by_reference(plan), exc)
+        events.run_failed(plan, exc)
         raise
     finally:
         release_run(plan)  # the heartbeat this process kept since parse_brief claimed the run

@@ -36,15 +36,28 @@ class Submission:
     preview: bool
 
 
-def submit_campaign(brief: Brief, *, deployment: str | None = None, preview: bool = False) -> Submission:
-    """Start a flow run of ``deployment`` (default: the settings' ``campaign_deployment``) on ``brief``."""
+def submit_campaign(
+    brief: Brief, *, deployment: str | None = None, preview: bool = False, log_level: str | None = None
+) -> Submission:
+    """Start a flow run of ``deployment`` (default: the settings' ``campaign_deployment``) on ``brief``;
+    ``log_level``: the flow run's (its worker's environment gets it, over the worker's own level)."""
     name = deployment or get_settings().campaign_deployment
     flow_run = run_deployment(
-        name, parameters={"brief": brief.model_dump(mode="json"), "preview": preview}, timeout=0, as_subflow=False
+        name,
+        parameters={"brief": brief.model_dump(mode="json"), "preview": preview},
+        timeout=0,
+        as_subflow=False,
+        job_variables=log_level_variables(log_level) if log_level else None,
     )
     assert isinstance(flow_run, FlowRun)  # called from sync code: the flow run, not a coroutine
     run_key = run_key_for(preview_brief(brief) if preview else brief, preview=preview)
     return Submission(brief, name, flow_run, run_key, preview)
+
+
+def log_level_variables(level: str) -> dict[str, Any]:
+    """Job variables that set a flow run's log level (syncreel's lines are Prefect run-logger lines) in its
+    worker's environment: the worker merges them into the deployment's ``env``."""
+    return {"env": {"PREFECT_LOGGING_LEVEL": level}}
 
 
 def run_detail(run_key: str) -> dict[str, Any] | None:

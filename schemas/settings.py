@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from syncreel.schemas.platforms import X264Preset
 
+# Python's logging levels by name, as `--log-level` and SYNCREEL_LOG_LEVEL take them.
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SYNCREEL_", extra="ignore")
@@ -70,6 +73,11 @@ class Settings(BaseSettings):
         description="Prefect deployment that `syncreel submit` and the inbox run.",
     )
     x264_preset: X264Preset = Field(default="veryfast", description="libx264 speed/size trade-off for deliverables.")
+    log_level: LogLevel = Field(
+        default="INFO",
+        description="The default of `syncreel run --log-level`: the lowest level of the run's log lines kept in "
+        "the Prefect API and syncreel.log (a worker's own level is Prefect's PREFECT_LOGGING_LEVEL).",
+    )
     # Reference ingestion (tasks/ingest.py, media/fetch.py).
     reference_roots: tuple[Path, ...] = Field(
         default=(),

@@ -219,7 +219,7 @@ def _prepare(
 def generate_scene(
     plan: CampaignPlan, scene_id: str, language: str, references: list[IngestedReference], attempt: int = 0
 ) -> MasterRecord:
-    stage = Stage("generate", f"{scene_id}/{language}")
+    stage = Stage("generate", f"{scene_id}/{language}", plan=plan, scene=scene_id, language=language)
     stage.start(f"attempt {attempt}")
     take = _prepare(stage.rt, plan, scene_id, language, references, attempt)
     record = recall(stage.rt, take.key)

@@ -17,6 +17,7 @@ content-addressed in the store, and a ``reference_assets`` row keeps the upload'
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
@@ -31,7 +32,7 @@ from syncreel.media.normalize import normalize_reference
 from syncreel.media.probe import probe
 from syncreel.schemas.brief import Reference
 from syncreel.schemas.errors import InputError
-from syncreel.schemas.records import IngestedReference
+from syncreel.schemas.records import CampaignPlan, IngestedReference
 from syncreel.schemas.settings import Settings
 from syncreel.store import runs, s3
 from syncreel.store.assets import file_sha256
@@ -150,14 +151,16 @@ def locate_source(
     return confined_path(ref, base_uri, roots, base_is_root=base_is_root)
 
 
-def _ingest(rt: Runtime, ref: Reference, base_uri: str | None, *, base_is_root: bool = True) -> IngestedReference:
+def _ingest(
+    rt: Runtime, ref: Reference, base_uri: str | None, *, base_is_root: bool = True, plan: CampaignPlan | None = None
+) -> IngestedReference:
     with rt.scratch(f"ingest-{ref.id}") as scratch:
         roots, policy = reference_roots(rt.settings), fetch_policy(rt.settings)
         source = locate_source(ref, base_uri, scratch, roots=roots, base_is_root=base_is_root, policy=policy)
         source_sha = file_sha256(source)
         code = code_fingerprint(media.normalize, media.probe, media.analysis, media.beats)
         key = cache_key("ingest", source_sha, ref.kind, ref.role, code)
-        stage = Stage("ingest", ref.id, rt)
+        stage = Stage("ingest", ref.id, rt, plan=plan)
         record, cached = stage.memo(key, lambda: _process(rt, ref, source, source_sha, scratch / "out"))
     stage.finish(cached)
     return to_record(IngestedReference, record, id=ref.id, kind=ref.kind, role=ref.role, source_sha256=source_sha)
@@ -197,10 +200,13 @@ def _process(rt: Runtime, ref: Reference, source: Path, source_sha: str, out: Pa
     retry_jitter_factor=NETWORK_JITTER,
     retry_condition_fn=transient,
 )
-def ingest_reference(ref: Reference, base_uri: str | None, base_is_root: bool = False) -> IngestedReference:
-    """``base_is_root``: the brief was loaded by the operator's own call, so its folder may be read.
-    Downloads are tried again on failure; a refused reference fails at once."""
-    stage = Stage("ingest", ref.id)
+def ingest_reference(
+    ref: Reference, base_uri: str | None, base_is_root: bool = False, plan: CampaignPlan | None = None
+) -> IngestedReference:
+    """``base_is_root``: the brief was loaded by the operator's own call, so its folder may be read;
+    ``plan``: the run whose log lines these are. Downloads are tried again on failure; a refused
+    reference fails at once (a WARNING line with why)."""
+    stage = Stage("ingest", ref.id, plan=plan)
     stage.start()
-    with stage.reporting(ReferenceRejected):
-        return _ingest(stage.rt, ref, base_uri, base_is_root=base_is_root)
+    with stage.reporting(ReferenceRejected, level=logging.WARNING):
+        return _ingest(stage.rt, ref, base_uri, base_is_root=base_is_root, plan=plan)

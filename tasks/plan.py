@@ -13,7 +13,7 @@ from syncreel.schemas.brief import Brief
 from syncreel.schemas.errors import RunConflict, user_message
 from syncreel.schemas.records import CampaignPlan, approval_subject, master_of
 from syncreel.store import lease, runs
-from syncreel.tasks.stage import PIPELINE_VERSION, emit, get_runtime, owner_id
+from syncreel.tasks.stage import PIPELINE_VERSION, emit, get_runtime, owner_id, run_logger
 
 # A preview renders every scene small and with few sampler steps, with the full render's seeds.
 PREVIEW_MAX_SIDE = 320
@@ -57,6 +57,16 @@ def first_attempts(session: Session, brief: Brief) -> dict[str, int]:
     return {item: attempt + (approval_subject(*item.split(":")) in rejected) for item, attempt in starts.items()}
 
 
+def _described(plan: CampaignPlan) -> str:
+    """What a run makes, as the line that says it was claimed puts it."""
+    brief = plan.brief
+    return (
+        f"{'preview' if plan.preview else 'full'} run, attempt {plan.attempt}, {len(brief.scenes)} scenes x "
+        f"{len(brief.languages)} languages ({', '.join(brief.languages)}) x {len(brief.platforms)} platforms "
+        f"({', '.join(brief.platforms)})"
+    )
+
+
 @task(name="parse_brief", cache_policy=NO_CACHE, timeout_seconds=120)
 def parse_brief(brief: Brief, preview: bool = False) -> CampaignPlan:
     """Claim the run of this brief (its preview run when ``preview``: ``brief`` is then the full brief,
@@ -90,6 +100,7 @@ def parse_brief(brief: Brief, preview: bool = False) -> CampaignPlan:
     # Held by this process, the flow's, until the flow ends (release_run); never by a GPU worker.
     lease.hold(rt.engine, plan.run_id, owner_id(), plan.attempt, rt.settings.lease_seconds)
     emit("parse", plan.run_id, "done", f"attempt {plan.attempt}")
+    run_logger(plan).info("run claimed by %s: %s", owner_id(), _described(plan))
     return plan
 
 
@@ -103,6 +114,7 @@ def mark_failed(plan: CampaignPlan, error: BaseException) -> None:
     with get_runtime().session() as session:
         runs.finish_run(session, plan.run_id, runs.RunStatus.failed, error=message)
     emit("run", plan.run_id, "failed", message)
+    run_logger(plan).error("run failed: %s", message, exc_info=error)
 
 
 def release_run(plan: CampaignPlan) -> None:

@@ -192,7 +192,7 @@ def run_status(reports: tuple[QAReport, ...] | list[QAReport], review: Review | 
 def publish(plan: CampaignPlan, records: RunRecords) -> RunSummary:
     """The manifest and the HTML QA report in the store, Prefect artifacts, and the run's final status.
     Uploads are tried again on failure (each replaces what an earlier try wrote)."""
-    stage = Stage("publish", plan.run_id)
+    stage = Stage("publish", plan.run_id, plan=plan)
     stage.start()
     rt, status = stage.rt, run_status(records.reports, records.review)
     manifest = rt.store.put_text(
@@ -203,7 +203,7 @@ def publish(plan: CampaignPlan, records: RunRecords) -> RunSummary:
     with rt.session() as session:
         runs.finish_run(session, plan.run_id, status, manifest_uri=manifest.uri)
     generated = sum(not m.cached for m in records.generations)
-    stage.finish(detail=str(status))
+    stage.finish(detail=f"{status}, manifest {manifest.uri}")
     return RunSummary(
         run_id=plan.run_id,
         campaign_id=plan.brief.campaign_id,

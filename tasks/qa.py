@@ -5,6 +5,7 @@ that use it (media/consistency.py); a failing check ends the run needs_review.""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from typing import Any
 
@@ -101,6 +102,14 @@ def _failures(report: QAReport) -> str:
     return "; ".join(c.message for c in report.failures)
 
 
+def _verdict(report: QAReport, master: MasterRecord) -> str:
+    """The gate's decision on a master with why, as its progress event and log line say it."""
+    said = f"{report.decision}: {_failures(report)}" if report.failures else str(report.decision)
+    if report.decision == "regenerate":
+        said += f"; generating attempt {master.attempt + 1} with a new seed"
+    return f"{said} (attempt {master.attempt}, seed {master.seed})"
+
+
 @task(
     name="qa_master",
     cache_policy=NO_CACHE,
@@ -109,7 +118,9 @@ def _failures(report: QAReport) -> str:
 )
 def qa_master(plan: CampaignPlan, master: MasterRecord) -> QAReport:
     """Technical QC against the master format plus lip-sync and sound-effect sync, and the gate's decision."""
-    stage = Stage("qa_master", f"{master.scene_id}/{master.language}")
+    stage = Stage(
+        "qa_master", f"{master.scene_id}/{master.language}", plan=plan, scene=master.scene_id, language=master.language
+    )
     brief, scene = plan.brief, plan.scene(master.scene_id)
     stems = (master.stems_uri, tuple(master.stem_names)) if master.stems_uri else None
     expect, sync = master_expectation(brief, scene), sync_expectation(brief, scene, master)
@@ -121,7 +132,9 @@ def qa_master(plan: CampaignPlan, master: MasterRecord) -> QAReport:
         status = SceneStatus.passed if report.decision == "pass" else SceneStatus.needs_review
         with stage.rt.session() as session:
             runs.settle_judged_scene(session, plan.run_id, master.scene_id, master.language, status)
-    stage.judged(report.verdict == "fail", f"{report.decision}: {_failures(report)}" if report.failures else "pass")
+    # a regeneration is the gate working (INFO); a master left to a person is what an operator must see
+    level = logging.WARNING if report.decision == "needs_review" else logging.INFO
+    stage.judged(report.verdict == "fail", _verdict(report, master), level)
     return report
 
 
@@ -134,7 +147,9 @@ def qa_master(plan: CampaignPlan, master: MasterRecord) -> QAReport:
 def qa_deliverable(
     plan: CampaignPlan, deliverable: DeliverableRecord, spec: PlatformSpec, duration_s: float
 ) -> QAReport:
-    stage = Stage("qa_deliverable", f"{deliverable.language}/{deliverable.platform}")
+    stage = Stage(
+        "qa_deliverable", f"{deliverable.language}/{deliverable.platform}", plan=plan, language=deliverable.language
+    )
     expect = deliverable_expectation(plan.brief, spec, duration_s)
     report = check_clip(stage, deliverable.subject, deliverable.uri, deliverable.sha256, expect)
     record_report(stage.rt, plan.run_id, report)
@@ -165,7 +180,7 @@ def qa_character_consistency(
 def _character_report(
     plan: CampaignPlan, character: IngestedReference, shown: list[MasterRecord], threshold: float
 ) -> QAReport:
-    stage = Stage("qa_character", character.id)
+    stage = Stage("qa_character", character.id, plan=plan)
     stage.start()
     clips = [(m.scene_id, m.language, m.sha256) for m in shown]
     key = cache_key("consistency", character.sha256, clips, code_fingerprint(media.consistency, media.faces))

@@ -49,7 +49,7 @@ def assemble_spot(
     """The language's spot: scenes joined with the layered mix (stems, music ducked under dialogue), cuts
     on the music's beats when the brief's music asks for beat sync. The music comes from ``references``
     (the ingested brief references); without them the spot has no music layer."""
-    stage = Stage("assemble", language)
+    stage = Stage("assemble", language, plan=plan, language=language)
     stage.start()
     edit = spot_edit(plan.brief, references or [])
     key = cache_key(
@@ -118,7 +118,10 @@ def render_variants(plan: CampaignPlan, spot: SpotRecord) -> list[DeliverableRec
     """Every platform's deliverable of a spot, in the plan's order. Those not rendered before come from
     one fan-out (one decode of the spot, identical renders encoded once)."""
     rt = get_runtime()
-    stages = {name: Stage("render", f"{spot.language}/{name}", rt) for name in plan.platforms}
+    stages = {
+        name: Stage("render", f"{spot.language}/{name}", rt, plan=plan, language=spot.language)
+        for name in plan.platforms
+    }
     for stage in stages.values():
         stage.start()
     preset, cues = rt.settings.x264_preset, _spot_cues(rt, plan, spot)

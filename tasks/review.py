@@ -32,7 +32,7 @@ def _flagged_items(flagged: list[QAReport]) -> list[str]:
 def await_review(plan: CampaignPlan, flagged: list[QAReport]) -> Review | None:
     """Pause the flow run (call it from the flow) until a reviewer answers; record the answer. None when
     nobody answered within the brief's ``qa.review_timeout_s``: the run then ends as needs_review."""
-    Stage("review", plan.run_id).start(f"waiting for a reviewer: {', '.join(_flagged_items(flagged))}")
+    Stage("review", plan.run_id, plan=plan).start(f"waiting for a reviewer: {', '.join(_flagged_items(flagged))}")
     try:
         decision = pause_flow_run(
             wait_for_input=ReviewDecision,
@@ -58,7 +58,7 @@ def _review_message(plan: CampaignPlan, decision: Review | None) -> tuple[str, s
 
 def record_review(plan: CampaignPlan, flagged: list[QAReport], decision: Review | None) -> None:
     """Store the reviewer's answer (or its absence) as the run's ``review`` QA row; approved scenes pass."""
-    stage = Stage("review", plan.run_id)
+    stage = Stage("review", plan.run_id, plan=plan)
     verdict, message = _review_message(plan, decision)
     with stage.rt.session() as session:
         runs.record_qa(

@@ -37,7 +37,7 @@ def speak_lines(plan: CampaignPlan, scene_id: str, language: str) -> list[Ingest
     screen, its ``voice`` reference; none when there is nothing to speak (no dialogue, or the scene's
     own voice reference)."""
     brief, scene = plan.brief, plan.scene(scene_id)
-    stage = Stage("speak", f"{scene_id}/{language}")
+    stage = Stage("speak", f"{scene_id}/{language}", plan=plan, scene=scene_id, language=language)
     if not scene.dialogue or has_own_voice(brief, scene):
         stage.finish(detail="no dialogue" if not scene.dialogue else "the scene's own voice reference")
         return []

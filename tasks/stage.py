@@ -9,6 +9,8 @@
   the output's asset is safely in the store, so a crash at any point leaves either nothing or a complete
   output; a re-run finds every finished output and redoes only the rest.
 - **Records**: a remembered output back as the typed record a task returns.
+- **Logs**: `run_logger`, the one place a log line is made, names the run, campaign, scene and language on
+  each line; a stage logs each progress event it reports (started, done, recalled, flagged, failed).
 - **Retries** for the stages whose work crosses the network.
 """
 
@@ -17,12 +19,13 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import logging
 import os
 import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -31,6 +34,8 @@ from types import ModuleType
 from typing import Any, NamedTuple, TypeVar, cast
 
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
 from prefect.tasks import Task, exponential_backoff
 from prefect.utilities.annotations import opaque
 from pydantic import BaseModel
@@ -39,6 +44,7 @@ from sqlalchemy.orm import Session
 
 from syncreel.media.probe import MediaInfo
 from syncreel.schemas.errors import InputError, RunConflict
+from syncreel.schemas.records import CampaignPlan
 from syncreel.schemas.requests import SceneRequest
 from syncreel.schemas.settings import Settings, get_settings
 from syncreel.store import lease, runs
@@ -138,6 +144,41 @@ def listening(listener: Listener) -> Iterator[None]:
     finally:
         with _listeners_lock:
             _listeners.remove(listener)
+
+
+# --- logs ---------------------------------------------------------------------------------------------
+
+
+class RunLog(logging.LoggerAdapter):
+    """A logger whose every line begins with what it is about, ``[run=… campaign=… scene=… language=…]``
+    (Prefect's API keeps a line's message, not its attributes, so that is what an operator searches);
+    handlers in this process also find them as the record's ``syncreel_run``, ``syncreel_campaign``, …"""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        about = {name: value for name, value in (self.extra or {}).items() if value is not None}
+        kwargs["extra"] = {**(kwargs.get("extra") or {}), **{f"syncreel_{k}": v for k, v in about.items()}}
+        tag = " ".join(f"{name}={value}" for name, value in about.items())
+        return (f"[{tag}] {msg}" if tag else msg), kwargs
+
+
+def run_logger(plan: CampaignPlan | None = None, scene: str | None = None, language: str | None = None) -> RunLog:
+    """The logger of what runs now, bound to a run (and a scene and language where a line is about one).
+
+    Inside a flow or task run it is Prefect's run logger: its lines go to the Prefect API under that run
+    (the UI's Logs tab) besides this process's handlers. Outside a run (a library call, the CLI) it is the
+    standard library's ``syncreel`` logger."""
+    base: logging.Logger | logging.LoggerAdapter
+    try:
+        base = get_run_logger()
+    except MissingContextError:
+        base = logging.getLogger("syncreel")
+    about = {
+        "run": plan.run_id if plan is not None else None,
+        "campaign": plan.brief.campaign_id if plan is not None else None,
+        "scene": scene,
+        "language": language,
+    }
+    return RunLog(base, about)
 
 
 # --- cache keys ---------------------------------------------------------------------------------------
@@ -277,33 +318,55 @@ def by_reference(value: T) -> T:
 
 
 class Stage:
-    """One stage working on one item (``"presenter/en"``): its progress events and its memo."""
+    """One stage working on one item (``"presenter/en"``): its progress events, each also a log line of
+    the run (``plan``; ``scene`` and ``language`` where the item is about them), and its memo."""
 
-    def __init__(self, name: str, item: str, rt: Runtime | None = None):
+    def __init__(
+        self,
+        name: str,
+        item: str,
+        rt: Runtime | None = None,
+        *,
+        plan: CampaignPlan | None = None,
+        scene: str | None = None,
+        language: str | None = None,
+    ):
         self.name, self.item = name, item
         self.rt = rt or get_runtime()
+        self.log = run_logger(plan, scene, language)
+
+    def _report(self, status: str, detail: str, level: int, said: str) -> None:
+        emit(self.name, self.item, status, detail)
+        self.log.log(level, "%s %s %s%s", self.name, self.item, said, f": {detail}" if detail else "")
 
     def start(self, detail: str = "") -> None:
         lease.check_held()
-        emit(self.name, self.item, "started", detail)
+        self._report("started", detail, logging.INFO, "started")
 
     def finish(self, cached: bool = False, detail: str = "") -> None:
-        emit(self.name, self.item, "cached" if cached else "done", detail)
+        if cached:
+            self._report("cached", detail, logging.INFO, "recalled (made before, unchanged)")
+        else:
+            self._report("done", detail, logging.INFO, "done")
 
-    def judged(self, failed: bool, detail: str = "") -> None:
-        """A QA stage's end: ``flagged`` when what it judged failed."""
-        emit(self.name, self.item, "flagged" if failed else "done", detail)
+    def judged(self, failed: bool, detail: str = "", level: int | None = None) -> None:
+        """A QA stage's end: ``flagged`` when what it judged failed (a WARNING line unless ``level``)."""
+        if failed:
+            self._report("flagged", detail, logging.WARNING if level is None else level, "failed QA")
+        else:
+            self._report("done", detail, logging.INFO if level is None else level, "passed QA")
 
-    def fail(self, detail: str) -> None:
-        emit(self.name, self.item, "failed", detail)
+    def fail(self, detail: str, level: int = logging.ERROR) -> None:
+        self._report("failed", detail, level, "failed")
 
     @contextmanager
-    def reporting(self, *errors: type[BaseException]) -> Iterator[None]:
-        """Report one of ``errors`` escaping the block as this item's failure, then let it go on."""
+    def reporting(self, *errors: type[BaseException], level: int = logging.ERROR) -> Iterator[None]:
+        """Report one of ``errors`` escaping the block as this item's failure (a line at ``level``), then
+        let it go on."""
         try:
             yield
         except errors as exc:
-            self.fail(str(exc))
+            self.fail(str(exc), level)
             raise
 
     def memo(self, key: str, produce: Callable[[], dict[str, Any]]) -> Output:
