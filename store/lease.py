@@ -148,9 +148,3 @@ def check_held() -> None:
         leases = list(_held.values())
     for lease in leases:
         lease.check()
-
-
-def holding(run_id: str) -> RunLease | None:
-    """This process's lease on ``run_id``, while it holds one."""
-    with _held_lock:
-        return _held.get(run_id)

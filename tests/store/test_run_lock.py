@@ -156,12 +156,11 @@ def test_an_owner_that_finished_its_run_is_not_taken_over(engine):
 
 def test_release_gives_up_a_run_left_running_so_the_next_claim_need_not_wait(engine):
     run_id, attempt = claim(engine)
-    lease.hold(engine, run_id, ME, attempt, 300)
-    assert lease.holding(run_id) is not None
+    held = lease.hold(engine, run_id, ME, attempt, 300)
     lease.release(run_id)
-    assert lease.holding(run_id) is None and row(engine, run_id).owner is None
+    assert held.ended and row(engine, run_id).owner is None
     assert claim(engine, owner="elsewhere:7") == (run_id, 2)
-    lease.release(run_id)  # not held: nothing to do
+    lease.release(run_id)  # no longer held: nothing to do
     assert row(engine, run_id).owner == "elsewhere:7"
 
 
