@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from prefect import flow
-from prefect.context import FlowRunContext
+from prefect.exceptions import Pause
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from syncreel.flows import events
@@ -37,7 +37,7 @@ from syncreel.tasks.qa import qa_character_consistency, qa_deliverable, qa_maste
 from syncreel.tasks.render import assemble_spot, render_variants
 from syncreel.tasks.review import await_review
 from syncreel.tasks.speak import speak_lines
-from syncreel.tasks.stage import by_reference
+from syncreel.tasks.stage import by_reference, from_deployment
 
 
 def brief_loaded_in_process() -> bool:
@@ -45,8 +45,7 @@ def brief_loaded_in_process() -> bool:
     was chosen by the operator's own call. A deployment run's brief came through the API (a UI
     trigger, ``run_deployment``, ``submit``, the inbox): its ``base_uri`` is anyone's to write, and only
     the operator's roots may be read (tasks/ingest.py)."""
-    context = FlowRunContext.get()
-    return context is None or context.flow_run is None or context.flow_run.deployment_id is None
+    return not from_deployment()
 
 
 # Prefect types task_runner invariantly (TaskRunner[PrefectFuture[Any]]), so its own ThreadPoolTaskRunner
@@ -92,6 +91,8 @@ def produce_campaign(brief: Brief | str, preview: bool = False) -> RunSummary:
         summary = publish(by_reference(plan), by_reference(records))
         events.run_published(plan, summary, review_requested=pausing)
         return summary
+    except Pause:  # suspended for a review (tasks/review.py): the resumed run starts again from here
+        raise
     except BaseException as exc:
         mark_failed(by_reference(plan), exc)
         events.run_failed(plan, exc)

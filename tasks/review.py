@@ -1,9 +1,16 @@
-"""Human review: a run whose masters still fail QA after their regenerations can pause in Prefect until a
+"""Human review: a run whose masters still fail QA after their regenerations waits in Prefect until a
 reviewer approves or rejects them (the brief's ``qa.on_review: pause``), and producers approve or reject
-previewed scenes. Every decision is a QA row of the run (subject ``review`` or ``approval:…``), so the
-report and any process can read it.
+previewed scenes.
 
-Resume a paused run from the Prefect UI (it renders the form below) or in code:
+A run started from a deployment is *suspended*: its process ends and the worker is free for other work;
+when the reviewer answers, Prefect schedules the run again, it replays every stage (each finds its output
+remembered) up to the review and reads the answer. A run called in-process (``syncreel run``) has nothing
+that could start it again, so it *pauses*: the process waits for the answer.
+
+Every decision is a QA row of the run (subject ``review`` or ``approval:…``), so the report and any
+process can read it.
+
+Resume a suspended or paused run from the Prefect UI (it renders the form below) or in code:
 
     from prefect.flow_runs import resume_flow_run
     resume_flow_run(flow_run_id, run_input={"approve": True, "reviewer": "dana", "note": "lips fine on set"})
@@ -11,14 +18,15 @@ Resume a paused run from the Prefect UI (it renders the form below) or in code:
 
 from __future__ import annotations
 
+from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
+from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.input import RunInput
 
 from syncreel.schemas.records import REVIEW_SUBJECT, CampaignPlan, QAReport, Review, approval_subject, master_of
-from syncreel.store import runs
-from syncreel.store.models import SceneStatus
-from syncreel.tasks.stage import Stage, get_runtime
+from syncreel.store import lease, runs
+from syncreel.store.models import RunStatus, SceneStatus
+from syncreel.tasks.stage import Stage, from_deployment, get_runtime
 
 
 class ReviewDecision(RunInput, Review):
@@ -30,20 +38,41 @@ def _flagged_items(flagged: list[QAReport]) -> list[str]:
 
 
 def await_review(plan: CampaignPlan, flagged: list[QAReport]) -> Review | None:
-    """Pause the flow run (call it from the flow) until a reviewer answers; record the answer. None when
-    nobody answered within the brief's ``qa.review_timeout_s``: the run then ends as needs_review."""
+    """Suspend or pause the flow run (call it from the flow; see the module doc) until a reviewer answers;
+    record the answer. None when nobody answered a paused run within the brief's ``qa.review_timeout_s``:
+    the run then ends as needs_review. (A suspended run that nobody resumes in time stays needs_review;
+    Prefect refuses a late answer and fails the flow run.)"""
     Stage("review", plan.run_id, plan=plan).start(f"waiting for a reviewer: {', '.join(_flagged_items(flagged))}")
+    timeout, key = plan.brief.qa.review_timeout_s, "review"  # one per flow run, kept across a resume
     try:
-        decision = pause_flow_run(
-            wait_for_input=ReviewDecision,
-            timeout=plan.brief.qa.review_timeout_s,
-            poll_interval=2,
-            key=f"review-{plan.attempt}",
-        )
+        if from_deployment():
+            decision = _suspend(plan, timeout, key)
+        else:
+            decision = pause_flow_run(wait_for_input=ReviewDecision, timeout=timeout, poll_interval=2, key=key)
     except FlowPauseTimeout:
         decision = None
     record_review(plan, flagged, decision)
     return decision
+
+
+def _suspend(plan: CampaignPlan, timeout: int, key: str) -> ReviewDecision:
+    """Suspend this deployed flow run until the reviewer answers. Before it first suspends, the run's
+    claim is given up (its heartbeat stops with the process) and the run is marked needs_review, so that
+    `syncreel status`, the report and the database say what it waits for, and the resumed run claims it
+    at once on whichever worker takes it. Resumed, the run comes back here and gets the answer."""
+    context = FlowRunContext.get()
+    flow_run = context.flow_run if context is not None else None
+    resumed = flow_run is not None and key in (flow_run.empirical_policy.pause_keys or set())
+    if not resumed:
+        lease.release(plan.run_id)
+        with get_runtime().session() as session:
+            runs.finish_run(
+                session,
+                plan.run_id,
+                RunStatus.needs_review,
+                error="waiting for a reviewer: the flow run is suspended until one answers in the Prefect UI",
+            )
+    return suspend_flow_run(wait_for_input=ReviewDecision, timeout=timeout, key=key)
 
 
 def _review_message(plan: CampaignPlan, decision: Review | None) -> tuple[str, str]:

@@ -386,3 +386,16 @@ def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> boo
     """Whether a failed run may succeed when tried again: not when the input is at fault (InputError),
     nor when the run is another process's (RunConflict)."""
     return not isinstance(state.data, (InputError, RunConflict))
+
+
+# --- the flow run -------------------------------------------------------------------------------------
+
+
+def from_deployment() -> bool:
+    """Whether this code runs in a flow run started from a deployment (a UI trigger, ``run_deployment``,
+    ``submit``, the inbox, a schedule), which a worker can start again; not in a flow called in-process
+    (``syncreel run``, a Python call) or outside any flow."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return context is not None and context.flow_run is not None and context.flow_run.deployment_id is not None
