@@ -24,7 +24,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.context import FlowRunContext
 from prefect.events import emit_event
 
-from syncreel.schemas.errors import user_message
+from syncreel.schemas.errors import RunConflict, user_message
 from syncreel.schemas.records import CampaignPlan, QAReport, RunSummary
 from syncreel.tasks.stage import run_logger
 
@@ -131,5 +131,9 @@ def run_published(plan: CampaignPlan, summary: RunSummary, *, review_requested: 
 
 
 def run_failed(plan: CampaignPlan, error: BaseException) -> None:
-    """The event of a failed run (its ERROR line, with the traceback, is `tasks.plan.mark_failed`'s)."""
+    """The event of a failed run (its ERROR line, with the traceback, is `tasks.plan.mark_failed`'s). None
+    when this process stood down from a run another process holds or took over (RunConflict): that run
+    has not failed, and its owner reports how it ends."""
+    if isinstance(error, RunConflict):
+        return
     emit_run_event(FAILED, plan, error=user_message(error, log="the flow run's log (Prefect UI)"))
