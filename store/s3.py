@@ -7,6 +7,7 @@ Credentials and region come from the standard AWS configuration, the endpoint fr
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
@@ -14,13 +15,19 @@ from urllib.parse import urlparse
 import boto3
 from boto3.exceptions import Boto3Error
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as LostConnection
 
 # What a failed S3 call raises: boto3's own errors, botocore's (network, credentials) and the service's.
 S3_ERRORS = (Boto3Error, BotoCoreError, ClientError)
 # Every call (uploads, downloads, listings) is tried up to 5 times on throttling, 5xx answers and dropped
 # connections, with botocore's exponential backoff and jitter; a missing object or bucket fails at once.
 RETRIES = Config(retries={"total_max_attempts": 5, "mode": "standard"})
+# botocore waits 50 ms × 2^n (jittered) between those tries when the error is not throttling, so its five
+# tries span under a second: a store restarting, or a network blip, outlasts them and fails the stage (most
+# stages have no task-level retry). A refused or dropped connection is therefore tried again after
+# botocore gives up, 1, 2, 4, 8, 8 and 8 s later (±25 %): about half a minute in all.
+OUTAGE_DELAYS_S = (1.0, 2.0, 4.0, 8.0, 8.0, 8.0)
 
 
 class S3DownloadError(RuntimeError):
@@ -28,8 +35,20 @@ class S3DownloadError(RuntimeError):
 
 
 def client(endpoint_url: str | None = None) -> Any:
-    """An S3 client (``endpoint_url``: default ``AWS_ENDPOINT_URL``)."""
-    return boto3.client("s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL"), config=RETRIES)
+    """An S3 client (``endpoint_url``: default ``AWS_ENDPOINT_URL``) that rides out a store's short outage."""
+    s3 = boto3.client("s3", endpoint_url=endpoint_url or os.environ.get("AWS_ENDPOINT_URL"), config=RETRIES)
+    # Registered after botocore's own retry handler: it answers only when that one has given up.
+    s3.meta.events.register("needs-retry.s3", _retry_lost_connection)
+    return s3
+
+
+def _retry_lost_connection(attempts: int, caught_exception: Exception | None = None, **_: Any) -> float | None:
+    """The seconds to wait before trying a call again whose connection was refused or dropped, once
+    botocore's own tries are spent (None: not this handler's to retry)."""
+    extra = attempts - RETRIES.retries["total_max_attempts"]
+    if not isinstance(caught_exception, (LostConnection, HTTPClientError)) or not 0 <= extra < len(OUTAGE_DELAYS_S):
+        return None
+    return OUTAGE_DELAYS_S[extra] * random.uniform(0.75, 1.25)
 
 
 def split_uri(uri: str) -> tuple[str, str]:

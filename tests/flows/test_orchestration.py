@@ -8,226 +8,39 @@ SIGKILL test leaves one GPU worker for the inbox test. Marked slow.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "briefs" / "lumen-fizz.yaml"
+from tests.fixtures.stack import ROOT, Stack, Worker, kill_tree, process_tree, running_stack, tiny_brief, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def tiny_brief(path: Path, campaign_id: str, scenes: int) -> Path:
-    """The example's scenes, cycled to ``scenes`` of 1 s, one language, two small platforms, no references."""
-    data = yaml.safe_load(EXAMPLE.read_text())
-    examples = data["scenes"]
-    data.update(
-        campaign_id=campaign_id,
-        languages=["en"],
-        references=[],
-        music=None,
-        platforms=["square", "tiktok"],
-        platform_overrides={"square": {"width": 160, "height": 160}, "tiktok": {"width": 144, "height": 256}},
-        master={"width": 128, "height": 72, "fps": 12, "sample_rate": 48000},
-        qa={"max_regenerations": 0},
-    )
-    data["generation"]["steps"] = 2
-    data["scenes"] = []
-    for n in range(scenes):
-        scene = {**examples[n % len(examples)], "id": f"s{n + 1}", "duration_s": 1.0, "references": []}
-        scene["sound_cues"] = [{**cue, "at_s": 0.4} for cue in scene.get("sound_cues", [])]
-        scene["dialogue"] = [
-            {**line, "start_s": 0.1, "text": {"en": "Hi there."}} for line in scene.get("dialogue", [])
-        ]
-        data["scenes"].append(scene)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (from /proc), children first."""
-    found: list[int] = []
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return [pid]
-    for child in children:
-        found += process_tree(int(child))
-    return [*found, pid]
-
-
-def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
-    for member in process_tree(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(member, sig)
-
-
-@dataclass
-class Stack:
-    env: dict[str, str]
-    state_url: str
-    prefect_url: str
-    folder: Path
-    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    def state(self, sql: str) -> list[tuple]:
-        return query(self.state_url, sql)
-
-    def prefect(self, sql: str) -> list[tuple]:
-        return query(self.prefect_url, sql)
-
-    def syncreel(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "syncreel.cli", *args],
-            env=self.env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    def scene_runs(self, campaign: str) -> list[tuple]:
-        """(name, state, worker, gpu, start, end) of the campaign's generate-scene flow runs."""
-        return self.prefect(
-            "select fr.name, fr.state_type, fr.labels->>'prefect.worker.name', fr.labels->>'syncreel.gpu', "
-            "fr.start_time, fr.end_time from flow_run fr join flow f on f.id = fr.flow_id "
-            "where f.name = 'generate-scene' "
-            f"and fr.parameters->'request'->'plan'->'brief'->>'campaign_id' = '{campaign}' "
-            "order by fr.start_time"
-        )
-
-
-def query(url: str, sql: str) -> list[tuple]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(text(sql))]
-    finally:
-        engine.dispose()
-
-
-def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    handle = log.open("w")
-    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)
-
-
-def wait_for(predicate, timeout_s: float, what: str, step: float = 0.5):  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 @pytest.fixture(scope="module")
 def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("orchestration")
-    base = make_url(postgres_url)
-    prefect_db = f"{base.database}_prefect"
-    admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{prefect_db}"'))
-    prefect_url = base.set(database=prefect_db).render_as_string(hide_password=False)
-    port = free_port()
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(folder / "prefect"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_UI_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "PREFECT_WORKER_HEARTBEAT_SECONDS": "3",
-        "SYNCREEL_DATABASE_URL": postgres_url,
+    (folder / "inbox").mkdir()
+    settings = {
         "SYNCREEL_STORAGE_URL": f"file://{folder}/assets",
         "SYNCREEL_WORK_DIR": str(folder / "work"),
         "SYNCREEL_INBOX_URL": f"file://{folder}/inbox",
-        "SYNCREEL_PROJECT_DIR": str(ROOT),
         # Submitted briefs arrive through the API, so their folders are read only inside the roots.
         "SYNCREEL_REFERENCE_ROOTS": json.dumps([str(folder)]),
     }
-    env.pop("SYNCREEL_GPU_DEPLOYMENT", None)  # the produce-campaign deployment sets it for its own runs
-    (folder / "inbox").mkdir()
-    logs = folder / "logs"
-    logs.mkdir()
-    server = start(
-        [
-            sys.executable,
-            "-m",
-            "syncreel.cli",
-            "server",
-            "--database-url",
-            prefect_url,
-            "--port",
-            str(port),
-            "--gpus",
-            "2",
-            "--deploy",
-        ],
-        env,
-        logs / "server.log",
-    )
-    stack = Stack(env=env, state_url=postgres_url, prefect_url=prefect_url, folder=folder)
-    try:
-        wait_for(
-            lambda: server.poll() is not None or "prefect server ready" in (logs / "server.log").read_text(),
-            300,
-            "the Prefect server and deployments",
-        )
-        assert server.poll() is None, (logs / "server.log").read_text()[-4000:]
-        worker = [sys.executable, "-m", "prefect", "worker", "start", "--type", "process"]
-        for gpu in ("0", "1"):
-            stack.workers[f"gpu-{gpu}"] = start(
-                [*worker, "--pool", "syncreel-gpu", "--name", f"gpu-{gpu}", "--limit", "1"],
-                {**env, "CUDA_VISIBLE_DEVICES": gpu},
-                logs / f"gpu-{gpu}.log",
-            )
-        stack.workers["cpu-0"] = start(
-            [*worker, "--pool", "syncreel-cpu", "--name", "cpu-0", "--limit", "4"], env, logs / "cpu-0.log"
-        )
-        wait_for(
-            lambda: stack.prefect("select count(*) from worker where last_heartbeat_time is not null")[0][0] == 3,
-            120,
-            "three workers' first heartbeats",
-        )
+    workers = {
+        "gpu-0": Worker("syncreel-gpu", 1, {"CUDA_VISIBLE_DEVICES": "0"}),
+        "gpu-1": Worker("syncreel-gpu", 1, {"CUDA_VISIBLE_DEVICES": "1"}),
+        "cpu-0": Worker("syncreel-cpu", 4),
+    }
+    with running_stack(postgres_url, folder, settings, workers) as stack:
         yield stack
-    finally:
-        for process in [*stack.workers.values(), server]:
-            if process.poll() is None:
-                kill_tree(process.pid, signal.SIGTERM)
-        for process in [*stack.workers.values(), server]:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                kill_tree(process.pid)
-                process.wait(timeout=10)
-        for log in sorted(logs.iterdir()):  # shown by pytest only when a test failed
-            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{prefect_db}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def check_complete(stack: Stack, outcome: dict, campaign: str, scenes: int) -> str:
