@@ -34,11 +34,14 @@ from syncreel.tasks.inputs import (
     scene_references,
 )
 from syncreel.tasks.stage import (
+    CONNECTION_DELAYS,
+    CONNECTION_RETRIES,
     Runtime,
     Stage,
     cache_key,
     clip_fields,
     code_fingerprint,
+    connection_dropped,
     recall,
     remember,
     store_asset,
@@ -215,6 +218,9 @@ def _prepare(
     cache_policy=NO_CACHE,
     timeout_seconds=3600,
     task_run_name="generate-{scene_id}-{language}-a{attempt}",
+    retries=CONNECTION_RETRIES,
+    retry_delay_seconds=CONNECTION_DELAYS,
+    retry_condition_fn=connection_dropped,
 )
 def generate_scene(
     plan: CampaignPlan, scene_id: str, language: str, references: list[IngestedReference], attempt: int = 0

@@ -13,7 +13,16 @@ from syncreel.schemas.brief import Brief
 from syncreel.schemas.errors import RunConflict, user_message
 from syncreel.schemas.records import CampaignPlan, approval_subject, master_of
 from syncreel.store import lease, runs
-from syncreel.tasks.stage import PIPELINE_VERSION, emit, get_runtime, owner_id, run_logger
+from syncreel.tasks.stage import (
+    CONNECTION_DELAYS,
+    CONNECTION_RETRIES,
+    PIPELINE_VERSION,
+    connection_dropped,
+    emit,
+    get_runtime,
+    owner_id,
+    run_logger,
+)
 
 # A preview renders every scene small and with few sampler steps, with the full render's seeds.
 PREVIEW_MAX_SIDE = 320
@@ -67,7 +76,14 @@ def _described(plan: CampaignPlan) -> str:
     )
 
 
-@task(name="parse_brief", cache_policy=NO_CACHE, timeout_seconds=120)
+@task(
+    name="parse_brief",
+    cache_policy=NO_CACHE,
+    timeout_seconds=120,
+    retries=CONNECTION_RETRIES,
+    retry_delay_seconds=CONNECTION_DELAYS,
+    retry_condition_fn=connection_dropped,
+)
 def parse_brief(brief: Brief, preview: bool = False) -> CampaignPlan:
     """Claim the run of this brief (its preview run when ``preview``: ``brief`` is then the full brief,
     rendered as ``preview_brief`` makes it)."""
@@ -104,7 +120,14 @@ def parse_brief(brief: Brief, preview: bool = False) -> CampaignPlan:
     return plan
 
 
-@task(name="mark_failed", cache_policy=NO_CACHE, timeout_seconds=120)
+@task(
+    name="mark_failed",
+    cache_policy=NO_CACHE,
+    timeout_seconds=120,
+    retries=CONNECTION_RETRIES,
+    retry_delay_seconds=CONNECTION_DELAYS,
+    retry_condition_fn=connection_dropped,
+)
 def mark_failed(plan: CampaignPlan, error: BaseException) -> None:
     """Record why a run stopped; finished outputs stay remembered, so the next attempt resumes. A run
     that another process holds or took over (RunConflict) is that process's to record: nothing is written."""

@@ -33,7 +33,15 @@ from syncreel.schemas.records import (
 from syncreel.store import runs
 from syncreel.store.models import SceneStatus
 from syncreel.tasks.inputs import deliverable_expectation, master_expectation, sync_expectation
-from syncreel.tasks.stage import Runtime, Stage, cache_key, code_fingerprint
+from syncreel.tasks.stage import (
+    CONNECTION_DELAYS,
+    CONNECTION_RETRIES,
+    Runtime,
+    Stage,
+    cache_key,
+    code_fingerprint,
+    connection_dropped,
+)
 
 
 def check_clip(
@@ -115,6 +123,9 @@ def _verdict(report: QAReport, master: MasterRecord) -> str:
     cache_policy=NO_CACHE,
     task_run_name="qa-master-{master.scene_id}-{master.language}",
     timeout_seconds=1800,
+    retries=CONNECTION_RETRIES,
+    retry_delay_seconds=CONNECTION_DELAYS,
+    retry_condition_fn=connection_dropped,
 )
 def qa_master(plan: CampaignPlan, master: MasterRecord) -> QAReport:
     """Technical QC against the master format plus lip-sync and sound-effect sync, and the gate's decision."""
@@ -143,6 +154,9 @@ def qa_master(plan: CampaignPlan, master: MasterRecord) -> QAReport:
     cache_policy=NO_CACHE,
     task_run_name="qa-{deliverable.language}-{deliverable.platform}",
     timeout_seconds=900,
+    retries=CONNECTION_RETRIES,
+    retry_delay_seconds=CONNECTION_DELAYS,
+    retry_condition_fn=connection_dropped,
 )
 def qa_deliverable(
     plan: CampaignPlan, deliverable: DeliverableRecord, spec: PlatformSpec, duration_s: float
@@ -157,7 +171,14 @@ def qa_deliverable(
     return report
 
 
-@task(name="qa_character_consistency", cache_policy=NO_CACHE, timeout_seconds=1800)
+@task(
+    name="qa_character_consistency",
+    cache_policy=NO_CACHE,
+    timeout_seconds=1800,
+    retries=CONNECTION_RETRIES,
+    retry_delay_seconds=CONNECTION_DELAYS,
+    retry_condition_fn=connection_dropped,
+)
 def qa_character_consistency(
     plan: CampaignPlan, masters: list[MasterRecord], references: list[IngestedReference]
 ) -> list[QAReport]:

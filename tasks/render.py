@@ -20,11 +20,14 @@ from syncreel.schemas.records import CampaignPlan, DeliverableRecord, IngestedRe
 from syncreel.store import runs
 from syncreel.tasks.inputs import SpotEdit, caption_lines, spot_edit
 from syncreel.tasks.stage import (
+    CONNECTION_DELAYS,
+    CONNECTION_RETRIES,
     Runtime,
     Stage,
     cache_key,
     clip_fields,
     code_fingerprint,
+    connection_dropped,
     get_runtime,
     recall,
     remember,
@@ -42,7 +45,15 @@ SIDE_FILE_KINDS = {
 }
 
 
-@task(name="assemble_spot", cache_policy=NO_CACHE, task_run_name="assemble-{language}", timeout_seconds=1800)
+@task(
+    name="assemble_spot",
+    cache_policy=NO_CACHE,
+    task_run_name="assemble-{language}",
+    timeout_seconds=1800,
+    retries=CONNECTION_RETRIES,
+    retry_delay_seconds=CONNECTION_DELAYS,
+    retry_condition_fn=connection_dropped,
+)
 def assemble_spot(
     plan: CampaignPlan, language: str, masters: list[MasterRecord], references: list[IngestedReference] | None = None
 ) -> SpotRecord:
@@ -113,7 +124,15 @@ def _grid_report(grid: dict, duration_s: float, edit: SpotEdit, cuts: list[dict]
     }
 
 
-@task(name="render_variants", cache_policy=NO_CACHE, task_run_name="render-{spot.language}", timeout_seconds=3600)
+@task(
+    name="render_variants",
+    cache_policy=NO_CACHE,
+    task_run_name="render-{spot.language}",
+    timeout_seconds=3600,
+    retries=CONNECTION_RETRIES,
+    retry_delay_seconds=CONNECTION_DELAYS,
+    retry_condition_fn=connection_dropped,
+)
 def render_variants(plan: CampaignPlan, spot: SpotRecord) -> list[DeliverableRecord]:
     """Every platform's deliverable of a spot, in the plan's order. Those not rendered before come from
     one fan-out (one decode of the spot, identical renders encoded once)."""

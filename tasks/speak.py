@@ -28,10 +28,28 @@ from syncreel.media.encode import write_stems
 from syncreel.media.speech import SpeechEngine, dialogue_track, engine_for
 from syncreel.schemas.records import CampaignPlan, IngestedReference
 from syncreel.tasks.inputs import SpokenLine, dialogue_id, has_own_voice, spoken_lines, voice_id
-from syncreel.tasks.stage import Runtime, Stage, StoredFile, cache_key, code_fingerprint, store_asset
+from syncreel.tasks.stage import (
+    CONNECTION_DELAYS,
+    CONNECTION_RETRIES,
+    Runtime,
+    Stage,
+    StoredFile,
+    cache_key,
+    code_fingerprint,
+    connection_dropped,
+    store_asset,
+)
 
 
-@task(name="speak_lines", cache_policy=NO_CACHE, task_run_name="speak-{scene_id}-{language}", timeout_seconds=900)
+@task(
+    name="speak_lines",
+    cache_policy=NO_CACHE,
+    task_run_name="speak-{scene_id}-{language}",
+    timeout_seconds=900,
+    retries=CONNECTION_RETRIES,
+    retry_delay_seconds=CONNECTION_DELAYS,
+    retry_condition_fn=connection_dropped,
+)
 def speak_lines(plan: CampaignPlan, scene_id: str, language: str) -> list[IngestedReference]:
     """The scene's spoken lines in ``language``: its ``dialogue`` reference and, when a line is said on
     screen, its ``voice`` reference; none when there is nothing to speak (no dialogue, or the scene's

@@ -388,6 +388,33 @@ def transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> boo
     return not isinstance(state.data, (InputError, RunConflict))
 
 
+# For every other stage: 2 more tries, 3 s and 15 s later, only when a connection dropped under it (the
+# database restarted or failed over, the asset store went away for a moment). Every stage is idempotent
+# (its outputs are remembered by content), so a second try finishes what the first began.
+CONNECTION_RETRIES = 2
+CONNECTION_DELAYS: list[float] = [3.0, 15.0]
+
+
+def connection_dropped(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Whether the run failed because a connection to the database or the asset store dropped: a
+    disconnect SQLAlchemy reports (an OperationalError, or any DBAPI error that invalidated its
+    connection) or an OS-level connection error, anywhere in the exception's chain."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    error: BaseException | None = state.data if isinstance(state.data, BaseException) else None
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, InputError | RunConflict):
+            return False
+        if isinstance(error, OperationalError | ConnectionError) or (
+            isinstance(error, DBAPIError) and error.connection_invalidated
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 # --- the flow run -------------------------------------------------------------------------------------
 
 
