@@ -256,6 +256,8 @@ def submit(
             f"flow run {literal(flow_run.name)}: {styled(str(found['flow_run_state']).lower())}; run "
             f"{literal(found['run_id'])}: {styled(str(found['status']))}, {len(outcome.deliverables)} deliverables"
         )
+        if found["flow_run_message"]:
+            err_console.print(f"  {literal(found['flow_run_message'])}")
     code = _submit_exit_code(outcome)
     if code:
         raise typer.Exit(code)

@@ -87,10 +87,16 @@ class Outcome:
     def deliverables(self) -> list[dict[str, Any]]:
         return list((self.detail or {}).get("deliverables", []))
 
+    @property
+    def failure(self) -> str | None:
+        """Why the flow run did not complete (e.g. the campaign is being produced by another run)."""
+        return self.state.message if self.state is not None and not self.state.is_completed() else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "flow_run_id": str(self.submission.flow_run.id),
             "flow_run_state": self.state.name if self.state is not None else None,
+            "flow_run_message": self.failure,
             "run_id": self.run.get("id"),
             "status": self.run.get("status"),
             "manifest_uri": self.run.get("manifest_uri"),

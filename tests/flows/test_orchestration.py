@@ -43,7 +43,10 @@ def stack(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield stack
 
 
-def check_complete(stack: Stack, outcome: dict, campaign: str, scenes: int) -> str:
+def check_complete(
+    stack: Stack, outcome: dict, campaign: str, scenes: int, flow_runs: tuple[str, ...] = ("COMPLETED",)
+) -> str:
+    """The campaign produced once and settled; ``flow_runs``: the states of its produce-campaign flow runs."""
     assert outcome["flow_run_state"] == "Completed", outcome
     assert outcome["status"] in ("succeeded", "needs_review"), outcome
     run_id = outcome["run_id"]
@@ -63,12 +66,12 @@ def check_complete(stack: Stack, outcome: dict, campaign: str, scenes: int) -> s
         f"where run_id = '{run_id}' and status = 'succeeded'"
     ) == [(scenes, scenes, scenes)]
     assert stack.state(f"select count(*) from deliverables where run_id = '{run_id}'") == [(2,)]
-    # Prefect's own state, in its Postgres database: the campaign's flow run completed.
+    # Prefect's own state, in its Postgres database: the campaign's flow runs.
     states = stack.prefect(
         "select fr.state_type from flow_run fr join flow f on f.id = fr.flow_id where f.name = 'produce-campaign' "
-        f"and fr.parameters->'brief'->>'campaign_id' = '{campaign}'"
+        f"and fr.parameters->'brief'->>'campaign_id' = '{campaign}' order by fr.state_type"
     )
-    assert states == [("COMPLETED",)], states
+    assert tuple(state for (state,) in states) == tuple(sorted(flow_runs)), states
     return run_id
 
 
@@ -155,6 +158,32 @@ def test_schema_violation_is_refused_by_the_server_with_the_field(stack: Stack):
     assert "steps" in answer.text
     names = [name for (name,) in stack.prefect("select name from automation")]
     assert names.count("syncreel-crash-silent-flow-runs") == 1, names  # created once by `syncreel server`
+
+
+def test_two_submits_of_one_brief_at_once_produce_it_once(stack: Stack):
+    brief = tiny_brief(stack.folder / "twice.yaml", "orch-twice", scenes=2)
+    command = [sys.executable, "-m", "syncreel.cli", "submit", str(brief), "--json"]
+    submits = [
+        subprocess.Popen(command, env=stack.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        answers = [submit.communicate(timeout=600) for submit in submits]
+    finally:
+        for submit in submits:
+            if submit.poll() is None:
+                submit.kill()
+    codes = sorted(submit.returncode for submit in submits)
+    outcomes = [(submit.returncode in (0, 3), out, err) for submit, (out, err) in zip(submits, answers, strict=True)]
+    produced = [out for done, out, _ in outcomes if done]
+    refused = [err + out for done, out, err in outcomes if not done]
+    # One flow run claims the campaign; the other finds it held by a live owner and says by whom.
+    assert len(produced) == 1 and len(refused) == 1, (codes, answers)
+    assert "is being produced by" in refused[0], refused[0][-2000:]
+    run_id = check_complete(stack, json.loads(produced[0]), "orch-twice", scenes=2, flow_runs=("COMPLETED", "FAILED"))
+    assert stack.state(f"select attempts, owner from campaign_runs where id = '{run_id}'") == [(1, None)]
+    for (uri,) in stack.state("select uri from assets"):
+        assert Path(uri.removeprefix("file://")).is_file(), uri
 
 
 def test_a_review_suspends_the_run_frees_its_worker_and_the_answer_resumes_it(stack: Stack):
