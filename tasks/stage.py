@@ -266,7 +266,10 @@ class StoredFile:
 
 
 def store_asset(rt: Runtime, path: Path, kind: str, media_info: dict[str, Any] | None = None) -> StoredFile:
-    """Put a file in the asset store (content-addressed) and record it."""
+    """Put a file in the asset store (content-addressed) and record it. The same bytes stored before
+    under another kind (a one-scene spot's stems are its scene's) have their row already: that row's
+    object is the asset, and the copy just written under this kind's key is removed, so every object
+    in the store is exactly one row's."""
     lease.check_held()
     stored = rt.store.put_file(path, kind=kind)
     with rt.session() as session:
@@ -278,7 +281,12 @@ def store_asset(rt: Runtime, path: Path, kind: str, media_info: dict[str, Any] |
             size_bytes=stored.size_bytes,
             media_info=media_info,
         )
-        return StoredFile(uri=stored.uri, sha256=stored.sha256, size_bytes=stored.size_bytes, asset_id=row.id)
+        if row.uri != stored.uri:
+            if rt.store.exists(row.uri):
+                rt.store.delete(stored.uri)
+            else:  # the row's object was lost: this copy takes its place
+                row.uri = stored.uri
+        return StoredFile(uri=row.uri, sha256=stored.sha256, size_bytes=stored.size_bytes, asset_id=row.id)
 
 
 # --- records ------------------------------------------------------------------------------------------
