@@ -84,7 +84,13 @@ class AssetStore(abc.ABC):
         return self._uri(key)
 
     def exists(self, uri: str) -> bool:
-        return self._exists_key(self._key(uri))
+        """Whether this store holds ``uri``; False for a URI of another store (an output remembered by a
+        run that stored its files elsewhere, with the same database: it is made again here)."""
+        try:
+            key = self._key(uri)
+        except AssetStoreError:
+            return False
+        return self._exists_key(key)
 
     @abc.abstractmethod
     def fetch(self, uri: str) -> Path:

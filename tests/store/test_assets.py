@@ -42,6 +42,9 @@ def test_content_addressing_stores_same_bytes_once(store: AssetStore, tmp_path: 
     assert store.exists(first.uri)
     other = store.put_file(write(tmp_path / "c.mp4", b"other"), kind="deliverable")
     assert other.uri != first.uri
+    # Another store's URI (a database shared with a run that stored elsewhere) is not here.
+    assert not store.exists("s3://some-other-bucket/deliverable/00/00.mp4")
+    assert not store.exists(f"file://{tmp_path / 'elsewhere' / 'a.mp4'}")
 
 
 def test_fetch_round_trip_and_delete(store: AssetStore, tmp_path: Path):
