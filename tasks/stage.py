@@ -217,21 +217,34 @@ class Output(NamedTuple):
     cached: bool
 
 
+def _uris(record: Any) -> list[str]:
+    """Every stored file a record names: the values of its ``uri`` keys, at any depth."""
+    if isinstance(record, dict):
+        found = [record["uri"]] if isinstance(record.get("uri"), str) else []
+        return found + [uri for key, value in record.items() if key != "uri" for uri in _uris(value)]
+    if isinstance(record, list):
+        return [uri for item in record for uri in _uris(item)]
+    return []
+
+
+def _in_store(rt: Runtime, record: dict[str, Any]) -> bool:
+    return all(rt.store.exists(uri) for uri in _uris(record))
+
+
 def recall(rt: Runtime, key: str) -> dict[str, Any] | None:
-    """A finished output for this key, if its asset is still in the store."""
+    """A finished output for this key, if every file it names is still in this store."""
     with rt.session() as session:
         output = runs.get_output(session, key)
         if output is None:
             return None
-        record, uri = dict(output.record), output.record.get("uri")
-    if uri and not rt.store.exists(uri):
-        return None
-    return record
+        record = dict(output.record)
+    return record if _in_store(rt, record) else None
 
 
 def remember(rt: Runtime, key: str, record: dict[str, Any], settle: Settle | None = None) -> dict[str, Any]:
     """Store an output record (its stage is the key's prefix, its asset the record's ``asset_id``); when
-    two workers race, the first one's record wins and is returned.
+    two workers race, the first one's record wins and is returned, unless a file it names is gone from
+    this store (a stale output, e.g. remembered by a run that stored elsewhere): this record replaces it.
 
     ``settle`` writes more rows in the same transaction (e.g. marking the generation that made the output
     succeeded), so a crash can never leave one written without the other."""
@@ -240,6 +253,8 @@ def remember(rt: Runtime, key: str, record: dict[str, Any], settle: Settle | Non
         if settle is not None:
             settle(session)
         kept = runs.put_output(session, cache_key=key, stage=stage, record=record, asset_id=record.get("asset_id"))
+        if kept.record != record and not _in_store(rt, kept.record):  # a stale output: its files are gone
+            kept.record, kept.asset_id = record, record.get("asset_id")
         return dict(kept.record)
 
 
