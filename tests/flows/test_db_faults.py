@@ -23,19 +23,11 @@ from sqlalchemy.engine import make_url
 from syncreel.schemas.settings import embedded_environment
 from tests.fixtures.briefs import small_brief
 from tests.fixtures.proxy import TcpProxy
+from tests.fixtures.stack import query
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 OUTAGE_S = 4.0
-
-
-def query(url: str, sql: str) -> list[tuple]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
